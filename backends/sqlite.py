@@ -1,0 +1,271 @@
+"""The SQLite engine: one file, one ``WITHOUT ROWID`` table, WAL journal.
+
+Durability: ``normal`` is WAL with ``synchronous=NORMAL`` (a killed process loses nothing that
+was committed; a power loss may lose the last transactions but never corrupts the file);
+``full`` is WAL with ``synchronous=FULL`` (every commit is fsynced). Writers take the lock up
+front with ``BEGIN IMMEDIATE`` and wait for each other through the busy timeout, so
+``database is locked`` never reaches a user under ordinary contention.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from prontodb.backends import SQLITE_MAGIC
+from prontodb.backends.base import Backend, prefix_successor
+from prontodb.errors import (
+    BackendError,
+    CorruptStoreError,
+    ReadOnlyStoreError,
+    StorageFullError,
+    StoreBusyError,
+    StoreNotFoundError,
+)
+
+BUSY_TIMEOUT_S = 60.0
+_PAGE = 2000
+
+
+def translate(exc: sqlite3.Error, path: str) -> BackendError:
+    """Map a sqlite3 error onto the ProntoDB hierarchy (the caller keeps it as __cause__)."""
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return StoreBusyError(f"{path}: store stayed locked by other writers ({exc})")
+    if "full" in text:
+        return StorageFullError(f"{path}: disk is full ({exc})")
+    if "readonly" in text or "read-only" in text:
+        return ReadOnlyStoreError(f"{path}: store is read-only ({exc})")
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return CorruptStoreError(f"{path}: store file is damaged ({exc})")
+    if "unable to open" in text:
+        return BackendError(f"{path}: cannot open store ({exc})")
+    return BackendError(f"{path}: {exc}")
+
+
+def create_private_file(path: str) -> None:
+    """Create ``path`` empty with mode 0600 if it does not exist (whatever the umask)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.fchmod(fd, 0o600)
+    os.close(fd)
+
+
+class SqliteBackend(Backend):
+    """Key-value pairs in ``kv(k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID``."""
+
+    name = "sqlite"
+    extensions = (".sqlite", ".sqlite3", ".db")
+
+    def __init__(self, path: str, *, durability: str = "normal", create: bool = True) -> None:
+        super().__init__(path, durability=durability, create=create)
+        if not os.path.exists(path):
+            if not create:
+                raise StoreNotFoundError(f"no store at {path}")
+            try:
+                create_private_file(path)
+            except OSError as exc:
+                raise BackendError(f"{path}: cannot create store ({exc.strerror})") from exc
+        self._depth = 0
+        self._closed = False
+        try:
+            self._conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            self._setup()
+        except sqlite3.Error as exc:
+            raise translate(exc, path) from exc
+
+    def _setup(self) -> None:
+        conn = self._conn
+        sync = "FULL" if self.durability == "full" else "NORMAL"
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode.lower() != "wal":
+            self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+        conn.execute(f"PRAGMA synchronous={sync}")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='kv'"
+        ).fetchone()
+        if not exists:
+            self._retry(
+                lambda: conn.execute(
+                    "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID"
+                )
+            )
+
+    def _retry(self, op):  # type: ignore[no-untyped-def]
+        """Run ``op`` again while SQLite reports a lock that the busy handler did not absorb
+        (some WAL states return SQLITE_BUSY at once); give up after the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.001
+        while True:
+            try:
+                return op()
+            except sqlite3.OperationalError as exc:
+                text = str(exc).lower()
+                if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+
+    @classmethod
+    def sniff(cls, path: str) -> bool:
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(16) == SQLITE_MAGIC
+        except OSError:
+            return False
+
+    def get(self, key: bytes) -> bytes | None:
+        try:
+            row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+        return None if row is None else bytes(row[0])
+
+    def put(self, key: bytes, value: bytes) -> None:
+        if self._depth:
+            self._exec("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
+        else:
+            with self.transaction():
+                self._exec("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
+
+    def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
+        counter = _Counter(items)
+        with self.transaction():
+            try:
+                self._conn.executemany("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", counter)
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path) from exc
+        return counter.count
+
+    def delete(self, key: bytes) -> bool:
+        with self.transaction():
+            cur = self._exec("DELETE FROM kv WHERE k = ?", (key,))
+        return cur.rowcount > 0
+
+    def _exec(self, sql: str, params: tuple[bytes, ...]) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    def scan(self, prefix: bytes = b"", *, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        low = max(prefix, start) if start is not None else prefix
+        high = prefix_successor(prefix)
+        inclusive = True
+        while True:
+            op = ">=" if inclusive else ">"
+            if high is None:
+                sql = f"SELECT k, v FROM kv WHERE k {op} ? ORDER BY k LIMIT {_PAGE}"
+                params: tuple[bytes, ...] = (low,)
+            else:
+                sql = f"SELECT k, v FROM kv WHERE k {op} ? AND k < ? ORDER BY k LIMIT {_PAGE}"
+                params = (low, high)
+            try:
+                rows = self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path) from exc
+            for key, value in rows:
+                yield bytes(key), bytes(value)
+            if len(rows) < _PAGE:
+                return
+            low = bytes(rows[-1][0])
+            inclusive = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        conn = self._conn
+        try:
+            self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise
+        self._depth = 0
+        try:
+            self._retry(lambda: conn.execute("COMMIT"))
+        except sqlite3.Error as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise translate(exc, self.path) from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        if self._depth:
+            yield
+            return
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")
+            conn.execute("SELECT 1 FROM kv LIMIT 1").fetchall()  # pins the read snapshot
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+        self._depth = 1
+        try:
+            yield
+        finally:
+            self._depth = 0
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                pass
+
+    def files(self) -> list[str]:
+        return [p for p in (self.path, self.path + "-wal", self.path + "-shm") if os.path.exists(p)]
+
+    def check(self) -> list[str]:
+        try:
+            rows = self._conn.execute("PRAGMA integrity_check").fetchall()
+        except sqlite3.Error as exc:
+            return [f"integrity check failed: {exc}"]
+        problems = [row[0] for row in rows if row[0] != "ok"]
+        return problems
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._conn.close()
+        except sqlite3.Error:
+            pass
+
+
+class _Counter:
+    """Wraps an iterable of pairs and counts what passes through (for executemany)."""
+
+    def __init__(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        self._items = iter(items)
+        self.count = 0
+
+    def __iter__(self) -> _Counter:
+        return self
+
+    def __next__(self) -> tuple[bytes, bytes]:
+        pair = next(self._items)
+        self.count += 1
+        return pair

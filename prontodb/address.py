@@ -1,0 +1,164 @@
+"""Dot addresses: ``project.namespace.key__context``, their partial forms, delimiters, scopes.
+
+An :class:`Address` is the typed identity of an entry inside one user/meta layer. Parsing
+validates every segment and names the offending part in :class:`InvalidAddressError`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from prontodb.errors import InvalidAddressError
+
+#: Delimiters a user may choose with ``--ns-delim``; ``.`` is the default.
+DELIMITERS = (".", ":", "/", "|")
+DEFAULT_DELIM = "."
+MAX_SEGMENT = 128
+CONTEXT_SEP = "__"
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}")
+_BAD_CHAR = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Address:
+    """A full address. ``context`` is None for an entry without a ``__context`` suffix."""
+
+    project: str
+    namespace: str
+    key: str
+    context: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The key as typed: ``key`` or ``key__context``."""
+        return self.key if self.context is None else f"{self.key}{CONTEXT_SEP}{self.context}"
+
+    @property
+    def scope(self) -> str:
+        """``project.namespace`` with the default delimiter."""
+        return f"{self.project}.{self.namespace}"
+
+    def format(self, delim: str = DEFAULT_DELIM) -> str:
+        """The full address printed with ``delim``."""
+        return f"{self.project}{delim}{self.namespace}{delim}{self.name}"
+
+    def relative(self, depth: int, delim: str = DEFAULT_DELIM) -> str:
+        """The address relative to a scope of ``depth`` segments (0 all, 1 project, 2 namespace)."""
+        parts = (self.project, self.namespace, self.name)[depth:]
+        return delim.join(parts)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def check_delim(delim: str) -> str:
+    """Return ``delim`` when it is one of ``. : / |``; raise InvalidAddressError otherwise."""
+    if delim not in DELIMITERS:
+        raise InvalidAddressError(
+            f"invalid delimiter {delim!r}: choose one of {' '.join(DELIMITERS)}"
+        )
+    return delim
+
+
+def check_segment(segment: str, part: str, text: str) -> str:
+    """Validate one segment (project, namespace, key or context) of the address ``text``."""
+    if _SEGMENT.fullmatch(segment):
+        return segment
+    where = f"invalid address {text!r}"
+    if segment == "":
+        raise InvalidAddressError(f"{where}: empty {part}")
+    if len(segment) > MAX_SEGMENT:
+        raise InvalidAddressError(
+            f"{where}: {part} is {len(segment)} characters long (at most {MAX_SEGMENT})"
+        )
+    if segment.startswith("-"):
+        raise InvalidAddressError(f"{where}: {part} {segment!r} starts with '-'")
+    bad = _BAD_CHAR.search(segment)
+    char = bad.group() if bad else "?"
+    raise InvalidAddressError(
+        f"{where}: bad character {char!r} in {part} {segment!r} (allowed: A-Z a-z 0-9 _ -)"
+    )
+
+
+def split_key(name: str, text: str) -> tuple[str, str | None]:
+    """Split ``key__context`` at the last ``__``; validate both halves."""
+    key, sep, context = name.rpartition(CONTEXT_SEP)
+    if not sep:
+        return check_segment(name, "key", text), None
+    if key == "":
+        raise InvalidAddressError(f"invalid address {text!r}: empty key before '__'")
+    if context == "":
+        raise InvalidAddressError(f"invalid address {text!r}: empty context after '__'")
+    return check_segment(key, "key", text), check_segment(context, "context", text)
+
+
+def parse(
+    text: str,
+    *,
+    project: str | None = None,
+    namespace: str | None = None,
+    delim: str = DEFAULT_DELIM,
+) -> Address:
+    """Parse a full or partial address.
+
+    ``namespace.key`` needs a default ``project``; ``key`` needs a default project and
+    namespace. Missing defaults make the address incomplete, which is an InvalidAddressError.
+    """
+    if text == "":
+        raise InvalidAddressError("invalid address '': empty address")
+    parts = text.split(delim)
+    if len(parts) > 3:
+        raise InvalidAddressError(
+            f"invalid address {text!r}: too many parts ({len(parts)}; at most 3: "
+            f"project{delim}namespace{delim}key)"
+        )
+    if len(parts) == 3:
+        proj, ns, name = parts
+    elif len(parts) == 2:
+        if project is None:
+            raise InvalidAddressError(
+                f"invalid address {text!r}: incomplete, namespace{delim}key needs a default "
+                "project (-p/--project or the cursor's project)"
+            )
+        proj, (ns, name) = project, parts
+    else:
+        if project is None or namespace is None:
+            raise InvalidAddressError(
+                f"invalid address {text!r}: incomplete, a bare key needs a default project and "
+                "namespace (-p/-n or the cursor's defaults)"
+            )
+        proj, ns, name = project, namespace, parts[0]
+    check_segment(proj, "project", text)
+    check_segment(ns, "namespace", text)
+    key, context = split_key(name, text)
+    return Address(proj, ns, key, context)
+
+
+def parse_scope(text: str | None, *, delim: str = DEFAULT_DELIM) -> tuple[str, ...]:
+    """Parse a listing scope: nothing (everything), ``project`` or ``project.namespace``."""
+    if text is None or text == "":
+        return ()
+    parts = text.split(delim)
+    if len(parts) > 2:
+        raise InvalidAddressError(
+            f"invalid scope {text!r}: a scope is project or project{delim}namespace"
+        )
+    for part, label in zip(parts, ("project", "namespace"), strict=False):
+        check_segment(part, label, text)
+    return tuple(parts)
+
+
+def parse_namespace(text: str, *, project: str | None = None, delim: str = DEFAULT_DELIM) -> tuple[str, str]:
+    """Parse ``project.namespace`` (or a bare namespace with a default ``project``)."""
+    parts = text.split(delim) if text else [""]
+    if len(parts) == 1 and project is not None:
+        parts = [project, parts[0]]
+    if len(parts) != 2:
+        raise InvalidAddressError(
+            f"invalid namespace {text!r}: expected project{delim}namespace"
+        )
+    check_segment(parts[0], "project", text)
+    check_segment(parts[1], "namespace", text)
+    return parts[0], parts[1]

@@ -1,0 +1,118 @@
+"""Opening a store file: choose the engine, enforce permissions, record or check the format.
+
+This is the one place that turns a path into a :class:`~prontodb.store.Store`. Which path a
+command means (cursors, environment, defaults) is decided in :mod:`prontodb.cursor`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prontodb import backends, paths
+from prontodb.address import DEFAULT_DELIM
+from prontodb.backends.base import DURABILITIES, Backend
+from prontodb.clock import Clock
+from prontodb.errors import BackendError, ConfigError, StoreNotFoundError
+from prontodb.names import DEFAULT_USER
+from prontodb.store import DEFAULT_MAX_VALUE_BYTES, Store, check_store_format
+
+
+def open_backend(
+    path: str, *, backend: str | None = None, durability: str = "normal", create: bool = True
+) -> Backend:
+    """Open the engine at ``path``: the existing store's own format wins, then ``backend``,
+    then the extension, then sqlite. Without ``create`` a missing store raises
+    StoreNotFoundError. The store's files are checked for foreign write access, and a new
+    store records its format version and engine inside itself."""
+    if durability not in DURABILITIES:
+        raise ConfigError(f"unknown durability {durability!r} (choose normal or full)")
+    if backend == "memory" or path.startswith("memory://"):
+        engine = backends.backend_class("memory")(path, durability=durability, create=create)
+        check_store_format(engine, writable=create)
+        return engine
+    path = os.path.abspath(os.path.expanduser(path))
+    exists = os.path.exists(path)
+    if not exists and not create:
+        raise StoreNotFoundError(f"no store at {path}")
+    name = backends.resolve_backend(path, backend)
+    if not exists:
+        parent = os.path.dirname(path)
+        try:
+            if not os.path.isdir(parent):
+                paths.make_private_dir(parent)
+        except OSError as exc:
+            raise BackendError(f"cannot create directory {parent}: {exc.strerror}") from exc
+    if exists:
+        paths.check_secure(_existing_files(path))
+    engine = backends.backend_class(name)(path, durability=durability, create=create)
+    try:
+        paths.check_secure(engine.files())
+        check_store_format(engine, writable=create)
+    except BaseException:
+        engine.close()
+        raise
+    return engine
+
+
+def _existing_files(path: str) -> list[str]:
+    if os.path.isdir(path):
+        found = [path]
+        for root, dirs, files in os.walk(path):
+            found.extend(os.path.join(root, d) for d in dirs)
+            found.extend(os.path.join(root, f) for f in files)
+        return found
+    return [p for p in (path, path + "-wal", path + "-shm", path + "-lock") if os.path.exists(p)]
+
+
+def open(  # noqa: A001 - the public name is prontodb.open
+    path: str | None = None,
+    *,
+    backend: str | None = None,
+    cursor: str | None = None,
+    user: str | None = None,
+    meta: str | None = None,
+    project: str | None = None,
+    namespace: str | None = None,
+    durability: str | None = None,
+    delim: str = DEFAULT_DELIM,
+    clock: Clock | None = None,
+    create: bool = True,
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+) -> Store:
+    """Open a store and return the :class:`Store` of one user/meta layer of it.
+
+    * ``open()`` — the default store of the default user
+      (``$XDG_DATA_HOME/prontodb/users/default/default.sqlite``);
+    * ``open(path)`` — the store at ``path`` (engine from the file, else ``backend``, else the
+      extension, else sqlite);
+    * ``open(cursor="work", user="keeper")`` — the store a named cursor of that user points
+      at, with the cursor's meta, defaults and durability (explicit arguments win).
+    """
+    user = user or DEFAULT_USER
+    if path is None and cursor is not None:
+        from prontodb import cursor as cursors
+
+        spec = cursors.load(user, cursor)
+        path = spec.path
+        backend = backend or spec.backend
+        meta = meta if meta is not None else spec.meta
+        project = project if project is not None else spec.project
+        namespace = namespace if namespace is not None else spec.namespace
+        durability = durability or spec.durability
+    if path is None:
+        path = paths.default_store_path(user)
+    engine = open_backend(path, backend=backend, durability=durability or "normal", create=create)
+    try:
+        return Store(
+            engine,
+            user=user,
+            meta=meta,
+            project=project,
+            namespace=namespace,
+            delim=delim,
+            clock=clock,
+            max_value_bytes=max_value_bytes,
+        )
+    except BaseException:
+        engine.close()
+        raise

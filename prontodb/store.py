@@ -1,0 +1,524 @@
+"""The Store: addresses, user and meta layers, TTL and TTL namespaces over one Backend.
+
+Everything that gives values meaning is implemented here, once, for every engine. A Store is
+one (user, meta) layer of one backend; several Stores may share a backend (see
+:meth:`Store.layer`). Expired entries are invisible to every read; reads never write.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from prontodb import keyspace, record
+from prontodb.address import DEFAULT_DELIM, Address, check_delim, parse, parse_namespace, parse_scope
+from prontodb.backends.base import Backend
+from prontodb.clock import Clock, system_clock
+from prontodb.duration import parse_duration
+from prontodb.errors import (
+    CorruptStoreError,
+    InvalidAddressError,
+    NotFoundError,
+    UsageError,
+    ValueTooLargeError,
+)
+from prontodb.names import DEFAULT_USER, check_name
+
+DEFAULT_MAX_VALUE_BYTES = 64 * 1024 * 1024
+PIPE_CACHE = ("pipe", "cache")
+PIPE_CACHE_TTL = 900
+SWEEP_LIMIT = 16
+_GC_BATCH = 1000
+
+Value = bytes | bytearray | memoryview | str
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A live entry as listed: its address, bytes and deadline (epoch seconds or None)."""
+
+    address: Address
+    value: bytes
+    expires_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    """What ``copy``/``move`` did: the canonical source and destination, and whether the source
+    was removed (always for move; for copy, a pipe-cache source unless ``keep``)."""
+
+    source: Address
+    destination: Address
+    removed_source: bool
+
+
+def to_bytes(value: Value) -> bytes:
+    """Values are bytes; ``str`` is encoded as UTF-8. Anything else is a usage error."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise UsageError(f"values are bytes or str, not {type(value).__name__}")
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+class Store:
+    """One user/meta layer of one backend.
+
+    Addresses may be partial when ``project``/``namespace`` defaults are given. ``delim`` only
+    changes how addresses are parsed and printed. ``clock`` returns epoch seconds.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        user: str = DEFAULT_USER,
+        meta: str | None = None,
+        project: str | None = None,
+        namespace: str | None = None,
+        delim: str = DEFAULT_DELIM,
+        clock: Clock | None = None,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        owns_backend: bool = True,
+    ) -> None:
+        self.backend = backend
+        self.user = check_name("user", user)
+        self.meta = None if meta is None else check_name("meta", meta)
+        self.delim = check_delim(delim)
+        if project is not None:
+            parse_scope(project)
+        if namespace is not None:
+            parse_namespace(f"x.{namespace}")
+        self.project = project
+        self.namespace = namespace
+        self.clock: Clock = clock or system_clock
+        self.max_value_bytes = max_value_bytes
+        self._owns_backend = owns_backend
+        self._layer = keyspace.layer_prefix(self.user, self.meta)
+        self._ttl_prefix = keyspace.ttl_prefix(self.user, self.meta)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def layer(self, *, user: str | None = None, meta: str | None = None) -> Store:
+        """Another layer of the same backend (same defaults and clock); closing it leaves the
+        backend open."""
+        return Store(
+            self.backend,
+            user=self.user if user is None else user,
+            meta=meta,
+            project=self.project,
+            namespace=self.namespace,
+            delim=self.delim,
+            clock=self.clock,
+            max_value_bytes=self.max_value_bytes,
+            owns_backend=False,
+        )
+
+    def address(self, text: str | Address) -> Address:
+        """Parse ``text`` against this store's defaults and delimiter."""
+        if isinstance(text, Address):
+            return text
+        return parse(text, project=self.project, namespace=self.namespace, delim=self.delim)
+
+    def format(self, address: Address) -> str:
+        """Print an address with this store's delimiter."""
+        return address.format(self.delim)
+
+    def _key(self, address: Address) -> bytes:
+        return keyspace.entry_key(self._layer, address)
+
+    def _live(self, raw: bytes | None, now: float) -> record.Record | None:
+        if raw is None:
+            return None
+        rec = record.unpack(raw)
+        return None if rec.expired(now) else rec
+
+    def _check_size(self, value: bytes) -> None:
+        if len(value) > self.max_value_bytes:
+            raise ValueTooLargeError(len(value), self.max_value_bytes)
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Several writes, all or nothing: ``with store.transaction(): ...``."""
+        return self.backend.transaction()
+
+    def close(self) -> None:
+        """Close the backend (unless this Store is a borrowed :meth:`layer`)."""
+        if self._owns_backend:
+            self.backend.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- TTL namespaces -------------------------------------------------------------------
+
+    def _namespace_ttl(self, project: str, namespace: str) -> int | None:
+        raw = self.backend.get(keyspace.ttl_key(self._ttl_prefix, project, namespace))
+        if raw is not None:
+            return int(raw)
+        if (project, namespace) == PIPE_CACHE:
+            return PIPE_CACHE_TTL
+        return None
+
+    def create_cache(self, namespace: str, seconds: int | str) -> int:
+        """Make ``project.namespace`` a TTL namespace whose new writes expire after ``seconds``
+        (re-running changes the default). Affects later writes only. Returns the seconds."""
+        project, ns = parse_namespace(namespace, project=self.project, delim=self.delim)
+        secs = parse_duration(seconds)
+        self.backend.put(keyspace.ttl_key(self._ttl_prefix, project, ns), str(secs).encode())
+        return secs
+
+    def drop_cache(self, namespace: str) -> bool:
+        """Make a TTL namespace ordinary again (later writes only). True if it was one."""
+        project, ns = parse_namespace(namespace, project=self.project, delim=self.delim)
+        return self.backend.delete(keyspace.ttl_key(self._ttl_prefix, project, ns))
+
+    def caches(self) -> dict[str, int]:
+        """Every TTL namespace of this layer (``project.namespace`` -> seconds), ordered; the
+        pipe cache is listed with its default even before it is first used."""
+        found: dict[tuple[str, str], int] = {PIPE_CACHE: PIPE_CACHE_TTL}
+        prefix_len = len(self._ttl_prefix)
+        for key, raw in self.backend.scan(self._ttl_prefix):
+            project, ns = key[prefix_len:].decode().split("\x00")
+            found[(project, ns)] = int(raw)
+        return {f"{p}{self.delim}{n}": s for (p, n), s in sorted(found.items(), key=lambda i: (i[0][0].encode(), i[0][1].encode()))}
+
+    # -- single entries -------------------------------------------------------------------
+
+    def set(
+        self, address: str | Address, value: Value, *, ttl: int | str | None = None, keep_ttl: bool = False
+    ) -> None:
+        """Store ``value`` at ``address``.
+
+        ``ttl`` (seconds or a duration like ``15m``) sets a deadline. Without it the entry gets
+        its namespace's default TTL, or none; an existing deadline is cleared unless
+        ``keep_ttl`` (which on a new key gives the namespace default). ``ttl`` with
+        ``keep_ttl`` is a UsageError.
+        """
+        addr = self.address(address)
+        data = to_bytes(value)
+        self._check_size(data)
+        if ttl is not None and keep_ttl:
+            raise UsageError("--ttl and --keep-ttl cannot be combined")
+        seconds = None if ttl is None else parse_duration(ttl)
+        key = self._key(addr)
+        backend = self.backend
+        with backend.transaction():
+            now = self.clock()
+            default = self._namespace_ttl(addr.project, addr.namespace)
+            if seconds is not None:
+                deadline: int | None = _ms(now + seconds)
+            elif keep_ttl and (old := self._live(backend.get(key), now)) is not None:
+                deadline = old.deadline_ms
+            else:
+                deadline = None if default is None else _ms(now + default)
+            backend.put(key, record.pack(data, deadline))
+            if default is not None:
+                self._sweep(addr, key, now)
+
+    def _sweep(self, addr: Address, after: bytes, now: float) -> int:
+        """Remove up to SWEEP_LIMIT expired entries of a TTL namespace, scanning on from the
+        key just written and wrapping to the namespace start: bounded work per write that
+        visits the whole namespace over time. Runs inside the caller's write transaction, so
+        an entry rewritten by another process is never swept."""
+        prefix = keyspace.scope_prefix(self._layer, (addr.project, addr.namespace))
+        seen = 0
+        doomed: list[bytes] = []
+        for start in (after, prefix):
+            for key, raw in self.backend.scan(prefix, start=start):
+                seen += 1
+                if record.Record(b"", record.deadline_of(raw)).expired(now):
+                    doomed.append(key)
+                if seen >= SWEEP_LIMIT:
+                    break
+            if seen >= SWEEP_LIMIT:
+                break
+        for key in doomed:
+            self.backend.delete(key)
+        return len(doomed)
+
+    def get_entry(self, address: str | Address) -> Entry:
+        """The live entry at ``address``; raises NotFoundError on a miss or expiry."""
+        addr = self.address(address)
+        rec = self._live(self.backend.get(self._key(addr)), self.clock())
+        if rec is None:
+            raise NotFoundError(self.format(addr))
+        return Entry(addr, rec.value, rec.expires_at)
+
+    def get(self, address: str | Address) -> bytes:
+        """The stored bytes; raises NotFoundError (a KeyError) on a miss or expiry."""
+        return self.get_entry(address).value
+
+    def exists(self, address: str | Address) -> bool:
+        """True when a live entry is at ``address``."""
+        addr = self.address(address)
+        return self._live(self.backend.get(self._key(addr)), self.clock()) is not None
+
+    def delete(self, address: str | Address) -> bool:
+        """Remove the entry. True when a live entry was removed; an expired one is removed too
+        but counts as a miss."""
+        addr = self.address(address)
+        key = self._key(addr)
+        with self.backend.transaction():
+            live = self._live(self.backend.get(key), self.clock())
+            removed = self.backend.delete(key)
+        return removed and live is not None
+
+    def ttl(self, address: str | Address) -> int | None:
+        """Whole seconds left (rounded up), or None for no expiry; NotFoundError on a miss."""
+        entry = self.get_entry(address)
+        if entry.expires_at is None:
+            return None
+        left_ms = round(entry.expires_at * 1000) - int(self.clock() * 1000)
+        return max(1, math.ceil(left_ms / 1000))
+
+    def expire(self, address: str | Address, seconds: int | str) -> None:
+        """Give the live entry a deadline ``seconds`` from now; NotFoundError on a miss."""
+        secs = parse_duration(seconds)
+        self._redeadline(address, lambda now: _ms(now + secs))
+
+    def persist(self, address: str | Address) -> None:
+        """Clear the entry's deadline (until its next plain set); NotFoundError on a miss."""
+        self._redeadline(address, lambda now: None)
+
+    def _redeadline(self, address: str | Address, deadline) -> None:  # type: ignore[no-untyped-def]
+        addr = self.address(address)
+        key = self._key(addr)
+        with self.backend.transaction():
+            now = self.clock()
+            rec = self._live(self.backend.get(key), now)
+            if rec is None:
+                raise NotFoundError(self.format(addr))
+            self.backend.put(key, record.pack(rec.value, deadline(now)))
+
+    # -- many entries ---------------------------------------------------------------------
+
+    def set_many(self, pairs: Iterable[tuple[str | Address, Value]], *, ttl: int | str | None = None) -> int:
+        """Store every (address, value) pair in one transaction, all or nothing. Entries get
+        ``ttl`` or their namespace default. Every address and size is checked before anything
+        is written. Returns the number of pairs."""
+        seconds = None if ttl is None else parse_duration(ttl)
+        items = [(self.address(a), to_bytes(v)) for a, v in pairs]
+        for _, data in items:
+            self._check_size(data)
+        return self.write_entries(((a, v, seconds) for a, v in items), validated=True)
+
+    def write_entries(
+        self,
+        entries: Iterable[tuple[Address, bytes, float | None]],
+        *,
+        validated: bool = False,
+        absolute: bool = False,
+    ) -> int:
+        """The bulk path: write (address, value, ttl) triples in one transaction.
+
+        ``ttl`` None means the namespace default; with ``absolute`` the third item is instead an
+        absolute deadline in epoch seconds (None: no expiry), as import and migrate need.
+        Values are size-checked unless ``validated``.
+        """
+        backend = self.backend
+        layer = self._layer
+        defaults: dict[tuple[str, str], int | None] = {}
+        with backend.transaction():
+            now = self.clock()
+
+            def rows() -> Iterator[tuple[bytes, bytes]]:
+                for addr, data, when in entries:
+                    if not validated:
+                        self._check_size(data)
+                    if absolute:
+                        deadline = None if when is None else _ms(when)
+                    elif when is not None:
+                        deadline = _ms(now + when)
+                    else:
+                        ns = (addr.project, addr.namespace)
+                        if ns not in defaults:
+                            defaults[ns] = self._namespace_ttl(*ns)
+                        default = defaults[ns]
+                        deadline = None if default is None else _ms(now + default)
+                    yield keyspace.entry_key(layer, addr), record.pack(data, deadline)
+
+            return backend.put_many(rows())
+
+    def entries(self, scope: str | None = None, pattern: str | None = None) -> Iterator[Entry]:
+        """Live entries under ``scope`` (nothing, ``project`` or ``project.namespace``) whose
+        address relative to the scope matches the glob ``pattern``, ascending."""
+        parts = parse_scope(scope, delim=self.delim)
+        depth = len(parts)
+        prefix = keyspace.scope_prefix(self._layer, parts)
+        layer_len = len(self._layer)
+        now_ms = self.clock() * 1000.0
+        delim = self.delim
+        for key, raw in self.backend.scan(prefix):
+            rec = record.unpack(raw)
+            if rec.deadline_ms is not None and now_ms >= rec.deadline_ms:
+                continue
+            addr = keyspace.decode_entry(layer_len, key)
+            if pattern is not None and not fnmatchcase(addr.relative(depth, delim), pattern):
+                continue
+            yield Entry(addr, rec.value, rec.expires_at)
+
+    def keys(self, scope: str | None = None, pattern: str | None = None) -> list[str]:
+        """Ascending live addresses relative to ``scope`` (see :meth:`entries`)."""
+        depth = len(parse_scope(scope, delim=self.delim))
+        return [e.address.relative(depth, self.delim) for e in self.entries(scope, pattern)]
+
+    def scan(self, scope: str | None = None, pattern: str | None = None) -> Iterator[tuple[str, bytes]]:
+        """Ascending (relative address, bytes) pairs of live entries (see :meth:`entries`)."""
+        depth = len(parse_scope(scope, delim=self.delim))
+        for e in self.entries(scope, pattern):
+            yield e.address.relative(depth, self.delim), e.value
+
+    def _distinct(self, parts: tuple[str, ...]) -> list[str]:
+        """Names one level below ``parts`` that hold at least one live entry, skipping over
+        each name's entries once a live one is found."""
+        prefix = keyspace.scope_prefix(self._layer, parts)
+        now = self.clock()
+        names: list[str] = []
+        start = prefix
+        while True:
+            found = None
+            for key, raw in self.backend.scan(prefix, start=start):
+                name = key[len(prefix) :].split(keyspace.SEP, 1)[0]
+                if not record.Record(b"", record.deadline_of(raw)).expired(now):
+                    found = name
+                    break
+            if found is None:
+                return names
+            names.append(found.decode())
+            start = prefix + found + b"\x01"
+
+    def projects(self) -> list[str]:
+        """Projects with at least one live entry, ascending."""
+        return self._distinct(())
+
+    def namespaces(self, project: str | None = None) -> list[str]:
+        """Namespaces of ``project`` (default: the store's default project) with a live entry."""
+        project = project or self.project
+        if project is None:
+            raise InvalidAddressError("no project given and no default project (-p/--project)")
+        parse_scope(project, delim=self.delim)
+        return self._distinct((project,))
+
+    def all_namespaces(self) -> list[str]:
+        """Every ``project.namespace`` with a live entry, ascending."""
+        return [
+            f"{p}{self.delim}{n}" for p in self.projects() for n in self._distinct((p,))
+        ]
+
+    def count(self, scope: str | None = None) -> int:
+        """Number of live entries under ``scope``."""
+        return sum(1 for _ in self.entries(scope))
+
+    # -- copy / move ----------------------------------------------------------------------
+
+    def copy(
+        self,
+        source: str | Address,
+        destination: str | Address,
+        *,
+        keep_ttl: bool = False,
+        keep: bool = False,
+        target: Store | None = None,
+        move: bool = False,
+    ) -> CopyResult:
+        """Copy the live entry at ``source`` to ``destination`` (in ``target``, default this
+        store). The destination gets its namespace's default TTL, or with ``keep_ttl`` the
+        source's remaining deadline. A source in ``pipe.cache`` is removed afterwards unless
+        ``keep``; ``move`` always removes it. Within one store the whole operation is one
+        transaction. NotFoundError when the source is missing; an invalid destination raises
+        before anything changes."""
+        dest_store = target or self
+        src = self.address(source)
+        dst = dest_store.address(destination)
+        remove = move or ((src.project, src.namespace) == PIPE_CACHE and not keep)
+        same = dest_store.backend is self.backend
+        if same and dest_store._layer == self._layer and src == dst:
+            entry = self.get_entry(src)
+            return CopyResult(src, dst, False)
+        if same:
+            with self.backend.transaction():
+                entry = self.get_entry(src)
+                dest_store._put_copy(dst, entry, keep_ttl)
+                if remove:
+                    self.backend.delete(self._key(src))
+            return CopyResult(src, dst, remove)
+        # Two backends (possibly two handles on one file): never hold both write locks at
+        # once. The destination is committed before the source is removed, so a failure in
+        # between leaves a duplicate, never a loss.
+        entry = self.get_entry(src)
+        with dest_store.backend.transaction():
+            dest_store._put_copy(dst, entry, keep_ttl)
+        if remove:
+            self.delete(src)
+        return CopyResult(src, dst, remove)
+
+    def _put_copy(self, dst: Address, entry: Entry, keep_ttl: bool) -> None:
+        if keep_ttl:
+            deadline = None if entry.expires_at is None else _ms(entry.expires_at)
+            self.backend.put(self._key(dst), record.pack(entry.value, deadline))
+        else:
+            self.set(dst, entry.value)
+
+    def move(self, source: str | Address, destination: str | Address, *, target: Store | None = None) -> CopyResult:
+        """Copy then delete the source, atomically within one store; keeps the remaining TTL."""
+        return self.copy(source, destination, keep_ttl=True, target=target, move=True)
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def gc(self) -> int:
+        """Physically remove every expired entry of every layer now; returns how many."""
+        removed = 0
+        start = keyspace.DATA
+        while True:
+            now = self.clock()
+            batch: list[bytes] = []
+            last = None
+            for key, raw in self.backend.scan(keyspace.DATA, start=start):
+                last = key
+                if record.Record(b"", record.deadline_of(raw)).expired(now):
+                    batch.append(key)
+                    if len(batch) >= _GC_BATCH:
+                        break
+            if batch:
+                with self.backend.transaction():
+                    for key in batch:
+                        raw = self.backend.get(key)
+                        if raw is not None and record.Record(b"", record.deadline_of(raw)).expired(now):
+                            self.backend.delete(key)
+                            removed += 1
+            if last is None or len(batch) < _GC_BATCH:
+                return removed
+            start = last + b"\x00"
+
+
+def check_store_format(backend: Backend, *, writable: bool) -> None:
+    """Record (on a new store) or verify the format version and backend a store holds."""
+    found = backend.get(keyspace.INFO_FORMAT)
+    if found is None:
+        if writable:
+            backend.put_many(
+                [(keyspace.INFO_FORMAT, keyspace.STORE_FORMAT), (keyspace.INFO_BACKEND, backend.name.encode())]
+            )
+        return
+    if found != keyspace.STORE_FORMAT:
+        raise CorruptStoreError(
+            f"{backend.path}: store format {found.decode(errors='replace')} is not supported by "
+            f"this ProntoDB (it reads format {keyspace.STORE_FORMAT.decode()})"
+        )
+    recorded = backend.get(keyspace.INFO_BACKEND)
+    if recorded is not None and recorded.decode() != backend.name:
+        raise CorruptStoreError(
+            f"{backend.path}: store says it is {recorded.decode()}, but opened as {backend.name}"
+        )

@@ -1,0 +1,96 @@
+"""Shared fixtures: every backend, isolated XDG homes, a fake clock."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from prontodb.backends import REGISTRY, backend_class
+from prontodb.clock import FakeClock
+
+ALL_BACKENDS = ("sqlite", "lmdb", "diskcache", "memory")
+FILE_BACKENDS = ("sqlite", "lmdb", "diskcache")
+EXTENSIONS = {"sqlite": ".sqlite", "lmdb": ".lmdb", "diskcache": ".diskcache", "memory": ""}
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001
+    # CI must never silently skip a backend: every registered engine is in the matrix.
+    missing = set(REGISTRY) - set(ALL_BACKENDS)
+    assert not missing, f"backends registered but not tested: {missing}"
+
+
+def store_path(tmp_path, name: str) -> str:
+    if name == "memory":
+        return f"memory://{uuid.uuid4().hex}"
+    return str(tmp_path / f"store{EXTENSIONS[name]}")
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def backend_name(request) -> str:
+    return request.param
+
+
+@pytest.fixture(params=FILE_BACKENDS)
+def file_backend_name(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def backend_path(tmp_path, backend_name) -> str:
+    return store_path(tmp_path, backend_name)
+
+
+@pytest.fixture
+def open_backend(backend_name, backend_path):
+    """Open (another handle on) the fixture's store; all handles are closed at teardown."""
+    handles = []
+
+    def opener(**kwargs):
+        handle = backend_class(backend_name)(backend_path, **kwargs)
+        handles.append(handle)
+        return handle
+
+    yield opener
+    for handle in handles:
+        handle.close()
+    if backend_name == "memory":
+        from prontodb.backends.memory import forget
+
+        forget(backend_path)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(backend_name, backend_path, clock):
+    import prontodb
+
+    s = prontodb.open(backend_path, backend=backend_name, clock=clock)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """An isolated HOME and XDG tree; returns the environment to hand to subprocesses."""
+    root = tmp_path / "home"
+    root.mkdir()
+    env = {
+        "HOME": str(root),
+        "XDG_DATA_HOME": str(root / "data"),
+        "XDG_CONFIG_HOME": str(root / "config"),
+        "XDG_CACHE_HOME": str(root / "cache"),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in list(os.environ):
+        if key.startswith("PRONTO_"):
+            monkeypatch.delenv(key)
+    full = {k: v for k, v in os.environ.items() if not k.startswith("PRONTO_")}
+    full.update(env)
+    return full
