@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from prontodb.backends.base import Backend
+
 from prontodb.errors import StoreNotFoundError
 
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 from prontodb.backends import SQLITE_MAGIC
 from prontodb.backends.base import Backend, prefix_successor
+
 from prontodb.errors import (
     BackendError,
     CorruptStoreError,

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from prontodb import keyspace, record
-from prontodb.address import DEFAULT_DELIM, Address, check_delim, parse, parse_namespace, parse_scope
+from prontodb.address import (
+    DEFAULT_DELIM,
+    Address,
+    check_delim,
+    parse,
+    parse_namespace,
+    parse_scope,
+)
 from prontodb.backends.base import Backend
 from prontodb.clock import Clock, system_clock
 from prontodb.duration import parse_duration

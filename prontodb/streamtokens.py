@@ -18,7 +18,7 @@ Grammar (normative text in DESIGN §9; the decisions where it is silent are mark
   allowed*: DESIGN only forbids whitespace around ``=`` and at a token's end). When the value is at
   least two characters long and starts and ends with the same quote character (``"`` or ``'``),
   that one outer pair is removed. There is no escaping. Quote stripping happens after the
-  whitespace checks, so ``k=" a "`` gives the value ``" a "`` without its quotes, i.e. `` a ``.
+  whitespace checks, so ``k=" a "`` is valid and its value is space, ``a``, space.
 
 Offsets are 0-based character offsets into the whole input (``text[tok.offset]`` is the token's
 first character); positions count tokens (non-empty segments) from 1. Error messages also give a

@@ -6,8 +6,8 @@ import os
 import uuid
 
 import pytest
-
 from prontodb.backends import REGISTRY, backend_class
+
 from prontodb.clock import FakeClock
 
 ALL_BACKENDS = ("sqlite", "lmdb", "diskcache", "memory")

@@ -1,1 +1,71 @@
-"""placeholder"""
+"""The ``prontodb`` command line: a thin edge over the library.
+
+Each command parses its arguments, makes one library call and prints. Exit codes are chosen in
+:mod:`prontodb.cli._app` only. Command modules register themselves on :data:`cli`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from prontodb import __version__
+from prontodb.cli._app import ProntoGroup
+from prontodb.cli._session import Session
+
+CONTEXT_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 100}
+
+
+@click.group(cls=ProntoGroup, context_settings=CONTEXT_SETTINGS)
+@click.option("--user", metavar="U", help="User layer (env PRONTO_USER; default 'default').")
+@click.option("--cursor", metavar="C", help="Named cursor to use (env PRONTO_CURSOR).")
+@click.option("--database", metavar="PATH", help="Store path, engine sniffed from the file (env PRONTO_DB).")
+@click.option("--meta", metavar="M", help="Meta layer inside the store.")
+@click.option("-p", "--project", metavar="P", help="Default project for partial addresses.")
+@click.option("-n", "--namespace", metavar="N", help="Default namespace for partial addresses.")
+@click.option("--ns-delim", metavar="C", help="Address delimiter: one of . : / | (default .).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output where output exists.")
+@click.version_option(__version__, "--version", prog_name="prontodb", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    user: str | None,
+    cursor: str | None,
+    database: str | None,
+    meta: str | None,
+    project: str | None,
+    namespace: str | None,
+    ns_delim: str | None,
+    as_json: bool,
+) -> None:
+    """ProntoDB: values at dot addresses (project.namespace.key__context).
+
+    Global flags work before or after the command. Exit codes: 0 ok, 1 error, 2 not found,
+    3 piped content rescued into the pipe cache.
+    """
+    if ns_delim is not None:
+        from prontodb.address import check_delim
+
+        check_delim(ns_delim)
+    session = Session(
+        user=user,
+        cursor=cursor,
+        database=database,
+        meta=meta,
+        project=project,
+        namespace=namespace,
+        delim=ns_delim,
+        json=as_json,
+    )
+    ctx.obj = session
+    ctx.call_on_close(session.close)
+
+
+def main() -> None:
+    """Console entry point."""
+    cli.main(prog_name="prontodb")
+
+
+# Command modules register on ``cli`` when imported (keep each one cheap to import).
+from prontodb.cli import admin as _admin  # noqa: E402,F401
+from prontodb.cli import data as _data  # noqa: E402,F401
+from prontodb.cli import listing as _listing  # noqa: E402,F401

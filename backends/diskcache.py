@@ -1,0 +1,635 @@
+"""The diskcache engine: a directory holding diskcache's SQLite ``cache.db`` plus value files.
+
+The store is a directory (conventionally ``*.diskcache``) opened with
+``diskcache.Cache(eviction_policy='none', cull_limit=0, size_limit=2**62, statistics=False,
+tag_index=False, timeout=60)``: nothing is ever evicted or culled, and diskcache's own expiry is
+never set (TTL lives in the Store's envelope). Keys and values are raw bytes only: a custom
+``Disk`` refuses anything else, so nothing is ever pickled on the way in, and an entry that is
+not raw bytes (written by some other program) is reported as corrupt instead of being unpickled.
+
+Durability:
+
+- ``normal``: diskcache's defaults, WAL with ``synchronous=NORMAL``; values of 32 KiB
+  (``disk_min_file_size``) and more live in files under two levels of subdirectories. Each value
+  file and its directory entry are fsynced before the row that points at it commits, so a power
+  loss can lose the last moments but never leaves an entry pointing at a missing or truncated
+  file (diskcache alone does not fsync value files).
+- ``full``: WAL with ``synchronous=FULL`` and ``disk_min_file_size`` set out of reach, so every
+  value lives inline in the database and every commit is fsynced.
+
+Permissions: the directory and its subdirectories are created 0700, ``cache.db`` is created
+empty with 0600 before SQLite opens it (SQLite gives ``-wal``/``-shm`` the database file's mode),
+and value files are created by this module with ``os.open(..., 0o600)`` followed by ``fchmod``.
+So every mode is exact whatever the umask, without touching the process-global umask (which
+would race with other threads).
+
+Transactions use ``Cache.transact()`` (``BEGIN IMMEDIATE``; a nested call joins the outer one).
+diskcache deletes the file of an overwritten or deleted value as soon as the *innermost* write
+finishes, and never deletes the new value files of a rolled-back transaction; here the Disk
+defers every file removal to the outer commit and removes the transaction's new files on
+rollback, so a rollback restores file-backed values too.
+
+``snapshot()`` pins an SQLite read transaction (deferred ``BEGIN`` plus a read) when the store
+holds no file-backed values at that moment: WAL readers see one point in time and never block
+writers. When file-backed values exist, a read transaction is not enough — writers delete an
+overwritten value's file right after their commit, under the reader's feet — so the snapshot
+takes the write lock with ``Cache.transact()`` instead: it is consistent, and other writers wait
+(up to the 60 s busy timeout) until it ends.
+
+diskcache keeps one SQLite connection per thread; this module keeps one per backend object (the
+interface promises one thread at a time), so ``close()`` really closes it, and the last close of
+the directory leaves no ``-wal``/``-shm`` side file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+# Absolute import: this module is ``prontodb.backends.diskcache``; ``diskcache`` is the library.
+import diskcache
+from diskcache.core import MODE_BINARY, MODE_RAW
+from prontodb.backends import SQLITE_MAGIC
+from prontodb.backends.base import DURABILITIES, Backend, prefix_successor
+from prontodb.backends.sqlite import create_private_file, translate
+
+from prontodb.errors import (
+    BackendError,
+    ConfigError,
+    CorruptStoreError,
+    ReadOnlyStoreError,
+    StorageFullError,
+    StoreBusyError,
+    StoreNotFoundError,
+)
+
+BUSY_TIMEOUT_S = 60.0
+DBNAME = diskcache.core.DBNAME
+#: Rows fetched per scan query, and the inline bytes after which a page is cut short.
+_PAGE_ROWS = 500
+_PAGE_BYTES = 8 << 20
+#: ``disk_min_file_size`` for ``full``: every value stays inline in the database.
+_NEVER = 2**62
+_ENGINE_ERRORS = (sqlite3.Error, OSError, diskcache.Timeout)
+_OS_FULL = {28, 122}  # ENOSPC, EDQUOT
+_OS_READONLY = {1, 13, 30}  # EPERM, EACCES, EROFS
+
+_GET = "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
+_SCAN = (
+    "SELECT key, mode, filename, value FROM Cache WHERE raw = 1 AND key {op} ?{upper}"
+    " ORDER BY key LIMIT {limit}"
+)
+_SYNCHRONOUS = {"normal": 1, "full": 2}
+
+
+class _RawDisk(diskcache.Disk):
+    """A ``Disk`` for raw bytes only, with private value files and transactional file removal.
+
+    While ``begin()`` is in force, removals are deferred to ``commit()`` and the files written
+    are remembered so that ``abort()`` can delete them.
+    """
+
+    def __init__(self, directory: str, **settings: Any) -> None:
+        super().__init__(directory, **settings)
+        self._created: list[str] | None = None
+        self._doomed: list[str] | None = None
+
+    def put(self, key: Any) -> tuple[Any, bool]:
+        if type(key) is not bytes:
+            raise TypeError(f"diskcache store keys must be bytes, not {type(key).__name__}")
+        return sqlite3.Binary(key), True
+
+    def get(self, key: Any, raw: bool) -> bytes:
+        if not raw:
+            raise CorruptStoreError(f"{self._directory}: a key is not raw bytes (pickled)")
+        return bytes(key)
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> tuple[Any, ...]:
+        if read or type(value) is not bytes:
+            raise TypeError(f"diskcache store values must be bytes, not {type(value).__name__}")
+        if len(value) < self.min_file_size:
+            return 0, MODE_RAW, None, sqlite3.Binary(value)
+        filename, full_path = self.filename(key, value)
+        self._write_private(full_path, value)
+        if self._created is not None:
+            self._created.append(filename)
+        return len(value), MODE_BINARY, filename, None
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> bytes:
+        if not read:
+            if mode == MODE_RAW and isinstance(value, bytes):
+                return value
+            if mode == MODE_BINARY and filename is not None:
+                with open(os.path.join(self._directory, filename), "rb") as fh:
+                    return fh.read()
+        raise CorruptStoreError(
+            f"{self._directory}: an entry is not raw bytes (diskcache mode {mode}); "
+            "refusing to decode it"
+        )
+
+    def remove(self, file_path: str) -> None:
+        if self._doomed is not None:
+            self._doomed.append(file_path)
+        else:
+            super().remove(file_path)
+
+    def begin(self) -> None:
+        self._created, self._doomed = [], []
+
+    def commit(self) -> None:
+        doomed = self._doomed or []
+        self._created = self._doomed = None
+        for name in doomed:
+            super().remove(name)
+
+    def abort(self) -> None:
+        created = self._created or []
+        self._created = self._doomed = None
+        for name in created:
+            super().remove(name)
+
+    def _write_private(self, full_path: str, value: bytes) -> None:
+        """Write ``value`` to a new 0600 file in 0700 directories, fsynced with its entry."""
+        full_dir = os.path.dirname(full_path)
+        for attempt in range(10):
+            try:
+                self._make_private_dirs(full_dir)
+                fd = os.open(full_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                break
+            except FileNotFoundError:
+                # Another process removed the (then empty) subdirectory in between.
+                if attempt == 9:
+                    raise
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(value)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            super().remove(os.path.relpath(full_path, self._directory))
+            raise
+        os.close(fd)
+        _fsync_dir(full_dir)
+
+    def _make_private_dirs(self, full_dir: str) -> None:
+        parent = self._directory
+        for part in os.path.relpath(full_dir, parent).split(os.sep):
+            path = os.path.join(parent, part)
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                pass
+            else:
+                os.chmod(path, 0o700)
+                _fsync_dir(parent)
+            parent = path
+
+
+class _Cache(diskcache.Cache):
+    """``diskcache.Cache`` with one connection per object and fixed per-connection pragmas."""
+
+    def __init__(self, directory: str, *, synchronous: int, **settings: Any) -> None:
+        self._pronto_con: sqlite3.Connection | None = None
+        self._pronto_pid = 0
+        self._pronto_synchronous = synchronous
+        self._pronto_closed = False
+        super().__init__(directory, disk=_RawDisk, sqlite_synchronous=synchronous, **settings)
+
+    @property
+    def _con(self) -> sqlite3.Connection:
+        con = self._pronto_con
+        if con is not None and self._pronto_pid == os.getpid():
+            return con
+        if self._pronto_closed:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        if con is not None:  # inherited across fork: never share it with the parent
+            self.close()
+        con = sqlite3.connect(
+            os.path.join(self._directory, DBNAME),
+            timeout=self._timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        self._pronto_con, self._pronto_pid = con, os.getpid()
+        con.execute(f"PRAGMA synchronous = {self._pronto_synchronous}")
+        con.execute(f"PRAGMA cache_size = {diskcache.DEFAULT_SETTINGS['sqlite_cache_size']}")
+        con.execute(f"PRAGMA mmap_size = {diskcache.DEFAULT_SETTINGS['sqlite_mmap_size']}")
+        return con
+
+    def close(self) -> None:
+        con, self._pronto_con = self._pronto_con, None
+        if con is not None:
+            con.close()
+
+
+class DiskcacheBackend(Backend):
+    """Key-value pairs as raw-bytes rows of diskcache's ``Cache`` table (and value files)."""
+
+    name = "diskcache"
+    extensions = (".diskcache",)
+
+    def __init__(self, path: str, *, durability: str = "normal", create: bool = True) -> None:
+        super().__init__(path, durability=durability, create=create)
+        if durability not in DURABILITIES:
+            raise ConfigError(f"unknown durability {durability!r} (known: normal, full)")
+        self._depth = 0
+        self._snapshot = False
+        self._closed = False
+        if not self.sniff(path):
+            self._prepare(path, create)
+        settings: dict[str, Any] = {
+            "eviction_policy": "none",
+            "cull_limit": 0,
+            "size_limit": 2**62,
+            "statistics": False,
+            "tag_index": False,
+        }
+        if durability == "full":
+            settings["disk_min_file_size"] = _NEVER
+        try:
+            self._cache = _Cache(
+                path, synchronous=_SYNCHRONOUS[durability], timeout=BUSY_TIMEOUT_S, **settings
+            )
+        except _ENGINE_ERRORS as exc:
+            raise self._translate(exc) from exc
+        self._disk: _RawDisk = self._cache.disk
+
+    @staticmethod
+    def _prepare(path: str, create: bool) -> None:
+        """Make the 0700 directory and an empty 0600 ``cache.db`` for SQLite to fill in."""
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise CorruptStoreError(f"{path} is not a diskcache store (not a directory)")
+        if not os.path.isfile(os.path.join(path, DBNAME)) and not create:
+            raise StoreNotFoundError(f"no store at {path}")
+        try:
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                pass
+            else:
+                os.chmod(path, 0o700)
+            create_private_file(os.path.join(path, DBNAME))
+        except OSError as exc:
+            raise _translate_os(exc, path, "cannot create store") from exc
+
+    @classmethod
+    def sniff(cls, path: str) -> bool:
+        if not os.path.isdir(path):
+            return False
+        try:
+            with open(os.path.join(path, DBNAME), "rb") as fh:
+                return fh.read(16) == SQLITE_MAGIC
+        except OSError:
+            return False
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        key = _as_bytes(key, "key")
+        try:
+            row = self._cache._con.execute(_GET, (key,)).fetchone()
+            if row is None:
+                return None
+            return self._disk.fetch(row[0], row[1], row[2], False)
+        except FileNotFoundError:
+            return self._refetch(key)
+        except _ENGINE_ERRORS as exc:
+            raise self._translate(exc) from exc
+
+    def _refetch(self, key: bytes) -> bytes | None:
+        """Look ``key`` up again after its value file vanished between the row and the file.
+
+        Outside a transaction a writer may have replaced or deleted the entry, and it removes
+        the old file only after its commit, so a fresh look finds the new state. A file that is
+        still missing with the row unchanged (or inside a snapshot) is damage.
+        """
+        missing = None
+        for _ in range(10):
+            try:
+                row = self._cache._con.execute(_GET, (key,)).fetchone()
+                if row is None:
+                    return None
+                if self._depth or row[1] == missing:
+                    break
+                missing = row[1]
+                return self._disk.fetch(row[0], row[1], row[2], False)
+            except FileNotFoundError:
+                continue
+            except _ENGINE_ERRORS as exc:
+                raise self._translate(exc) from exc
+        raise CorruptStoreError(f"{self.path}: the value file {missing} of an entry is missing")
+
+    def scan(self, prefix: bytes = b"", *, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        prefix = _as_bytes(prefix, "prefix")
+        low = prefix if start is None else max(prefix, _as_bytes(start, "start"))
+        high = prefix_successor(prefix)
+        upper = "" if high is None else " AND key < ?"
+        tail = () if high is None else (high,)
+        first = _SCAN.format(op=">=", upper=upper, limit=_PAGE_ROWS)
+        after = _SCAN.format(op=">", upper=upper, limit=_PAGE_ROWS)
+        sql = first
+        while True:
+            rows, complete = self._page(sql, (low, *tail))
+            for key, mode, filename, value in rows:
+                try:
+                    data: bytes | None = self._disk.fetch(mode, filename, value, False)
+                except FileNotFoundError:
+                    data = self._refetch(key)
+                    if data is None:  # deleted by another writer since the page was read
+                        continue
+                except _ENGINE_ERRORS as exc:
+                    raise self._translate(exc) from exc
+                yield key, data
+            if complete:
+                return
+            low, sql = rows[-1][0], after
+
+    def _page(self, sql: str, params: tuple[bytes, ...]) -> tuple[list[tuple[Any, ...]], bool]:
+        """One page of rows from ``params[0]``, and whether it reached the end of the range.
+
+        A page stops early after ``_PAGE_BYTES`` of inline values, so a scan of large values
+        held inline (``full``) never loads hundreds of them at once.
+        """
+        rows: list[tuple[Any, ...]] = []
+        size = 0
+        try:
+            cursor = self._cache._con.execute(sql, params)
+            try:
+                while batch := cursor.fetchmany(64):
+                    rows.extend(batch)
+                    size += sum(len(row[3]) for row in batch if row[3] is not None)
+                    if size > _PAGE_BYTES:
+                        return rows, False
+            finally:
+                cursor.close()
+        except _ENGINE_ERRORS as exc:
+            raise self._translate(exc) from exc
+        return rows, len(rows) < _PAGE_ROWS
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def put(self, key: bytes, value: bytes) -> None:
+        key, value = _as_bytes(key, "key"), _as_bytes(value, "value")
+        self._writable()
+        if self._depth:
+            self._set(key, value)
+        else:
+            with self.transaction():
+                self._set(key, value)
+
+    def _set(self, key: bytes, value: bytes) -> None:
+        try:
+            self._cache.set(key, value)
+        except _ENGINE_ERRORS as exc:
+            raise self._translate(exc) from exc
+
+    def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
+        count = 0
+        with self.transaction():
+            for key, value in items:
+                self._set(_as_bytes(key, "key"), _as_bytes(value, "value"))
+                count += 1
+        return count
+
+    def delete(self, key: bytes) -> bool:
+        key = _as_bytes(key, "key")
+        with self.transaction():
+            try:
+                execute = self._cache._con.execute
+                row = execute("SELECT rowid, filename FROM Cache WHERE key = ? AND raw = 1", (key,))
+                found = row.fetchone()
+                if found is None:
+                    return False
+                execute("DELETE FROM Cache WHERE rowid = ?", (found[0],))
+            except _ENGINE_ERRORS as exc:
+                raise self._translate(exc) from exc
+            if found[1] is not None:
+                self._disk.remove(found[1])  # deferred to the commit
+            return True
+
+    def _writable(self) -> None:
+        if self._snapshot:
+            raise BackendError(f"{self.path}: writes are not allowed inside snapshot()")
+
+    # -- transactions --------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._writable()
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        outer = self._lock()
+        self._disk.begin()
+        self._depth = 1
+        try:
+            yield
+        except BaseException as exc:
+            self._depth = 0
+            self._abort(outer, exc)
+            raise
+        self._depth = 0
+        try:
+            outer.__exit__(None, None, None)  # COMMIT
+        except BaseException as exc:
+            self._abort(None, exc)
+            if isinstance(exc, _ENGINE_ERRORS):
+                raise self._translate(exc) from exc
+            raise
+        self._disk.commit()
+
+    def _lock(self) -> AbstractContextManager[Any]:
+        """Enter ``Cache.transact()`` (``BEGIN IMMEDIATE``), waiting out other writers.
+
+        SQLite's busy handler already waits up to the busy timeout; some WAL states report
+        busy at once, so those are retried here until the same deadline.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.001
+        while True:
+            outer = self._cache.transact()
+            try:
+                outer.__enter__()
+                return outer
+            except diskcache.Timeout as exc:
+                if not _is_busy(exc.__context__) or time.monotonic() > deadline:
+                    raise self._translate(exc) from exc
+            except _ENGINE_ERRORS as exc:
+                raise self._translate(exc) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _abort(self, outer: AbstractContextManager[Any] | None, exc: BaseException) -> None:
+        """Roll back the open SQLite transaction and delete the value files it wrote."""
+        try:
+            if outer is not None:
+                outer.__exit__(type(exc), exc, exc.__traceback__)  # ROLLBACK
+        except BaseException:
+            pass
+        finally:
+            self._cache._txn_id = None
+            try:
+                con = self._cache._pronto_con
+                if con is not None and con.in_transaction:
+                    con.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            self._disk.abort()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        if self._depth:
+            yield
+            return
+        end = self._begin_snapshot()
+        self._depth, self._snapshot = 1, True
+        try:
+            yield
+        finally:
+            self._depth, self._snapshot = 0, False
+            end()
+
+    def _begin_snapshot(self) -> Callable[[], None]:
+        """Open the read view and return what ends it (see the module docstring)."""
+        try:
+            con = self._cache._con
+            con.execute("BEGIN")
+            # The first read pins the WAL snapshot; Settings.size sums the file-backed bytes.
+            (file_bytes,) = con.execute("SELECT value FROM Settings WHERE key = 'size'").fetchone()
+            if not file_bytes:
+                return lambda: _quiet_end(con)
+            con.execute("ROLLBACK")
+        except _ENGINE_ERRORS as exc:
+            _quiet_end(self._cache._pronto_con)
+            raise self._translate(exc) from exc
+        outer = self._lock()
+
+        def end() -> None:
+            try:
+                outer.__exit__(None, None, None)
+            except _ENGINE_ERRORS:
+                self._cache._txn_id = None
+                _quiet_end(self._cache._pronto_con)
+
+        return end
+
+    # -- maintenance ---------------------------------------------------------------------------
+
+    def files(self) -> list[str]:
+        found = [self.path]
+        for dirpath, dirnames, filenames in os.walk(self.path):
+            dirnames.sort()
+            found.extend(os.path.join(dirpath, name) for name in dirnames)
+            found.extend(os.path.join(dirpath, name) for name in sorted(filenames))
+        return found
+
+    def check(self) -> list[str]:
+        """SQLite's integrity check, then diskcache's own ``check(fix=False)``.
+
+        ``Cache.check`` only reports when ``fix`` is false; it holds the write lock while it
+        compares the value files with the rows (writers wait meanwhile).
+        """
+        if self._snapshot:
+            raise BackendError(f"{self.path}: check() cannot run inside snapshot()")
+        con = self._cache._con
+        try:
+            rows = con.execute("PRAGMA integrity_check").fetchall()
+        except sqlite3.Error as exc:
+            return [f"integrity check failed: {exc}"]
+        problems = [row[0] for row in rows if row[0] != "ok"]
+        if problems:
+            return problems
+        try:
+            (foreign,) = con.execute(
+                "SELECT COUNT(*) FROM Cache WHERE raw IS NOT 1 OR mode NOT IN (?, ?)",
+                (MODE_RAW, MODE_BINARY),
+            ).fetchone()
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                found = self._cache.check(fix=False)
+        except _ENGINE_ERRORS as exc:
+            raise self._translate(exc) from exc
+        if foreign:
+            problems.append(f"{foreign} entries are not raw bytes (pickled or text)")
+        problems.extend(str(warning.message) for warning in found)
+        # Cache.check ran integrity_check again; its output was "ok" a moment ago.
+        return [problem for problem in problems if problem != "ok"]
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        cache = getattr(self, "_cache", None)
+        if cache is None:
+            return
+        cache._pronto_closed = True
+        try:
+            cache.close()
+        except sqlite3.Error:
+            pass
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def _translate(self, exc: BaseException) -> BackendError:
+        """Map a diskcache, sqlite3 or OS error onto the ProntoDB hierarchy."""
+        if isinstance(exc, diskcache.Timeout):
+            # diskcache raises Timeout "from None" for any failed BEGIN; the real error stays
+            # in __context__.
+            inner = exc.__context__
+            if isinstance(inner, sqlite3.Error) and not _is_busy(inner):
+                return translate(inner, self.path)
+            return StoreBusyError(f"{self.path}: store stayed locked by other writers")
+        if isinstance(exc, sqlite3.Error):
+            return translate(exc, self.path)
+        if isinstance(exc, OSError):
+            return _translate_os(exc, self.path, "cannot access a value file")
+        return BackendError(f"{self.path}: {exc}")
+
+
+def _translate_os(exc: OSError, path: str, doing: str) -> BackendError:
+    if exc.errno in _OS_FULL:
+        return StorageFullError(f"{path}: disk is full ({exc.strerror})")
+    if exc.errno in _OS_READONLY:
+        return ReadOnlyStoreError(f"{path}: store is read-only ({exc.strerror})")
+    return BackendError(f"{path}: {doing} ({exc})")
+
+
+def _is_busy(exc: BaseException | None) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _quiet_end(con: sqlite3.Connection | None) -> None:
+    """End a read transaction, ignoring errors (there is nothing to keep)."""
+    try:
+        if con is not None and con.in_transaction:
+            con.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
+def _as_bytes(data: Any, what: str) -> bytes:
+    if type(data) is bytes:
+        return data
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    raise TypeError(f"{what} must be bytes, not {type(data).__name__}")
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,124 @@
+"""Store-level commands: create-cache, drop-cache, gc, info, version, help, completion."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from prontodb.cli import cli
+from prontodb.cli._session import session
+
+
+@cli.command("create-cache")
+@click.argument("namespace", metavar="PROJECT.NAMESPACE")
+@click.argument("seconds", metavar="SECONDS")
+@click.pass_context
+def create_cache_cmd(ctx: click.Context, namespace: str, seconds: str) -> None:
+    """Make a TTL namespace: later writes expire after SECONDS (or timeout=SECONDS; 15m, 2h
+    also work). Re-running changes the default."""
+    from prontodb.address import parse_namespace
+    from prontodb.duration import parse_duration
+
+    s = session(ctx)
+    if seconds.startswith("timeout="):
+        seconds = seconds[len("timeout=") :]
+    parse_namespace(namespace, project=s.project, delim=s.delim)
+    parse_duration(seconds)
+    s.open(write=True).create_cache(namespace, seconds)
+
+
+@cli.command("drop-cache")
+@click.argument("namespace", metavar="PROJECT.NAMESPACE")
+@click.pass_context
+def drop_cache_cmd(ctx: click.Context, namespace: str) -> None:
+    """Make a TTL namespace ordinary again (affects later writes only)."""
+    session(ctx).open(write=True).drop_cache(namespace)
+
+
+@cli.command("gc")
+@click.pass_context
+def gc_cmd(ctx: click.Context) -> None:
+    """Physically remove expired entries now; print how many."""
+    click.echo(session(ctx).open(write=True).gc())
+
+
+def _size(paths: list[str]) -> int:
+    total = 0
+    for path in paths:
+        try:
+            if not os.path.isdir(path):
+                total += os.path.getsize(path)
+        except OSError:
+            pass
+    return total
+
+
+@cli.command("info")
+@click.pass_context
+def info_cmd(ctx: click.Context) -> None:
+    """Store path, backend, format version, entry counts and size."""
+    from prontodb import keyspace
+
+    s = session(ctx)
+    store = s.open(write=False)
+    t = s.target()
+    backend = store.backend
+    fmt = backend.get(keyspace.INFO_FORMAT)
+    facts = {
+        "path": backend.path,
+        "backend": backend.name,
+        "format": int(fmt) if fmt else None,
+        "durability": backend.durability,
+        "cursor": t.cursor,
+        "user": store.user,
+        "meta": store.meta,
+        "entries": store.count(),
+        "namespaces": len(store.all_namespaces()),
+        "size_bytes": _size(backend.files()),
+    }
+    if s.json:
+        s.emit_json(facts)
+        return
+    for key, value in facts.items():
+        click.echo(f"{key}: {'-' if value is None else value}")
+
+
+@cli.command("version")
+def version_cmd() -> None:
+    """Print the ProntoDB version."""
+    from prontodb import __version__
+
+    click.echo(f"prontodb {__version__}")
+
+
+@cli.command("help")
+@click.argument("command", nargs=-1)
+@click.pass_context
+def help_cmd(ctx: click.Context, command: tuple[str, ...]) -> None:
+    """Show help for COMMAND (or for prontodb)."""
+    root = ctx.find_root()
+    target: click.Command = root.command
+    info_name = root.info_name or "prontodb"
+    current = click.Context(target, info_name=info_name, parent=None)
+    for name in command:
+        if not isinstance(target, click.Group):
+            raise click.UsageError(f"{current.command_path} has no subcommand {name!r}")
+        sub = target.get_command(current, name)
+        if sub is None:
+            raise click.UsageError(f"no such command: {' '.join(command)}")
+        target = sub
+        current = click.Context(target, info_name=sub.name, parent=current)
+    click.echo(target.get_help(current))
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion_cmd(shell: str) -> None:
+    """Print the completion script for SHELL (completes commands, cursor names and stored
+    addresses). Example: eval "$(prontodb completion bash)"."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None
+    click.echo(cls(cli, {}, "prontodb", "_PRONTODB_COMPLETE").source())
