@@ -108,9 +108,8 @@ def resolve_backend(path: str, requested: str | None = None) -> str:
         return requested
     if found is not None:
         return found
-    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
-        if os.path.getsize(path) > 0 or os.path.isdir(path):
-            from prontodb.errors import CorruptStoreError
+    if os.path.exists(path) and (os.path.isdir(path) and os.listdir(path) or os.path.getsize(path) > 0):
+        from prontodb.errors import CorruptStoreError
 
-            raise CorruptStoreError(f"{path} is not a ProntoDB store (unrecognized format)")
+        raise CorruptStoreError(f"{path} is not a ProntoDB store (unrecognized format)")
     return from_extension(path) or "sqlite"

@@ -76,7 +76,9 @@ class Backend(abc.ABC):
         """Remove ``key``. Returns True when a value was removed, False when there was none."""
 
     @abc.abstractmethod
-    def scan(self, prefix: bytes = b"", *, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+    def scan(
+        self, prefix: bytes = b"", *, start: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
         """Yield (key, value) pairs whose key starts with ``prefix``, ascending by key bytes.
 
         With ``start``, begin at the first key >= ``start``. Cost is proportional to what is

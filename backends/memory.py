@@ -97,7 +97,9 @@ class MemoryBackend(Backend):
         with self._table.lock:
             return self._write(key, None) is not None
 
-    def scan(self, prefix: bytes = b"", *, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+    def scan(
+        self, prefix: bytes = b"", *, start: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
         table = self._table
         with table.lock:
             begin = max(prefix, start) if start is not None else prefix

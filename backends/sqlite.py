@@ -96,7 +96,8 @@ class SqliteBackend(Backend):
         if not exists:
             self._retry(
                 lambda: conn.execute(
-                    "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID"
+                    "CREATE TABLE IF NOT EXISTS kv "
+                    "(k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID"
                 )
             )
 
@@ -157,7 +158,9 @@ class SqliteBackend(Backend):
         except sqlite3.Error as exc:
             raise translate(exc, self.path) from exc
 
-    def scan(self, prefix: bytes = b"", *, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+    def scan(
+        self, prefix: bytes = b"", *, start: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
         low = max(prefix, start) if start is not None else prefix
         high = prefix_successor(prefix)
         inclusive = True

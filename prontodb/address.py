@@ -150,15 +150,15 @@ def parse_scope(text: str | None, *, delim: str = DEFAULT_DELIM) -> tuple[str, .
     return tuple(parts)
 
 
-def parse_namespace(text: str, *, project: str | None = None, delim: str = DEFAULT_DELIM) -> tuple[str, str]:
+def parse_namespace(
+    text: str, *, project: str | None = None, delim: str = DEFAULT_DELIM
+) -> tuple[str, str]:
     """Parse ``project.namespace`` (or a bare namespace with a default ``project``)."""
     parts = text.split(delim) if text else [""]
     if len(parts) == 1 and project is not None:
         parts = [project, parts[0]]
     if len(parts) != 2:
-        raise InvalidAddressError(
-            f"invalid namespace {text!r}: expected project{delim}namespace"
-        )
+        raise InvalidAddressError(f"invalid namespace {text!r}: expected project{delim}namespace")
     check_segment(parts[0], "project", text)
     check_segment(parts[1], "namespace", text)
     return parts[0], parts[1]

@@ -179,7 +179,9 @@ def effective_user(user_flag: str | None, env: Mapping[str, str]) -> str:
     return check_name("user", asked) if asked else DEFAULT_USER
 
 
-def effective_meta(meta_flag: str | None, cursor_meta: str | None, env: Mapping[str, str]) -> str | None:
+def effective_meta(
+    meta_flag: str | None, cursor_meta: str | None, env: Mapping[str, str]
+) -> str | None:
     """The meta layer: a locked meta wins and refuses any different flag or cursor meta."""
     forced = env.get("PRONTO_FORCE_META") or None
     if forced is not None:

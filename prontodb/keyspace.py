@@ -42,10 +42,8 @@ def scope_prefix(layer: bytes, scope: tuple[str, ...]) -> bytes:
 
 def entry_key(layer: bytes, address: Address) -> bytes:
     """The backend key of ``address`` inside ``layer``."""
-    return (
-        layer
-        + f"{address.project}\x00{address.namespace}\x00{address.key}\x00{address.context or ''}".encode()
-    )
+    a = address
+    return layer + f"{a.project}\x00{a.namespace}\x00{a.key}\x00{a.context or ''}".encode()
 
 
 def decode_entry(layer_len: int, key: bytes) -> Address:

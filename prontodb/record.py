@@ -42,10 +42,14 @@ def pack(value: bytes, deadline_ms: int | None = None) -> bytes:
 def unpack(raw: bytes) -> Record:
     """Open an envelope; an unknown version or a short header raises CorruptStoreError."""
     if len(raw) < HEADER_SIZE:
-        raise CorruptStoreError(f"damaged entry: {len(raw)}-byte envelope is shorter than its header")
+        raise CorruptStoreError(
+            f"damaged entry: {len(raw)}-byte envelope is shorter than its header"
+        )
     version, deadline = _unpack_from(raw)
     if version != FORMAT_VERSION:
-        raise CorruptStoreError(f"entry has envelope version {version}; this ProntoDB reads {FORMAT_VERSION}")
+        raise CorruptStoreError(
+            f"entry has envelope version {version}; this ProntoDB reads {FORMAT_VERSION}"
+        )
     return Record(raw[HEADER_SIZE:], deadline or None)
 
 
@@ -55,5 +59,7 @@ def deadline_of(raw: bytes) -> int | None:
         raise CorruptStoreError("damaged entry: envelope shorter than its header")
     version, deadline = _unpack_from(raw)
     if version != FORMAT_VERSION:
-        raise CorruptStoreError(f"entry has envelope version {version}; this ProntoDB reads {FORMAT_VERSION}")
+        raise CorruptStoreError(
+            f"entry has envelope version {version}; this ProntoDB reads {FORMAT_VERSION}"
+        )
     return deadline or None

@@ -199,12 +199,22 @@ class Store:
         for key, raw in self.backend.scan(self._ttl_prefix):
             project, ns = key[prefix_len:].decode().split("\x00")
             found[(project, ns)] = int(raw)
-        return {f"{p}{self.delim}{n}": s for (p, n), s in sorted(found.items(), key=lambda i: (i[0][0].encode(), i[0][1].encode()))}
+        return {
+            f"{p}{self.delim}{n}": s
+            for (p, n), s in sorted(
+                found.items(), key=lambda i: (i[0][0].encode(), i[0][1].encode())
+            )
+        }
 
     # -- single entries -------------------------------------------------------------------
 
     def set(
-        self, address: str | Address, value: Value, *, ttl: int | str | None = None, keep_ttl: bool = False
+        self,
+        address: str | Address,
+        value: Value,
+        *,
+        ttl: int | str | None = None,
+        keep_ttl: bool = False,
     ) -> None:
         """Store ``value`` at ``address``.
 
@@ -311,7 +321,9 @@ class Store:
 
     # -- many entries ---------------------------------------------------------------------
 
-    def set_many(self, pairs: Iterable[tuple[str | Address, Value]], *, ttl: int | str | None = None) -> int:
+    def set_many(
+        self, pairs: Iterable[tuple[str | Address, Value]], *, ttl: int | str | None = None
+    ) -> int:
         """Store every (address, value) pair in one transaction, all or nothing. Entries get
         ``ttl`` or their namespace default. Every address and size is checked before anything
         is written. Returns the number of pairs."""
@@ -381,7 +393,9 @@ class Store:
         depth = len(parse_scope(scope, delim=self.delim))
         return [e.address.relative(depth, self.delim) for e in self.entries(scope, pattern)]
 
-    def scan(self, scope: str | None = None, pattern: str | None = None) -> Iterator[tuple[str, bytes]]:
+    def scan(
+        self, scope: str | None = None, pattern: str | None = None
+    ) -> Iterator[tuple[str, bytes]]:
         """Ascending (relative address, bytes) pairs of live entries (see :meth:`entries`)."""
         depth = len(parse_scope(scope, delim=self.delim))
         for e in self.entries(scope, pattern):
@@ -420,9 +434,7 @@ class Store:
 
     def all_namespaces(self) -> list[str]:
         """Every ``project.namespace`` with a live entry, ascending."""
-        return [
-            f"{p}{self.delim}{n}" for p in self.projects() for n in self._distinct((p,))
-        ]
+        return [f"{p}{self.delim}{n}" for p in self.projects() for n in self._distinct((p,))]
 
     def count(self, scope: str | None = None) -> int:
         """Number of live entries under ``scope``."""
@@ -478,7 +490,9 @@ class Store:
         else:
             self.set(dst, entry.value)
 
-    def move(self, source: str | Address, destination: str | Address, *, target: Store | None = None) -> CopyResult:
+    def move(
+        self, source: str | Address, destination: str | Address, *, target: Store | None = None
+    ) -> CopyResult:
         """Copy then delete the source, atomically within one store; keeps the remaining TTL."""
         return self.copy(source, destination, keep_ttl=True, target=target, move=True)
 
@@ -502,7 +516,9 @@ class Store:
                 with self.backend.transaction():
                     for key in batch:
                         raw = self.backend.get(key)
-                        if raw is not None and record.Record(b"", record.deadline_of(raw)).expired(now):
+                        if raw is not None and record.Record(b"", record.deadline_of(raw)).expired(
+                            now
+                        ):
                             self.backend.delete(key)
                             removed += 1
             if last is None or len(batch) < _GC_BATCH:
@@ -516,7 +532,10 @@ def check_store_format(backend: Backend, *, writable: bool) -> None:
     if found is None:
         if writable:
             backend.put_many(
-                [(keyspace.INFO_FORMAT, keyspace.STORE_FORMAT), (keyspace.INFO_BACKEND, backend.name.encode())]
+                [
+                    (keyspace.INFO_FORMAT, keyspace.STORE_FORMAT),
+                    (keyspace.INFO_BACKEND, backend.name.encode()),
+                ]
             )
         return
     if found != keyspace.STORE_FORMAT:

@@ -51,7 +51,16 @@ def test_delete_reports_whether_removed(open_backend):
 
 def test_prefix_scan_is_ascending_by_bytes(open_backend):
     b = open_backend()
-    keys = [b"p\x00b", b"p\x00a", "p\x00é".encode(), b"p\x00\xff", b"p\x00", b"p\x01", b"o", b"p\x00a\x00"]
+    keys = [
+        b"p\x00b",
+        b"p\x00a",
+        "p\x00é".encode(),
+        b"p\x00\xff",
+        b"p\x00",
+        b"p\x01",
+        b"o",
+        b"p\x00a\x00",
+    ]
     for k in keys:
         b.put(k, k)
     got = [k for k, _ in b.scan(b"p\x00")]

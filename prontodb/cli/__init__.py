@@ -18,13 +18,19 @@ CONTEXT_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 100}
 @click.group(cls=ProntoGroup, context_settings=CONTEXT_SETTINGS)
 @click.option("--user", metavar="U", help="User layer (env PRONTO_USER; default 'default').")
 @click.option("--cursor", metavar="C", help="Named cursor to use (env PRONTO_CURSOR).")
-@click.option("--database", metavar="PATH", help="Store path, engine sniffed from the file (env PRONTO_DB).")
+@click.option(
+    "--database", metavar="PATH", help="Store path, engine sniffed from the file (env PRONTO_DB)."
+)
 @click.option("--meta", metavar="M", help="Meta layer inside the store.")
 @click.option("-p", "--project", metavar="P", help="Default project for partial addresses.")
 @click.option("-n", "--namespace", metavar="N", help="Default namespace for partial addresses.")
 @click.option("--ns-delim", metavar="C", help="Address delimiter: one of . : / | (default .).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output where output exists.")
-@click.version_option(__version__, "--version", prog_name="prontodb", message="%(prog)s %(version)s")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Machine-readable output where output exists."
+)
+@click.version_option(
+    __version__, "--version", prog_name="prontodb", message="%(prog)s %(version)s"
+)
 @click.pass_context
 def cli(
     ctx: click.Context,

@@ -17,8 +17,15 @@ from prontodb.errors import NotFoundError, ProntoError
 
 #: Global flags that take a value, and their short spellings.
 VALUE_FLAGS = {
-    "--user", "--cursor", "--database", "--meta", "--project", "--namespace", "--ns-delim",
-    "-p", "-n",
+    "--user",
+    "--cursor",
+    "--database",
+    "--meta",
+    "--project",
+    "--namespace",
+    "--ns-delim",
+    "-p",
+    "-n",
 }
 BOOL_FLAGS = {"--json", "--version"}
 
@@ -108,7 +115,9 @@ class ProntoGroup(click.Group):
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         if os.environ.get("_PRONTODB_COMPLETE"):
-            return super().main(argv, prog_name or "prontodb", complete_var, standalone_mode, **extra)
+            return super().main(
+                argv, prog_name or "prontodb", complete_var, standalone_mode, **extra
+            )
         code = run(self, hoist_globals(argv), prog_name or "prontodb", **extra)
         if standalone_mode:
             sys.exit(code)

@@ -26,7 +26,9 @@ def _session_from(ctx: click.Context):  # type: ignore[no-untyped-def]
     )
 
 
-def complete_address(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+def complete_address(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
     """Stored addresses (full form) that start with what has been typed."""
     try:
         session = _session_from(ctx)
@@ -46,13 +48,19 @@ def complete_address(ctx: click.Context, param: click.Parameter, incomplete: str
         return []
 
 
-def complete_cursor(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+def complete_cursor(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
     """Cursor names of the selected user that start with what has been typed."""
     try:
         from prontodb import cursor
 
         session = _session_from(ctx)
         user = cursor.effective_user(session.user_flag, session.env)
-        return [CompletionItem(c.name) for c in cursor.list_cursors(user) if c.name.startswith(incomplete)]
+        return [
+            CompletionItem(c.name)
+            for c in cursor.list_cursors(user)
+            if c.name.startswith(incomplete)
+        ]
     except Exception:  # noqa: BLE001
         return []

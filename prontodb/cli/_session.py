@@ -74,7 +74,9 @@ class Session:
         try:
             value = int(raw)
         except ValueError:
-            raise ConfigError(f"PRONTO_MAX_VALUE_BYTES must be a whole number, not {raw!r}") from None
+            raise ConfigError(
+                f"PRONTO_MAX_VALUE_BYTES must be a whole number, not {raw!r}"
+            ) from None
         if value <= 0:
             raise ConfigError("PRONTO_MAX_VALUE_BYTES must be greater than zero")
         return value

@@ -24,7 +24,9 @@ def read_stdin() -> bytes:
     return data
 
 
-def store_value(s: Session, address: str | None, value: bytes, ttl: str | None, keep_ttl: bool) -> None:
+def store_value(
+    s: Session, address: str | None, value: bytes, ttl: str | None, keep_ttl: bool
+) -> None:
     """The library call of ``set``."""
     if address is None:
         raise UsageError("no ADDRESS given (usage: prontodb set ADDRESS [VALUE])")
@@ -39,10 +41,17 @@ def store_value(s: Session, address: str | None, value: bytes, ttl: str | None, 
 @click.argument("value", required=False)
 @click.option("--ttl", metavar="DURATION", help="Expire after DURATION (90, 15m, 2h, 7d).")
 @click.option("--keep-ttl", is_flag=True, help="Keep the entry's current deadline.")
-@click.option("--stdin", "from_stdin", is_flag=True, help="Read the value from stdin (same as VALUE '-').")
+@click.option(
+    "--stdin", "from_stdin", is_flag=True, help="Read the value from stdin (same as VALUE '-')."
+)
 @click.pass_context
 def set_cmd(
-    ctx: click.Context, address: str | None, value: str | None, ttl: str | None, keep_ttl: bool, from_stdin: bool
+    ctx: click.Context,
+    address: str | None,
+    value: str | None,
+    ttl: str | None,
+    keep_ttl: bool,
+    from_stdin: bool,
 ) -> None:
     """Store VALUE at ADDRESS; without VALUE (or with - / --stdin) store all of stdin.
 
@@ -95,7 +104,9 @@ def entry_json(address: str, value: bytes, expires_at: float | None) -> dict[str
 
 
 @cli.command("del")
-@click.argument("addresses", nargs=-1, required=True, metavar="ADDRESS...", shell_complete=complete_address)
+@click.argument(
+    "addresses", nargs=-1, required=True, metavar="ADDRESS...", shell_complete=complete_address
+)
 @click.pass_context
 def del_cmd(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     """Delete entries; exit 2 if any named entry did not exist."""
@@ -139,8 +150,15 @@ def persist_cmd(ctx: click.Context, address: str) -> None:
 
 
 def _copy(
-    ctx: click.Context, src: str, dst: str, *, keep_ttl: bool, keep: bool, move: bool,
-    from_cursor: str | None, to_cursor: str | None,
+    ctx: click.Context,
+    src: str,
+    dst: str,
+    *,
+    keep_ttl: bool,
+    keep: bool,
+    move: bool,
+    from_cursor: str | None,
+    to_cursor: str | None,
 ) -> None:
     s = session(ctx)
     source, target = s.open_pair(from_cursor, to_cursor)
@@ -159,25 +177,59 @@ def _copy(
 @click.argument("dst")
 @click.option("--keep-ttl", is_flag=True, help="Give DST the source's remaining TTL.")
 @click.option("--keep", is_flag=True, help="Keep a pipe.cache source instead of removing it.")
-@click.option("--from-cursor", metavar="C", shell_complete=complete_cursor, help="Read SRC through cursor C.")
-@click.option("--to-cursor", metavar="C", shell_complete=complete_cursor, help="Write DST through cursor C.")
+@click.option(
+    "--from-cursor", metavar="C", shell_complete=complete_cursor, help="Read SRC through cursor C."
+)
+@click.option(
+    "--to-cursor", metavar="C", shell_complete=complete_cursor, help="Write DST through cursor C."
+)
 @click.pass_context
 def copy_cmd(
-    ctx: click.Context, src: str, dst: str, keep_ttl: bool, keep: bool, from_cursor: str | None, to_cursor: str | None
+    ctx: click.Context,
+    src: str,
+    dst: str,
+    keep_ttl: bool,
+    keep: bool,
+    from_cursor: str | None,
+    to_cursor: str | None,
 ) -> None:
     """Copy SRC to DST. A pipe.cache source is removed afterwards unless --keep.
 
     DST gets its namespace's default TTL, or the source's remaining TTL with --keep-ttl.
     """
-    _copy(ctx, src, dst, keep_ttl=keep_ttl, keep=keep, move=False, from_cursor=from_cursor, to_cursor=to_cursor)
+    _copy(
+        ctx,
+        src,
+        dst,
+        keep_ttl=keep_ttl,
+        keep=keep,
+        move=False,
+        from_cursor=from_cursor,
+        to_cursor=to_cursor,
+    )
 
 
 @cli.command("move")
 @click.argument("src", shell_complete=complete_address)
 @click.argument("dst")
-@click.option("--from-cursor", metavar="C", shell_complete=complete_cursor, help="Read SRC through cursor C.")
-@click.option("--to-cursor", metavar="C", shell_complete=complete_cursor, help="Write DST through cursor C.")
+@click.option(
+    "--from-cursor", metavar="C", shell_complete=complete_cursor, help="Read SRC through cursor C."
+)
+@click.option(
+    "--to-cursor", metavar="C", shell_complete=complete_cursor, help="Write DST through cursor C."
+)
 @click.pass_context
-def move_cmd(ctx: click.Context, src: str, dst: str, from_cursor: str | None, to_cursor: str | None) -> None:
+def move_cmd(
+    ctx: click.Context, src: str, dst: str, from_cursor: str | None, to_cursor: str | None
+) -> None:
     """Move SRC to DST (copy then delete, atomically within one store; TTL kept)."""
-    _copy(ctx, src, dst, keep_ttl=True, keep=False, move=True, from_cursor=from_cursor, to_cursor=to_cursor)
+    _copy(
+        ctx,
+        src,
+        dst,
+        keep_ttl=True,
+        keep=False,
+        move=True,
+        from_cursor=from_cursor,
+        to_cursor=to_cursor,
+    )

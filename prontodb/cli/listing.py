@@ -81,7 +81,9 @@ def namespaces_cmd(ctx: click.Context, project: str | None) -> None:
     """Namespaces of PROJECT (default: the default project) with a live entry."""
     store = session(ctx).open(write=False)
     if project is None and store.project is None:
-        raise InvalidAddressError("no PROJECT given and no default project (-p/--project or a cursor's)")
+        raise InvalidAddressError(
+            "no PROJECT given and no default project (-p/--project or a cursor's)"
+        )
     for name in store.namespaces(project):
         click.echo(name)
 
