@@ -108,7 +108,8 @@ def resolve_backend(path: str, requested: str | None = None) -> str:
         return requested
     if found is not None:
         return found
-    if os.path.exists(path) and (os.path.isdir(path) and os.listdir(path) or os.path.getsize(path) > 0):
+    occupied = os.path.isdir(path) and os.listdir(path) or os.path.getsize(path) > 0
+    if os.path.exists(path) and occupied:
         from prontodb.errors import CorruptStoreError
 
         raise CorruptStoreError(f"{path} is not a ProntoDB store (unrecognized format)")

@@ -299,24 +299,24 @@ class DiskcacheBackend(Backend):
                 return None
             return self._disk.fetch(row[0], row[1], row[2], False)
         except FileNotFoundError:
-            return self._refetch(key)
+            return self._refetch(key, row[1])
         except _ENGINE_ERRORS as exc:
             raise self._translate(exc) from exc
 
-    def _refetch(self, key: bytes) -> bytes | None:
-        """Look ``key`` up again after its value file vanished between the row and the file.
+    def _refetch(self, key: bytes, missing: str) -> bytes | None:
+        """Look ``key`` up again after its value file ``missing`` could not be opened.
 
-        Outside a transaction a writer may have replaced or deleted the entry, and it removes
-        the old file only after its commit, so a fresh look finds the new state. A file that is
-        still missing with the row unchanged (or inside a snapshot) is damage.
+        Outside a transaction a writer may have replaced or deleted the entry since its row
+        was read; writers remove the old file only after their commit, so a fresh look finds
+        the new state. Inside ``transaction()``/``snapshot()`` no file can vanish, and a file
+        still missing under an unchanged row is damage either way.
         """
-        missing = None
-        for _ in range(10):
+        while not self._depth:
             try:
                 row = self._cache._con.execute(_GET, (key,)).fetchone()
                 if row is None:
                     return None
-                if self._depth or row[1] == missing:
+                if row[1] == missing:
                     break
                 missing = row[1]
                 return self._disk.fetch(row[0], row[1], row[2], False)
@@ -341,7 +341,7 @@ class DiskcacheBackend(Backend):
                 try:
                     data: bytes | None = self._disk.fetch(mode, filename, value, False)
                 except FileNotFoundError:
-                    data = self._refetch(key)
+                    data = self._refetch(key, filename)
                     if data is None:  # deleted by another writer since the page was read
                         continue
                 except _ENGINE_ERRORS as exc:
