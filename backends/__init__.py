@@ -108,8 +108,10 @@ def resolve_backend(path: str, requested: str | None = None) -> str:
         return requested
     if found is not None:
         return found
-    occupied = os.path.isdir(path) and os.listdir(path) or os.path.getsize(path) > 0
-    if os.path.exists(path) and occupied:
+    occupied = os.path.exists(path) and (
+        bool(os.listdir(path)) if os.path.isdir(path) else os.path.getsize(path) > 0
+    )
+    if occupied:
         from prontodb.errors import CorruptStoreError
 
         raise CorruptStoreError(f"{path} is not a ProntoDB store (unrecognized format)")
