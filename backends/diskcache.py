@@ -85,6 +85,17 @@ _SCAN = (
     " ORDER BY key LIMIT {limit}"
 )
 _SYNCHRONOUS = {"normal": 1, "full": 2}
+#: ``put_many`` writes inline values in batches: the old value files of a batch's keys, then
+#: one upsert per pair with the columns ``Cache.set`` would write (no expiry, no tag).
+_BATCH = 500
+_OLD_FILES = "SELECT filename FROM Cache WHERE raw = 1 AND filename IS NOT NULL AND key IN ({})"
+_UPSERT = (
+    "INSERT INTO Cache (key, raw, store_time, expire_time, access_time, access_count, tag,"
+    f" size, mode, filename, value) VALUES (?, 1, ?, NULL, ?, 0, NULL, 0, {MODE_RAW}, NULL, ?)"
+    " ON CONFLICT (key, raw) DO UPDATE SET store_time = excluded.store_time,"
+    " expire_time = NULL, access_time = excluded.access_time, access_count = 0, tag = NULL,"
+    f" size = 0, mode = {MODE_RAW}, filename = NULL, value = excluded.value"
+)
 
 
 class _RawDisk(diskcache.Disk):
@@ -326,7 +337,9 @@ class DiskcacheBackend(Backend):
                 raise self._translate(exc) from exc
         raise CorruptStoreError(f"{self.path}: the value file {missing} of an entry is missing")
 
-    def scan(self, prefix: bytes = b"", *, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+    def scan(
+        self, prefix: bytes = b"", *, start: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
         prefix = _as_bytes(prefix, "prefix")
         low = prefix if start is None else max(prefix, _as_bytes(start, "start"))
         high = prefix_successor(prefix)
@@ -380,9 +393,29 @@ class DiskcacheBackend(Backend):
         self._writable()
         if self._depth:
             self._set(key, value)
+        elif len(value) < self._disk.min_file_size:
+            self._set_alone(key, value)
         else:
             with self.transaction():
                 self._set(key, value)
+
+    def _set_alone(self, key: bytes, value: bytes) -> None:
+        """``Cache.set`` in its own transaction: the fast path for an inline value, which
+        writes no file that a failure would have to clean up."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.001
+        while True:
+            try:
+                self._cache.set(key, value)
+                return
+            except diskcache.Timeout as exc:
+                if not _is_busy(exc.__context__) or time.monotonic() > deadline:
+                    raise self._translate(exc) from exc
+            except _ENGINE_ERRORS as exc:
+                self._abort(None, exc)  # diskcache leaves the transaction open if COMMIT fails
+                raise self._translate(exc) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     def _set(self, key: bytes, value: bytes) -> None:
         try:
@@ -391,12 +424,42 @@ class DiskcacheBackend(Backend):
             raise self._translate(exc) from exc
 
     def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
+        """Inline values go in batches of one upsert statement each (``Cache.set`` costs a
+        SELECT plus an INSERT or UPDATE per pair); file-backed values go through ``Cache.set``
+        one at a time, in order, so later pairs still win."""
         count = 0
         with self.transaction():
+            inline = self._disk.min_file_size
+            batch: list[tuple[bytes, bytes]] = []
             for key, value in items:
-                self._set(_as_bytes(key, "key"), _as_bytes(value, "value"))
+                key, value = _as_bytes(key, "key"), _as_bytes(value, "value")
                 count += 1
+                if len(value) < inline:
+                    batch.append((key, value))
+                    if len(batch) == _BATCH:
+                        self._upsert_inline(batch)
+                        batch = []
+                    continue
+                if batch:
+                    self._upsert_inline(batch)
+                    batch = []
+                self._set(key, value)
+            if batch:
+                self._upsert_inline(batch)
         return count
+
+    def _upsert_inline(self, batch: list[tuple[bytes, bytes]]) -> None:
+        """Write inline values the way ``Cache.set`` does, inside the open transaction."""
+        now = time.time()
+        keys = [key for key, _ in batch]
+        try:
+            con = self._cache._con
+            old_files = con.execute(_OLD_FILES.format(",".join("?" * len(keys))), keys).fetchall()
+            con.executemany(_UPSERT, [(key, now, now, value) for key, value in batch])
+        except _ENGINE_ERRORS as exc:
+            raise self._translate(exc) from exc
+        for (filename,) in old_files:
+            self._disk.remove(filename)  # deferred to the commit
 
     def delete(self, key: bytes) -> bool:
         key = _as_bytes(key, "key")
@@ -545,10 +608,11 @@ class DiskcacheBackend(Backend):
         try:
             con = self._cache._con
             rows = con.execute("PRAGMA integrity_check").fetchall()
-        except sqlite3.DatabaseError as exc:
-            return [f"integrity check failed: {exc}"]
         except _ENGINE_ERRORS as exc:
-            raise self._translate(exc) from exc
+            error = self._translate(exc)
+            if isinstance(error, CorruptStoreError):
+                return [f"integrity check failed: {exc}"]
+            raise error from exc
         problems = [row[0] for row in rows if row[0] != "ok"]
         if problems:
             return problems
@@ -566,349 +630,6 @@ class DiskcacheBackend(Backend):
             problems.append(f"{foreign} entries are not raw bytes (pickled or text)")
         problems.extend(str(warning.message) for warning in found)
         return problems
-
-    def close(self) -> None:
-        con, self._pronto_con = self._pronto_con, None
-        if con is not None:
-            con.close()
-
-
-class DiskcacheBackend(Backend):
-    """Key-value pairs as raw-bytes rows of diskcache's ``Cache`` table (and value files)."""
-
-    name = "diskcache"
-    extensions = (".diskcache",)
-
-    def __init__(self, path: str, *, durability: str = "normal", create: bool = True) -> None:
-        super().__init__(path, durability=durability, create=create)
-        if durability not in DURABILITIES:
-            raise ConfigError(f"unknown durability {durability!r} (known: normal, full)")
-        self._depth = 0
-        self._snapshot = False
-        self._closed = False
-        if not self.sniff(path):
-            self._prepare(path, create)
-        settings: dict[str, Any] = {
-            "eviction_policy": "none",
-            "cull_limit": 0,
-            "size_limit": 2**62,
-            "statistics": False,
-            "tag_index": False,
-        }
-        if durability == "full":
-            settings["disk_min_file_size"] = _NEVER
-        try:
-            self._cache = _Cache(
-                path, synchronous=_SYNCHRONOUS[durability], timeout=BUSY_TIMEOUT_S, **settings
-            )
-        except _ENGINE_ERRORS as exc:
-            raise self._translate(exc) from exc
-        self._disk: _RawDisk = self._cache.disk
-
-    @staticmethod
-    def _prepare(path: str, create: bool) -> None:
-        """Make the 0700 directory and an empty 0600 ``cache.db`` for SQLite to fill in."""
-        if os.path.exists(path) and not os.path.isdir(path):
-            raise CorruptStoreError(f"{path} is not a diskcache store (not a directory)")
-        if not os.path.isfile(os.path.join(path, DBNAME)) and not create:
-            raise StoreNotFoundError(f"no store at {path}")
-        try:
-            try:
-                os.mkdir(path, 0o700)
-            except FileExistsError:
-                pass
-            else:
-                os.chmod(path, 0o700)
-            create_private_file(os.path.join(path, DBNAME))
-        except OSError as exc:
-            raise _translate_os(exc, path, "cannot create store") from exc
-
-    @classmethod
-    def sniff(cls, path: str) -> bool:
-        if not os.path.isdir(path):
-            return False
-        try:
-            with open(os.path.join(path, DBNAME), "rb") as fh:
-                return fh.read(16) == SQLITE_MAGIC
-        except OSError:
-            return False
-
-    # -- reads ---------------------------------------------------------------------------------
-
-    def get(self, key: bytes) -> bytes | None:
-        key = _as_bytes(key, "key")
-        try:
-            row = self._cache._con.execute(_GET, (key,)).fetchone()
-            if row is None:
-                return None
-            return self._disk.fetch(row[0], row[1], row[2], False)
-        except FileNotFoundError:
-            return self._refetch(key, row[1])
-        except _ENGINE_ERRORS as exc:
-            raise self._translate(exc) from exc
-
-    def _refetch(self, key: bytes, missing: str) -> bytes | None:
-        """Look ``key`` up again after its value file ``missing`` could not be opened.
-
-        Outside a transaction a writer may have replaced or deleted the entry since its row
-        was read; writers remove the old file only after their commit, so a fresh look finds
-        the new state. Inside ``transaction()``/``snapshot()`` no file can vanish, and a file
-        still missing under an unchanged row is damage either way.
-        """
-        while not self._depth:
-            try:
-                row = self._cache._con.execute(_GET, (key,)).fetchone()
-                if row is None:
-                    return None
-                if row[1] == missing:
-                    break
-                missing = row[1]
-                return self._disk.fetch(row[0], row[1], row[2], False)
-            except FileNotFoundError:
-                continue
-            except _ENGINE_ERRORS as exc:
-                raise self._translate(exc) from exc
-        raise CorruptStoreError(f"{self.path}: the value file {missing} of an entry is missing")
-
-    def scan(self, prefix: bytes = b"", *, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        prefix = _as_bytes(prefix, "prefix")
-        low = prefix if start is None else max(prefix, _as_bytes(start, "start"))
-        high = prefix_successor(prefix)
-        upper = "" if high is None else " AND key < ?"
-        tail = () if high is None else (high,)
-        first = _SCAN.format(op=">=", upper=upper, limit=_PAGE_ROWS)
-        after = _SCAN.format(op=">", upper=upper, limit=_PAGE_ROWS)
-        sql = first
-        while True:
-            rows, complete = self._page(sql, (low, *tail))
-            for key, mode, filename, value in rows:
-                try:
-                    data: bytes | None = self._disk.fetch(mode, filename, value, False)
-                except FileNotFoundError:
-                    data = self._refetch(key, filename)
-                    if data is None:  # deleted by another writer since the page was read
-                        continue
-                except _ENGINE_ERRORS as exc:
-                    raise self._translate(exc) from exc
-                yield key, data
-            if complete:
-                return
-            low, sql = rows[-1][0], after
-
-    def _page(self, sql: str, params: tuple[bytes, ...]) -> tuple[list[tuple[Any, ...]], bool]:
-        """One page of rows from ``params[0]``, and whether it reached the end of the range.
-
-        A page stops early after ``_PAGE_BYTES`` of inline values, so a scan of large values
-        held inline (``full``) never loads hundreds of them at once.
-        """
-        rows: list[tuple[Any, ...]] = []
-        size = 0
-        try:
-            cursor = self._cache._con.execute(sql, params)
-            try:
-                while batch := cursor.fetchmany(64):
-                    rows.extend(batch)
-                    size += sum(len(row[3]) for row in batch if row[3] is not None)
-                    if size > _PAGE_BYTES:
-                        return rows, False
-            finally:
-                cursor.close()
-        except _ENGINE_ERRORS as exc:
-            raise self._translate(exc) from exc
-        return rows, len(rows) < _PAGE_ROWS
-
-    # -- writes --------------------------------------------------------------------------------
-
-    def put(self, key: bytes, value: bytes) -> None:
-        key, value = _as_bytes(key, "key"), _as_bytes(value, "value")
-        self._writable()
-        if self._depth:
-            self._set(key, value)
-        else:
-            with self.transaction():
-                self._set(key, value)
-
-    def _set(self, key: bytes, value: bytes) -> None:
-        try:
-            self._cache.set(key, value)
-        except _ENGINE_ERRORS as exc:
-            raise self._translate(exc) from exc
-
-    def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
-        count = 0
-        with self.transaction():
-            for key, value in items:
-                self._set(_as_bytes(key, "key"), _as_bytes(value, "value"))
-                count += 1
-        return count
-
-    def delete(self, key: bytes) -> bool:
-        key = _as_bytes(key, "key")
-        with self.transaction():
-            try:
-                execute = self._cache._con.execute
-                row = execute("SELECT rowid, filename FROM Cache WHERE key = ? AND raw = 1", (key,))
-                found = row.fetchone()
-                if found is None:
-                    return False
-                execute("DELETE FROM Cache WHERE rowid = ?", (found[0],))
-            except _ENGINE_ERRORS as exc:
-                raise self._translate(exc) from exc
-            if found[1] is not None:
-                self._disk.remove(found[1])  # deferred to the commit
-            return True
-
-    def _writable(self) -> None:
-        if self._snapshot:
-            raise BackendError(f"{self.path}: writes are not allowed inside snapshot()")
-
-    # -- transactions --------------------------------------------------------------------------
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self._writable()
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        outer = self._lock()
-        self._disk.begin()
-        self._depth = 1
-        try:
-            yield
-        except BaseException as exc:
-            self._depth = 0
-            self._abort(outer, exc)
-            raise
-        self._depth = 0
-        try:
-            outer.__exit__(None, None, None)  # COMMIT
-        except BaseException as exc:
-            self._abort(None, exc)
-            if isinstance(exc, _ENGINE_ERRORS):
-                raise self._translate(exc) from exc
-            raise
-        self._disk.commit()
-
-    def _lock(self) -> AbstractContextManager[Any]:
-        """Enter ``Cache.transact()`` (``BEGIN IMMEDIATE``), waiting out other writers.
-
-        SQLite's busy handler already waits up to the busy timeout; some WAL states report
-        busy at once, so those are retried here until the same deadline.
-        """
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        delay = 0.001
-        while True:
-            outer = self._cache.transact()
-            try:
-                outer.__enter__()
-                return outer
-            except diskcache.Timeout as exc:
-                if not _is_busy(exc.__context__) or time.monotonic() > deadline:
-                    raise self._translate(exc) from exc
-            except _ENGINE_ERRORS as exc:
-                raise self._translate(exc) from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-
-    def _abort(self, outer: AbstractContextManager[Any] | None, exc: BaseException) -> None:
-        """Roll back the open SQLite transaction and delete the value files it wrote."""
-        try:
-            if outer is not None:
-                outer.__exit__(type(exc), exc, exc.__traceback__)  # ROLLBACK
-        except BaseException:
-            pass
-        finally:
-            self._cache._txn_id = None
-            try:
-                con = self._cache._pronto_con
-                if con is not None and con.in_transaction:
-                    con.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            self._disk.abort()
-
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        if self._depth:
-            yield
-            return
-        end = self._begin_snapshot()
-        self._depth, self._snapshot = 1, True
-        try:
-            yield
-        finally:
-            self._depth, self._snapshot = 0, False
-            end()
-
-    def _begin_snapshot(self) -> Callable[[], None]:
-        """Open the read view and return what ends it (see the module docstring)."""
-        try:
-            con = self._cache._con
-            con.execute("BEGIN")
-            # The first read pins the WAL snapshot; Settings.size sums the file-backed bytes.
-            (file_bytes,) = con.execute("SELECT value FROM Settings WHERE key = 'size'").fetchone()
-            if not file_bytes:
-                return lambda: _quiet_end(con)
-            con.execute("ROLLBACK")
-        except _ENGINE_ERRORS as exc:
-            _quiet_end(self._cache._pronto_con)
-            raise self._translate(exc) from exc
-        outer = self._lock()
-
-        def end() -> None:
-            try:
-                outer.__exit__(None, None, None)
-            except _ENGINE_ERRORS:
-                self._cache._txn_id = None
-                _quiet_end(self._cache._pronto_con)
-
-        return end
-
-    # -- maintenance ---------------------------------------------------------------------------
-
-    def files(self) -> list[str]:
-        found = [self.path]
-        for dirpath, dirnames, filenames in os.walk(self.path):
-            dirnames.sort()
-            found.extend(os.path.join(dirpath, name) for name in dirnames)
-            found.extend(os.path.join(dirpath, name) for name in sorted(filenames))
-        return found
-
-    def check(self) -> list[str]:
-        """SQLite's integrity check, then diskcache's own ``check(fix=False)``.
-
-        ``Cache.check`` only reports when ``fix`` is false; it holds the write lock while it
-        compares the value files with the rows (writers wait meanwhile).
-        """
-        if self._snapshot:
-            raise BackendError(f"{self.path}: check() cannot run inside snapshot()")
-        con = self._cache._con
-        try:
-            rows = con.execute("PRAGMA integrity_check").fetchall()
-        except sqlite3.Error as exc:
-            return [f"integrity check failed: {exc}"]
-        problems = [row[0] for row in rows if row[0] != "ok"]
-        if problems:
-            return problems
-        try:
-            (foreign,) = con.execute(
-                "SELECT COUNT(*) FROM Cache WHERE raw IS NOT 1 OR mode NOT IN (?, ?)",
-                (MODE_RAW, MODE_BINARY),
-            ).fetchone()
-            with warnings.catch_warnings():
-                warnings.simplefilter("always")
-                found = self._cache.check(fix=False)
-        except _ENGINE_ERRORS as exc:
-            raise self._translate(exc) from exc
-        if foreign:
-            problems.append(f"{foreign} entries are not raw bytes (pickled or text)")
-        problems.extend(str(warning.message) for warning in found)
-        # Cache.check ran integrity_check again; its output was "ok" a moment ago.
-        return [problem for problem in problems if problem != "ok"]
 
     def close(self) -> None:
         if self._closed:

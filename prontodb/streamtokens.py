@@ -22,7 +22,7 @@ Grammar (normative text in DESIGN §9; the decisions where it is silent are mark
 
 Offsets are 0-based character offsets into the whole input (``text[tok.offset]`` is the token's
 first character); positions count tokens (non-empty segments) from 1. Error messages also give a
-1-based line and column.
+1-based line and column (a line ends at ``\\n``; a lone CR does not end one).
 """
 
 from __future__ import annotations
@@ -138,9 +138,9 @@ def _rule(tok: str) -> str:
     if not key:
         return _RULE_EMPTY_KEY
     if _HAS_WS.search(prefix):
-        return f"{_RULE_WS_IN_PREFIX} {prefix!r}"
+        return f"{_RULE_WS_IN_PREFIX} {_preview(prefix)}"
     if _HAS_WS.search(key):
-        return f"{_RULE_WS_IN_KEY} {key!r}"
+        return f"{_RULE_WS_IN_KEY} {_preview(key)}"
     # Unreachable while _TOKEN and the rules above agree (the tests check that they do).
     raise AssertionError(f"token {tok!r} failed the grammar but broke no rule")
 

@@ -286,6 +286,13 @@ def test_error_message_shortens_long_tokens() -> None:
     assert err.raw == "x" * 100  # the attribute keeps it whole
 
 
+def test_error_message_stays_short_for_huge_tokens() -> None:
+    with pytest.raises(StreamError) as info:
+        tokenize("p" * 10_000 + " q:" + "k" * 10_000 + " x=1")
+    assert len(str(info.value)) < 200
+    assert "whitespace in prefix 'ppp" in str(info.value)
+
+
 def test_error_message_escapes_newlines() -> None:
     with pytest.raises(StreamError, match=r"'a=1\\n' at offset 0"):
         tokenize("a=1\n;")

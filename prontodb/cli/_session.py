@@ -151,7 +151,7 @@ class Session:
 
     def out(self, data: bytes) -> None:
         """Write raw bytes to stdout."""
-        stream = click.get_binary_stream("stdout")
+        stream = sys.stdout.buffer
         stream.write(data)
         stream.flush()
 

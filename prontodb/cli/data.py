@@ -15,7 +15,7 @@ from prontodb.errors import NotFoundError, UsageError
 
 def read_stdin() -> bytes:
     """All of stdin, byte-exact. A terminal or empty stdin is a usage error (never a hang)."""
-    stream = click.get_binary_stream("stdin")
+    stream = sys.stdin.buffer
     if stream.isatty():
         raise UsageError("no VALUE given and stdin is a terminal (pipe content in, or give VALUE)")
     data = stream.read()

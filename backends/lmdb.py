@@ -1,0 +1,792 @@
+"""The LMDB engine: one memory-mapped data file at the store's path plus its ``-lock`` file.
+
+Durability: both modes commit with ``sync=True`` (the data pages are fsynced before a commit
+returns). ``normal`` adds ``metasync=False``: the meta page is written but not fsynced, so a
+killed process loses nothing and a power loss may undo the last commit but never corrupts the
+file. ``full`` uses ``metasync=True``: every acknowledged commit survives a power loss. When a
+process already has the file open in ``normal`` mode (one LMDB environment per file per process,
+see below), a ``full`` backend object on it calls ``env.sync(True)`` after each commit instead,
+which gives the same guarantee.
+
+The map starts at 64 MiB and doubles whenever LMDB reports it full; another process's growth is
+adopted on ``MapResizedError``. A write transaction keeps a log of its operations so that it
+can be replayed after the map has grown: growing needs the write lock released for a moment, so
+if another process committed in between, every read the transaction made (``get``, ``delete``'s
+result, scanned pages) is checked against the new state first and the transaction is rolled back
+with ``StoreBusyError`` when one of them changed.
+
+LMDB forbids opening one file twice in a process (its fcntl locks belong to the process), so
+every backend object on a file in this process shares one environment. Changing the map size
+invalidates every open transaction of that environment, so a resize waits until no backend
+object of the process has a transaction or snapshot open. An environment cannot be used or
+reopened in a child created by ``fork()`` while the parent has it open (use ``spawn``).
+LMDB keys are 1 to 511 bytes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import lmdb
+
+from prontodb.backends import LMDB_MAGIC
+from prontodb.backends.base import DURABILITIES, Backend
+from prontodb.errors import (
+    BackendError,
+    ConfigError,
+    CorruptStoreError,
+    ReadOnlyStoreError,
+    StorageFullError,
+    StoreBusyError,
+    StoreNotFoundError,
+)
+
+INITIAL_MAP_SIZE = 64 * 1024 * 1024
+MAX_READERS = 1024
+BUSY_TIMEOUT_S = 60.0
+#: Items read per short read transaction by a scan outside snapshot()/transaction().
+SCAN_PAGE = 1000
+#: Grow the map before a write transaction once the file's high-water mark passes this share.
+_GROW_AHEAD = 0.5
+
+_FULL_CODES = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_READONLY_CODES = (errno.EACCES, errno.EPERM, errno.EROFS)
+_CORRUPT = tuple(
+    getattr(lmdb, name)
+    for name in (
+        "InvalidError",
+        "CorruptedError",
+        "VersionMismatchError",
+        "PageNotFoundError",
+        "PanicError",
+        "IncompatibleError",
+        "BadChecksumError",
+    )
+    if hasattr(lmdb, name)
+)
+
+
+def translate(exc: BaseException, path: str) -> BackendError:
+    """Map an lmdb (or OS) error onto the ProntoDB hierarchy (the caller keeps it as __cause__)."""
+    code = getattr(exc, "code", None) or getattr(exc, "errno", None)
+    if isinstance(exc, lmdb.MapFullError | lmdb.DiskError) or code in _FULL_CODES:
+        return StorageFullError(f"{path}: no space left for the store ({exc})")
+    if isinstance(exc, lmdb.ReadersFullError | lmdb.LockError) or code == errno.EBUSY:
+        return StoreBusyError(f"{path}: store is busy ({exc})")
+    if isinstance(exc, lmdb.ReadonlyError) or code in _READONLY_CODES:
+        return ReadOnlyStoreError(f"{path}: store is read-only ({exc})")
+    if isinstance(exc, _CORRUPT):
+        return CorruptStoreError(f"{path}: store file is damaged or not an LMDB store ({exc})")
+    if isinstance(exc, lmdb.BadValsizeError):
+        return BackendError(f"{path}: LMDB keys must be 1 to 511 bytes long ({exc})")
+    return BackendError(f"{path}: {exc}")
+
+
+def create_private_file(path: str) -> bool:
+    """Create ``path`` empty with mode 0600 if it does not exist (whatever the umask).
+
+    Returns True when this call created it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    return True
+
+
+class _Conflict(Exception):
+    """A read made by a transaction no longer holds after its replay."""
+
+
+class _SharedEnv:
+    """The one ``lmdb.Environment`` of a store file in this process, shared by every backend
+    object on that file, with the bookkeeping that makes resizing its map safe.
+
+    Long-lived users (write transactions, snapshots) register under ``cond`` per thread; short
+    reads only raise their backend object's ``_reading`` flag, which a resizer polls. Both sides
+    set their own mark before looking at the other's, so a resize never unmaps a live reader.
+    """
+
+    def __init__(self, env: Any, file_id: tuple[int, int], metasync: bool, readonly: bool) -> None:
+        self.env = env
+        self.file_id = file_id
+        self.generation = _generation
+        self.metasync = metasync
+        self.readonly = readonly
+        self.refs = 0
+        self.members: set[LmdbBackend] = set()
+        self.cond = threading.Condition(threading.Lock())
+        self.resizing = False
+        self.holders: dict[int, int] = {}
+        self.long_count = 0
+
+    def holds(self) -> bool:
+        """True when the calling thread has a transaction or snapshot open on this file."""
+        return bool(self.holders.get(threading.get_ident()))
+
+    def enter_long(self) -> None:
+        me = threading.get_ident()
+        with self.cond:
+            while self.resizing and not self.holders.get(me):
+                self.cond.wait()
+            self.holders[me] = self.holders.get(me, 0) + 1
+            self.long_count += 1
+
+    def leave_long(self) -> None:
+        me = threading.get_ident()
+        with self.cond:
+            left = self.holders.get(me, 0) - 1
+            if left > 0:
+                self.holders[me] = left
+            else:
+                self.holders.pop(me, None)
+            self.long_count -= 1
+            self.cond.notify_all()
+
+    def wait_resized(self) -> None:
+        with self.cond:
+            while self.resizing:
+                self.cond.wait()
+
+    def resize(self, path: str, grow_from: int | None, *, wait: bool = True) -> bool:
+        """Double the map (when it is still ``grow_from`` bytes), or adopt the size recorded in
+        the file (``grow_from=None``). Returns False when ``wait`` is off and it would wait."""
+        me = threading.get_ident()
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        with self.cond:
+            while self.resizing:
+                if self.holders.get(me) or not wait:
+                    return self._cannot_wait(path, wait)
+                self.cond.wait()
+            self.resizing = True
+        try:
+            while True:
+                with self.cond:
+                    if not self.long_count and not any(m._reading for m in self.members):
+                        self._set_mapsize(path, grow_from)
+                        return True
+                    if self.holders.get(me) or not wait:
+                        return self._cannot_wait(path, wait)
+                    if time.monotonic() > deadline:
+                        raise StoreBusyError(
+                            f"{path}: the LMDB map must grow, but other threads kept "
+                            f"transactions open for {BUSY_TIMEOUT_S:.0f} s"
+                        )
+                    self.cond.wait(0.001)
+        finally:
+            with self.cond:
+                self.resizing = False
+                self.cond.notify_all()
+
+    @staticmethod
+    def _cannot_wait(path: str, wait: bool) -> bool:
+        if not wait:
+            return False
+        raise StoreBusyError(
+            f"{path}: the LMDB map must grow, but this thread holds another transaction or "
+            "snapshot on the same store"
+        )
+
+    def _set_mapsize(self, path: str, grow_from: int | None) -> None:
+        env = self.env
+        try:
+            if grow_from is None:
+                env.set_mapsize(0)
+                return
+            current = env.info()["map_size"]
+            if current > grow_from:
+                return  # another thread already grew it
+            env.set_mapsize(current * 2)
+        except lmdb.Error as exc:
+            raise StorageFullError(f"{path}: the LMDB map is full and cannot grow ({exc})") from exc
+
+
+_registry_lock = threading.Lock()
+_open_envs: dict[tuple[int, int], _SharedEnv] = {}
+_inherited: list[_SharedEnv] = []
+_generation = 0
+
+
+def _after_fork_in_child() -> None:
+    """A forked child must not use (or close) its parent's environments: forget them here."""
+    global _registry_lock, _generation
+    _generation += 1
+    _registry_lock = threading.Lock()
+    _inherited.extend(_open_envs.values())  # kept alive so nothing closes them in the child
+    _open_envs.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _acquire(path: str, durability: str, create: bool) -> _SharedEnv:
+    """Return the shared environment of ``path`` (opening it if needed) with one more reference."""
+    with _registry_lock:
+        file_id = _file_id(path)
+        if file_id is None and not create:
+            raise StoreNotFoundError(f"no store at {path}")
+        shared = _open_envs.get(file_id) if file_id is not None else None
+        if shared is None:
+            shared = _open_env(path, durability)
+            _open_envs[shared.file_id] = shared
+        shared.refs += 1
+        return shared
+
+
+def _release(shared: _SharedEnv) -> None:
+    with _registry_lock:
+        shared.refs -= 1
+        if shared.refs > 0:
+            return
+        if _open_envs.get(shared.file_id) is shared:
+            del _open_envs[shared.file_id]
+    if shared.generation == _generation:
+        shared.env.close()
+
+
+def _open_env(path: str, durability: str) -> _SharedEnv:
+    try:
+        created = create_private_file(path)
+    except OSError as exc:
+        if exc.errno in _READONLY_CODES:
+            raise ReadOnlyStoreError(f"{path}: cannot create store ({exc.strerror})") from exc
+        raise BackendError(f"{path}: cannot create store ({exc.strerror})") from exc
+    try:
+        create_private_file(path + "-lock")
+    except OSError:
+        pass  # a read-only directory: LMDB reports what it cannot do itself
+    new = created or os.path.getsize(path) == 0
+    options: dict[str, Any] = dict(
+        subdir=False,
+        mode=0o600,
+        max_readers=MAX_READERS,
+        max_dbs=0,
+        lock=True,
+        readahead=False,
+        sync=True,
+        metasync=durability == "full",
+        max_spare_txns=1,
+        # An existing file keeps its own map size; a new one starts small.
+        map_size=INITIAL_MAP_SIZE if new else 0,
+    )
+    if new:
+        options["lib_version"] = 0  # the 0.9 file format, whatever LMDB_DEFAULT_LIB_VERSION says
+    readonly = False
+    try:
+        env = lmdb.open(path, **options)
+    except lmdb.Error as exc:
+        error = translate(exc, path)
+        if not isinstance(error, ReadOnlyStoreError) or new:
+            raise _explain_open_error(error, exc, path) from exc
+        try:
+            env = lmdb.open(path, readonly=True, **options)
+        except lmdb.Error:
+            raise error from exc
+        readonly = True
+    try:
+        if env.info()["map_size"] < INITIAL_MAP_SIZE and not readonly:
+            env.set_mapsize(INITIAL_MAP_SIZE)
+        env.reader_check()
+    except lmdb.Error as exc:
+        env.close()
+        raise translate(exc, path) from exc
+    file_id = _file_id(path)
+    assert file_id is not None
+    return _SharedEnv(env, file_id, metasync=durability == "full", readonly=readonly)
+
+
+def _explain_open_error(error: BackendError, exc: lmdb.Error, path: str) -> BackendError:
+    if "already open in this process" in str(exc):
+        return BackendError(
+            f"{path}: this LMDB store is open in the parent of this forked process; LMDB "
+            "cannot share it across fork(): open stores after forking, or use 'spawn'"
+        )
+    return error
+
+
+class LmdbBackend(Backend):
+    """Keys and values in the main (unnamed) database of one LMDB environment."""
+
+    name = "lmdb"
+    extensions = (".lmdb", ".mdb")
+
+    def __init__(self, path: str, *, durability: str = "normal", create: bool = True) -> None:
+        super().__init__(path, durability=durability, create=create)
+        if durability not in DURABILITIES:
+            raise ConfigError(f"unknown durability {durability!r} (known: normal, full)")
+        self._closed = True
+        self._reading = False
+        self._depth = 0
+        self._txn: Any = None
+        self._txn_id = 0
+        self._log: list[tuple[Any, ...]] = []
+        self._broken: BackendError | None = None
+        self._snap: Any = None
+        self._snap_depth = 0
+        shared = _acquire(path, durability, create)
+        self._shared: _SharedEnv = shared
+        self._env = shared.env
+        self._sync_after_commit = durability == "full" and not shared.metasync
+        with shared.cond:
+            shared.members.add(self)
+        self._closed = False
+
+    @classmethod
+    def sniff(cls, path: str) -> bool:
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(20)[16:20] == LMDB_MAGIC
+        except OSError:
+            return False
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        if self._depth:
+            return self._txn_get(key)
+        try:
+            if self._snap is not None:
+                return self._snap.get(key)  # type: ignore[no-any-return]
+            txn = self._begin_short()
+            try:
+                return txn.get(key)  # type: ignore[no-any-return]
+            finally:
+                txn.abort()
+                self._reading = False
+        except lmdb.BadValsizeError:
+            return None  # an empty or over-long key can never be stored
+        except lmdb.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    def _txn_get(self, key: bytes) -> bytes | None:
+        txn = self._live_txn()
+        try:
+            value = txn.get(key)
+        except lmdb.BadValsizeError:
+            return None
+        except lmdb.Error as exc:
+            raise translate(exc, self.path) from exc
+        self._log.append(("get", key, value))
+        return value  # type: ignore[no-any-return]
+
+    def scan(self, prefix: bytes = b"", *, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        prefix = bytes(prefix)
+        low = max(prefix, bytes(start)) if start is not None else prefix
+        inclusive = True
+        while True:
+            page = self._page(prefix, low, inclusive)
+            yield from page
+            if len(page) < SCAN_PAGE:
+                return
+            low = page[-1][0]
+            inclusive = False
+
+    def _page(self, prefix: bytes, low: bytes, inclusive: bool) -> list[tuple[bytes, bytes]]:
+        """Read the next page of a scan through the open transaction, snapshot or a short read."""
+        try:
+            if self._depth:
+                page = _read_page(self._live_txn(), prefix, low, inclusive)
+                self._log.append(("page", (prefix, low, inclusive), hash(tuple(page))))
+                return page
+            if self._snap is not None:
+                return _read_page(self._snap, prefix, low, inclusive)
+            txn = self._begin_short()
+            try:
+                return _read_page(txn, prefix, low, inclusive)
+            finally:
+                txn.abort()
+                self._reading = False
+        except lmdb.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    # -- writes --------------------------------------------------------------------------
+
+    def put(self, key: bytes, value: bytes) -> None:
+        key, value = _as_bytes(key), _as_bytes(value)
+        with self.transaction():
+            self._apply(("put", key, value))
+
+    def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
+        pairs = []
+        limit = self._max_key
+        for key, value in items:
+            key, value = _as_bytes(key), _as_bytes(value)
+            if not 0 < len(key) <= limit:
+                raise BackendError(
+                    f"{self.path}: LMDB keys must be 1 to {limit} bytes long, got {len(key)}"
+                )
+            pairs.append((key, value))
+        if pairs:
+            with self.transaction():
+                self._apply(("many", pairs, None))
+        return len(pairs)
+
+    def delete(self, key: bytes) -> bool:
+        key = _as_bytes(key)
+        if not 0 < len(key) <= self._max_key:
+            self._check_writable()
+            return False
+        with self.transaction():
+            return bool(self._apply(("del", key, None)))
+
+    @property
+    def _max_key(self) -> int:
+        return 511
+
+    def _apply(self, op: tuple[Any, ...]) -> Any:
+        """Run one write inside the open transaction, growing the map when it is full, and log
+        it (with what it observed) for a replay."""
+        while True:
+            txn = self._live_txn()
+            try:
+                result = _run_op(txn, op)
+                break
+            except lmdb.MapFullError as exc:
+                self._recover(exc)
+            except lmdb.Error as exc:
+                raise translate(exc, self.path) from exc
+        if op[0] == "del":
+            op = ("del", op[1], result)
+        self._log.append(op)
+        return result
+
+    def _recover(self, exc: lmdb.Error) -> None:
+        """The map is full: abort, grow the map, begin again and replay the log."""
+        cause: lmdb.Error = exc
+        while True:
+            grow_from = self._env.info()["map_size"]
+            self._end_txn()
+            try:
+                self._shared.resize(self.path, grow_from)
+                self._start_txn()
+            except BackendError as error:
+                self._break(error)
+                raise error from cause
+            replay_id = self._txn.id()
+            must_validate = replay_id != self._txn_id
+            self._txn_id = replay_id
+            try:
+                _replay(self._txn, self._log, must_validate)
+                return
+            except lmdb.MapFullError as again:
+                cause = again
+            except _Conflict:
+                error = StoreBusyError(
+                    f"{self.path}: transaction rolled back: another process changed data it "
+                    "had read while the LMDB map was being grown; nothing was written, retry"
+                )
+                self._break(error)
+                raise error from cause
+            except lmdb.Error as failure:
+                error = translate(failure, self.path)
+                self._break(error)
+                raise error from failure
+
+    def _break(self, error: BackendError) -> None:
+        """Abandon the open transaction: nothing in it will commit."""
+        self._end_txn()
+        self._broken = error
+
+    def _live_txn(self) -> Any:
+        if self._txn is None:
+            raise BackendError(
+                f"{self.path}: the transaction was rolled back after an error: {self._broken}"
+            ) from self._broken
+        return self._txn
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise BackendError(f"{self.path}: store is closed")
+        if self._shared.readonly:
+            raise ReadOnlyStoreError(f"{self.path}: store is read-only (opened without write access)")
+
+    # -- transactions ----------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        if self._snap is not None:
+            raise BackendError(f"{self.path}: writes are not allowed inside snapshot()")
+        self._check_writable()
+        self._grow_ahead()
+        self._start_txn()
+        self._txn_id = self._txn.id()
+        self._log = []
+        self._broken = None
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._end_txn()
+            self._log = []
+            raise
+        self._depth = 0
+        try:
+            self._commit()
+        finally:
+            self._log = []
+
+    def _commit(self) -> None:
+        if self._txn is None:
+            broken, self._broken = self._broken, None
+            raise BackendError(
+                f"{self.path}: transaction rolled back after an error: {broken}"
+            ) from broken
+        while True:
+            try:
+                self._txn.commit()
+                break
+            except lmdb.MapFullError as exc:
+                self._recover(exc)  # LMDB aborted the transaction: replay it into a larger map
+            except lmdb.Error as exc:
+                self._end_txn()
+                raise translate(exc, self.path) from exc
+        try:
+            if self._sync_after_commit:
+                self._env.sync(True)
+        except lmdb.Error as exc:
+            raise translate(exc, self.path) from exc
+        finally:
+            self._txn = None
+            self._shared.leave_long()
+
+    def _grow_ahead(self) -> None:
+        """Grow the map before it is nearly full, so that growing inside a transaction (which
+        briefly releases the write lock) stays rare."""
+        try:
+            info = self._env.info()
+        except lmdb.Error:
+            return
+        used = (info["last_pgno"] + 1) * 4096
+        if used > info["map_size"] * _GROW_AHEAD:
+            self._shared.resize(self.path, info["map_size"], wait=False)
+
+    def _start_txn(self) -> None:
+        """Begin the write transaction, adopting a map that another process has grown."""
+        shared = self._shared
+        self._check_fork()
+        while True:
+            shared.enter_long()
+            try:
+                self._txn = self._env.begin(write=True)
+                return
+            except lmdb.MapResizedError:
+                shared.leave_long()
+                shared.resize(self.path, None)
+            except lmdb.Error as exc:
+                shared.leave_long()
+                raise translate(exc, self.path) from exc
+            except BaseException:
+                shared.leave_long()
+                raise
+
+    def _end_txn(self) -> None:
+        txn, self._txn = self._txn, None
+        if txn is None:
+            return
+        try:
+            txn.abort()
+        except lmdb.Error:
+            pass
+        self._shared.leave_long()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        if self._depth or self._snap is not None:
+            # Inside a transaction its write lock already gives one point in time.
+            self._snap_depth += 1
+            try:
+                yield
+            finally:
+                self._snap_depth -= 1
+            return
+        if self._closed:
+            raise BackendError(f"{self.path}: store is closed")
+        shared = self._shared
+        self._check_fork()
+        while True:
+            shared.enter_long()
+            try:
+                snap = self._env.begin()
+                break
+            except lmdb.MapResizedError:
+                shared.leave_long()
+                shared.resize(self.path, None)
+            except lmdb.Error as exc:
+                shared.leave_long()
+                raise translate(exc, self.path) from exc
+            except BaseException:
+                shared.leave_long()
+                raise
+        self._snap = snap
+        try:
+            yield
+        finally:
+            self._snap = None
+            try:
+                snap.abort()
+            except lmdb.Error:
+                pass
+            shared.leave_long()
+
+    def _begin_short(self) -> Any:
+        """Begin a short read transaction; the caller aborts it and clears ``_reading``."""
+        if self._closed:
+            raise BackendError(f"{self.path}: store is closed")
+        shared = self._shared
+        if shared.generation != _generation:
+            self._check_fork()
+        while True:
+            self._reading = True
+            if shared.resizing and not shared.holds():
+                self._reading = False
+                shared.wait_resized()
+                continue
+            try:
+                return self._env.begin()
+            except lmdb.MapResizedError:
+                self._reading = False
+                shared.resize(self.path, None)
+            except BaseException:
+                self._reading = False
+                raise
+
+    def _check_fork(self) -> None:
+        if self._closed:
+            raise BackendError(f"{self.path}: store is closed")
+        if self._shared.generation != _generation:
+            raise BackendError(
+                f"{self.path}: this LMDB store was opened before fork(); a child process must "
+                "open it again (and the parent must not have it open)"
+            )
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    def files(self) -> list[str]:
+        return [p for p in (self.path, self.path + "-lock") if os.path.exists(p)]
+
+    def check(self) -> list[str]:
+        problems: list[str] = []
+        try:
+            self._env.reader_check()
+            txn = self._begin_short()
+        except (lmdb.Error, BackendError) as exc:
+            return [f"cannot read the store: {exc}"]
+        try:
+            count = 0
+            previous: bytes | None = None
+            for key, _value in txn.cursor():
+                if previous is not None and key <= previous:
+                    problems.append(f"keys out of order: {previous!r} before {key!r}")
+                previous = key
+                count += 1
+            entries = txn.stat()["entries"]
+            if entries != count:
+                problems.append(f"the header counts {entries} entries, the walk found {count}")
+            problems.extend(_verify_file(self.path))  # under the open reader: pages stay put
+        except lmdb.Error as exc:
+            problems.append(f"reading the store failed: {exc}")
+        finally:
+            txn.abort()
+            self._reading = False
+        return problems
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._depth = 0
+        self._end_txn()
+        self._snap = None  # a snapshot generator still open releases itself
+        self._closed = True
+        shared = self._shared
+        with shared.cond:
+            shared.members.discard(self)
+        _release(shared)
+
+
+def _as_bytes(data: Any) -> bytes:
+    return data if type(data) is bytes else bytes(data)
+
+
+def _run_op(txn: Any, op: tuple[Any, ...]) -> Any:
+    kind = op[0]
+    if kind == "put":
+        return txn.put(op[1], op[2])
+    if kind == "del":
+        return txn.delete(op[1])
+    if kind == "many":
+        with txn.cursor() as cursor:
+            return cursor.putmulti(op[1])
+    raise AssertionError(kind)
+
+
+def _replay(txn: Any, log: list[tuple[Any, ...]], validate: bool) -> None:
+    """Redo the logged writes; with ``validate``, first prove every logged read still holds."""
+    for op in log:
+        kind = op[0]
+        if kind == "get":
+            if validate and txn.get(op[1]) != op[2]:
+                raise _Conflict
+        elif kind == "page":
+            if validate and hash(tuple(_read_page(txn, *op[1]))) != op[2]:
+                raise _Conflict
+        elif kind == "del":
+            if bool(txn.delete(op[1])) != op[2] and validate:
+                raise _Conflict
+        else:
+            _run_op(txn, op)
+
+
+def _read_page(txn: Any, prefix: bytes, low: bytes, inclusive: bool) -> list[tuple[bytes, bytes]]:
+    """Up to SCAN_PAGE pairs with keys starting with ``prefix``, from ``low`` on (excluded when
+    not ``inclusive``), ascending."""
+    page: list[tuple[bytes, bytes]] = []
+    with txn.cursor() as cursor:
+        if not cursor.set_range(low):
+            return page
+        if not inclusive and cursor.key() == low and not cursor.next():
+            return page
+        for key, value in cursor:
+            if not key.startswith(prefix):
+                break
+            page.append((key, value))
+            if len(page) >= SCAN_PAGE:
+                break
+    return page
+
+
+def _verify_file(path: str) -> list[str]:
+    """The offline structural verifier of py-lmdb, when this version ships it."""
+    try:
+        from lmdb import verify
+    except ImportError:
+        return []
+    try:
+        return list(verify.verify(path, subdir=False))
+    except Exception as exc:  # VerifyError: the file cannot even be walked
+        return [f"structural check failed: {exc}"]

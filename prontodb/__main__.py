@@ -1,0 +1,5 @@
+"""``python -m prontodb`` runs the CLI."""
+
+from prontodb.cli import main
+
+main()
