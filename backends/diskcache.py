@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -73,8 +74,6 @@ DBNAME = diskcache.core.DBNAME
 #: Rows fetched per scan query, and the inline bytes after which a page is cut short.
 _PAGE_ROWS = 500
 _PAGE_BYTES = 8 << 20
-#: ``disk_min_file_size`` for ``full``: every value stays inline in the database.
-_NEVER = 2**62
 _ENGINE_ERRORS = (sqlite3.Error, OSError, diskcache.Timeout)
 _OS_FULL = {28, 122}  # ENOSPC, EDQUOT
 _OS_READONLY = {1, 13, 30}  # EPERM, EACCES, EROFS
@@ -84,7 +83,31 @@ _SCAN = (
     "SELECT key, mode, filename, value FROM Cache WHERE raw = 1 AND key {op} ?{upper}"
     " ORDER BY key LIMIT {limit}"
 )
+#: Settings of every Cache opened here. They live in diskcache's shared Settings table.
+_SETTINGS = {
+    "eviction_policy": "none",
+    "cull_limit": 0,
+    "size_limit": 2**62,
+    "statistics": False,
+    "tag_index": False,
+}
+_SHARED_SETTINGS = {"sqlite_journal_mode": "wal", "sqlite_auto_vacuum": 1}
+#: Per object, whatever the Settings table says (another process may use the other mode).
 _SYNCHRONOUS = {"normal": 1, "full": 2}
+_MIN_FILE_SIZE = {"normal": diskcache.DEFAULT_SETTINGS["disk_min_file_size"], "full": 2**62}
+_SCHEMA = frozenset(
+    {
+        "Cache",
+        "Settings",
+        "Cache_key_raw",
+        "Cache_expire_time",
+        "Settings_count_insert",
+        "Settings_count_delete",
+        "Settings_size_insert",
+        "Settings_size_update",
+        "Settings_size_delete",
+    }
+)
 #: ``put_many`` writes inline values in batches: the old value files of a batch's keys, then
 #: one upsert per pair with the columns ``Cache.set`` would write (no expiry, no tag).
 _BATCH = 500
@@ -204,14 +227,67 @@ class _RawDisk(diskcache.Disk):
 
 
 class _Cache(diskcache.Cache):
-    """``diskcache.Cache`` with one connection per object and fixed per-connection pragmas."""
+    """``diskcache.Cache`` with one connection per object, fixed per-connection pragmas, and an
+    open that writes nothing once the store is set up."""
 
-    def __init__(self, directory: str, *, synchronous: int, **settings: Any) -> None:
+    def __init__(
+        self, directory: str, *, synchronous: int, min_file_size: int, timeout: float
+    ) -> None:
         self._pronto_con: sqlite3.Connection | None = None
         self._pronto_pid = 0
         self._pronto_synchronous = synchronous
         self._pronto_closed = False
-        super().__init__(directory, disk=_RawDisk, sqlite_synchronous=synchronous, **settings)
+        if not self._adopt(directory, timeout, min_file_size):
+            super().__init__(
+                directory,
+                timeout=timeout,
+                disk=_RawDisk,
+                sqlite_synchronous=synchronous,
+                disk_min_file_size=min_file_size,
+                **_SETTINGS,
+            )
+
+    def _adopt(self, directory: str, timeout: float, min_file_size: int) -> bool:
+        """Take over a store that an earlier open set up, without ``Cache.__init__``.
+
+        ``Cache.__init__`` rewrites every setting on each open: a write transaction, a new WAL
+        and a checkpoint per process (~15 ms), and a failure on a read-only store. When the
+        schema and the shared settings already are what this module asks for, setting the
+        attributes ``__init__`` would set is all there is to do. Otherwise (a new store, one
+        set up by other diskcache settings) the full ``__init__`` runs.
+        """
+        self._directory = directory
+        self._timeout = timeout
+        self._local = threading.local()
+        self._txn_id = None
+        try:
+            con = self._con
+            names = {name for (name,) in con.execute("SELECT name FROM sqlite_master")}
+            if not _SCHEMA.issubset(names):
+                self.close()
+                return False
+            stored = dict(con.execute("SELECT key, value FROM Settings").fetchall())
+            journal = con.execute("PRAGMA journal_mode").fetchone()[0]
+            page_size = con.execute("PRAGMA page_size").fetchone()[0]
+        except sqlite3.Error:
+            self.close()  # the full __init__ meets the same error and reports it
+            return False
+        wanted = {**_SETTINGS, **_SHARED_SETTINGS}
+        settled = all(key in stored for key in diskcache.DEFAULT_SETTINGS) and all(
+            stored.get(key) == value for key, value in wanted.items()
+        )
+        if not settled or journal.lower() != "wal":
+            self.close()
+            return False
+        for key, value in stored.items():
+            setattr(self, key, value)
+        self.sqlite_synchronous = self._pronto_synchronous
+        self.disk_min_file_size = min_file_size
+        self._disk = _RawDisk(
+            directory, min_file_size=min_file_size, pickle_protocol=stored["disk_pickle_protocol"]
+        )
+        self._page_size = page_size
+        return True
 
     @property
     def _con(self) -> sqlite3.Connection:
@@ -255,18 +331,12 @@ class DiskcacheBackend(Backend):
         self._closed = False
         if not self.sniff(path):
             self._prepare(path, create)
-        settings: dict[str, Any] = {
-            "eviction_policy": "none",
-            "cull_limit": 0,
-            "size_limit": 2**62,
-            "statistics": False,
-            "tag_index": False,
-        }
-        if durability == "full":
-            settings["disk_min_file_size"] = _NEVER
         try:
             self._cache = _Cache(
-                path, synchronous=_SYNCHRONOUS[durability], timeout=BUSY_TIMEOUT_S, **settings
+                path,
+                synchronous=_SYNCHRONOUS[durability],
+                min_file_size=_MIN_FILE_SIZE[durability],
+                timeout=BUSY_TIMEOUT_S,
             )
         except _ENGINE_ERRORS as exc:
             raise self._translate(exc) from exc
@@ -375,11 +445,12 @@ class DiskcacheBackend(Backend):
         try:
             cursor = self._cache._con.execute(sql, params)
             try:
-                while batch := cursor.fetchmany(64):
-                    rows.extend(batch)
-                    size += sum(len(row[3]) for row in batch if row[3] is not None)
-                    if size > _PAGE_BYTES:
-                        return rows, False
+                for row in cursor:
+                    rows.append(row)
+                    if row[3] is not None:
+                        size += len(row[3])
+                        if size > _PAGE_BYTES:
+                            return rows, False
             finally:
                 cursor.close()
         except _ENGINE_ERRORS as exc:

@@ -8,12 +8,14 @@ process already has the file open in ``normal`` mode (one LMDB environment per f
 see below), a ``full`` backend object on it calls ``env.sync(True)`` after each commit instead,
 which gives the same guarantee.
 
-The map starts at 64 MiB and doubles whenever LMDB reports it full; another process's growth is
-adopted on ``MapResizedError``. A write transaction keeps a log of its operations so that it
-can be replayed after the map has grown: growing needs the write lock released for a moment, so
-if another process committed in between, every read the transaction made (``get``, ``delete``'s
-result, scanned pages) is checked against the new state first and the transaction is rolled back
-with ``StoreBusyError`` when one of them changed.
+The map starts at 64 MiB, doubles ahead of need when the file passes half of it, and doubles
+whenever LMDB reports it full; another process's growth is adopted on ``MapResizedError``. A
+write transaction keeps a log of its operations so that it can be replayed after the map has
+grown. Growing needs LMDB's write lock released for a moment: other threads of this process
+still wait (the transaction keeps the process's writer baton), but if another process committed
+in between, every read the transaction made (``get``, ``delete``'s result, scanned pages) is
+checked against the new state first, and the transaction is rolled back with ``StoreBusyError``
+when one of them changed.
 
 LMDB forbids opening one file twice in a process (its fcntl locks belong to the process), so
 every backend object on a file in this process shares one environment. Changing the map size
@@ -34,9 +36,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import lmdb
-
 from prontodb.backends import LMDB_MAGIC
 from prontodb.backends.base import DURABILITIES, Backend
+
 from prontodb.errors import (
     BackendError,
     ConfigError,
@@ -118,6 +120,8 @@ class _SharedEnv:
 
     def __init__(self, env: Any, file_id: tuple[int, int], metasync: bool, readonly: bool) -> None:
         self.env = env
+        self.page_size: int = env.stat()["psize"]
+        self.max_key: int = env.max_key_size()
         self.file_id = file_id
         self.generation = _generation
         self.metasync = metasync
@@ -128,10 +132,36 @@ class _SharedEnv:
         self.resizing = False
         self.holders: dict[int, int] = {}
         self.long_count = 0
+        self.writer: int | None = None
 
     def holds(self) -> bool:
         """True when the calling thread has a transaction or snapshot open on this file."""
         return bool(self.holders.get(threading.get_ident()))
+
+    def take_baton(self, path: str) -> None:
+        """Become this process's one writer on the file until ``give_baton``. A transaction
+        keeps it while it aborts, grows the map and replays, so that no other thread of this
+        process can commit in between (LMDB's own write lock is released meanwhile)."""
+        me = threading.get_ident()
+        with self.cond:
+            while self.writer is not None:
+                if self.writer == me:
+                    raise StoreBusyError(
+                        f"{path}: this thread already has a write transaction open on this "
+                        "store through another backend object"
+                    )
+                if self.resizing and self.holders.get(me):
+                    raise StoreBusyError(
+                        f"{path}: cannot write while this thread holds a snapshot and another "
+                        "thread is growing the LMDB map"
+                    )
+                self.cond.wait()
+            self.writer = me
+
+    def give_baton(self) -> None:
+        with self.cond:
+            self.writer = None
+            self.cond.notify_all()
 
     def enter_long(self) -> None:
         me = threading.get_ident()
@@ -168,6 +198,7 @@ class _SharedEnv:
                     return self._cannot_wait(path, wait)
                 self.cond.wait()
             self.resizing = True
+            self.cond.notify_all()  # baton waiters re-check whether they block this resize
         try:
             while True:
                 with self.cond:
@@ -258,8 +289,8 @@ def _release(shared: _SharedEnv) -> None:
             return
         if _open_envs.get(shared.file_id) is shared:
             del _open_envs[shared.file_id]
-    if shared.generation == _generation:
-        shared.env.close()
+        if shared.generation == _generation:  # never close a parent's environment in a child
+            shared.env.close()
 
 
 def _open_env(path: str, durability: str) -> _SharedEnv:
@@ -291,7 +322,7 @@ def _open_env(path: str, durability: str) -> _SharedEnv:
         options["lib_version"] = 0  # the 0.9 file format, whatever LMDB_DEFAULT_LIB_VERSION says
     readonly = False
     try:
-        env = lmdb.open(path, **options)
+        env = _lmdb_open(path, options)
     except lmdb.Error as exc:
         error = translate(exc, path)
         if not isinstance(error, ReadOnlyStoreError) or new:
@@ -313,13 +344,25 @@ def _open_env(path: str, durability: str) -> _SharedEnv:
     return _SharedEnv(env, file_id, metasync=durability == "full", readonly=readonly)
 
 
+def _lmdb_open(path: str, options: dict[str, Any]) -> Any:
+    try:
+        return lmdb.open(path, **options)
+    except TypeError:
+        if "lib_version" not in options:
+            raise
+        # py-lmdb before 3.0 has one engine (0.9) and no lib_version argument.
+        return lmdb.open(path, **{k: v for k, v in options.items() if k != "lib_version"})
+
+
 def _explain_open_error(error: BackendError, exc: lmdb.Error, path: str) -> BackendError:
-    if "already open in this process" in str(exc):
+    if "already open in this process" not in str(exc):
+        return error
+    if any(shared.file_id == _file_id(path) for shared in _inherited):
         return BackendError(
             f"{path}: this LMDB store is open in the parent of this forked process; LMDB "
             "cannot share it across fork(): open stores after forking, or use 'spawn'"
         )
-    return error
+    return BackendError(f"{path}: the LMDB environment is already open in this process ({exc})")
 
 
 class LmdbBackend(Backend):
@@ -340,7 +383,7 @@ class LmdbBackend(Backend):
         self._log: list[tuple[Any, ...]] = []
         self._broken: BackendError | None = None
         self._snap: Any = None
-        self._snap_depth = 0
+        self._baton = False
         shared = _acquire(path, durability, create)
         self._shared: _SharedEnv = shared
         self._env = shared.env
@@ -364,10 +407,10 @@ class LmdbBackend(Backend):
             return self._txn_get(key)
         try:
             if self._snap is not None:
-                return self._snap.get(key)  # type: ignore[no-any-return]
+                return self._snap.get(key)
             txn = self._begin_short()
             try:
-                return txn.get(key)  # type: ignore[no-any-return]
+                return txn.get(key)
             finally:
                 txn.abort()
                 self._reading = False
@@ -384,10 +427,12 @@ class LmdbBackend(Backend):
             return None
         except lmdb.Error as exc:
             raise translate(exc, self.path) from exc
-        self._log.append(("get", key, value))
-        return value  # type: ignore[no-any-return]
+        self._log.append(("get", _as_bytes(key), value))
+        return value
 
-    def scan(self, prefix: bytes = b"", *, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+    def scan(
+        self, prefix: bytes = b"", *, start: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
         prefix = bytes(prefix)
         low = max(prefix, bytes(start)) if start is not None else prefix
         inclusive = True
@@ -425,15 +470,17 @@ class LmdbBackend(Backend):
             self._apply(("put", key, value))
 
     def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
-        pairs = []
-        limit = self._max_key
-        for key, value in items:
-            key, value = _as_bytes(key), _as_bytes(value)
+        # Checked before anything is written, so that a bad key inside an outer transaction
+        # cannot leave half of the batch behind; the copy is what a replay writes again.
+        pairs = list(items)
+        limit = self._shared.max_key
+        for index, (key, value) in enumerate(pairs):
+            if type(key) is not bytes or type(value) is not bytes:
+                key, value = pairs[index] = (_as_bytes(key), _as_bytes(value))
             if not 0 < len(key) <= limit:
                 raise BackendError(
                     f"{self.path}: LMDB keys must be 1 to {limit} bytes long, got {len(key)}"
                 )
-            pairs.append((key, value))
         if pairs:
             with self.transaction():
                 self._apply(("many", pairs, None))
@@ -441,15 +488,10 @@ class LmdbBackend(Backend):
 
     def delete(self, key: bytes) -> bool:
         key = _as_bytes(key)
-        if not 0 < len(key) <= self._max_key:
-            self._check_writable()
-            return False
+        if not 0 < len(key) <= self._shared.max_key:
+            return False  # an empty or over-long key can never be stored
         with self.transaction():
             return bool(self._apply(("del", key, None)))
-
-    @property
-    def _max_key(self) -> int:
-        return 511
 
     def _apply(self, op: tuple[Any, ...]) -> Any:
         """Run one write inside the open transaction, growing the map when it is full, and log
@@ -475,16 +517,21 @@ class LmdbBackend(Backend):
             grow_from = self._env.info()["map_size"]
             self._end_txn()
             try:
+                self._env.reader_check()  # a dead reader pins pages that could be reused
+            except lmdb.Error:
+                pass
+            try:
                 self._shared.resize(self.path, grow_from)
                 self._start_txn()
             except BackendError as error:
                 self._break(error)
                 raise error from cause
+            # The log's reads are known to hold at self._txn_id; any later commit by another
+            # process means each of them must be checked again during this replay.
             replay_id = self._txn.id()
-            must_validate = replay_id != self._txn_id
-            self._txn_id = replay_id
             try:
-                _replay(self._txn, self._log, must_validate)
+                _replay(self._txn, self._log, validate=replay_id != self._txn_id)
+                self._txn_id = replay_id
                 return
             except lmdb.MapFullError as again:
                 cause = again
@@ -516,7 +563,9 @@ class LmdbBackend(Backend):
         if self._closed:
             raise BackendError(f"{self.path}: store is closed")
         if self._shared.readonly:
-            raise ReadOnlyStoreError(f"{self.path}: store is read-only (opened without write access)")
+            raise ReadOnlyStoreError(
+                f"{self.path}: store is read-only (opened without write access)"
+            )
 
     # -- transactions ----------------------------------------------------------------------
 
@@ -532,26 +581,34 @@ class LmdbBackend(Backend):
         if self._snap is not None:
             raise BackendError(f"{self.path}: writes are not allowed inside snapshot()")
         self._check_writable()
-        self._grow_ahead()
-        self._start_txn()
-        self._txn_id = self._txn.id()
-        self._log = []
-        self._broken = None
-        self._depth = 1
+        self._check_fork()
+        shared = self._shared
+        shared.take_baton(self.path)
+        self._baton = True
         try:
-            yield
-        except BaseException:
-            self._depth = 0
-            self._end_txn()
+            self._grow_ahead()
+            self._start_txn()
+            self._txn_id = self._txn.id()
             self._log = []
-            raise
-        self._depth = 0
-        try:
+            self._broken = None
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._end_txn()
+                raise
+            self._depth = 0
             self._commit()
         finally:
             self._log = []
+            if self._baton:
+                self._baton = False
+                shared.give_baton()
 
     def _commit(self) -> None:
+        if self._closed:
+            raise BackendError(f"{self.path}: store closed inside a transaction; nothing committed")
         if self._txn is None:
             broken, self._broken = self._broken, None
             raise BackendError(
@@ -582,7 +639,7 @@ class LmdbBackend(Backend):
             info = self._env.info()
         except lmdb.Error:
             return
-        used = (info["last_pgno"] + 1) * 4096
+        used = (info["last_pgno"] + 1) * self._shared.page_size
         if used > info["map_size"] * _GROW_AHEAD:
             self._shared.resize(self.path, info["map_size"], wait=False)
 
@@ -618,12 +675,7 @@ class LmdbBackend(Backend):
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         if self._depth or self._snap is not None:
-            # Inside a transaction its write lock already gives one point in time.
-            self._snap_depth += 1
-            try:
-                yield
-            finally:
-                self._snap_depth -= 1
+            yield  # a transaction's write lock (or the outer snapshot) already fixes the view
             return
         if self._closed:
             raise BackendError(f"{self.path}: store is closed")
@@ -647,12 +699,16 @@ class LmdbBackend(Backend):
         try:
             yield
         finally:
-            self._snap = None
-            try:
-                snap.abort()
-            except lmdb.Error:
-                pass
-            shared.leave_long()
+            if self._snap is snap:  # close() may have released it already
+                self._end_snapshot()
+
+    def _end_snapshot(self) -> None:
+        snap, self._snap = self._snap, None
+        try:
+            snap.abort()
+        except lmdb.Error:
+            pass
+        self._shared.leave_long()
 
     def _begin_short(self) -> Any:
         """Begin a short read transaction; the caller aborts it and clears ``_reading``."""
@@ -692,6 +748,8 @@ class LmdbBackend(Backend):
 
     def check(self) -> list[str]:
         problems: list[str] = []
+        if self._closed:
+            raise BackendError(f"{self.path}: store is closed")
         try:
             self._env.reader_check()
             txn = self._begin_short()
@@ -721,7 +779,11 @@ class LmdbBackend(Backend):
             return
         self._depth = 0
         self._end_txn()
-        self._snap = None  # a snapshot generator still open releases itself
+        if self._baton:
+            self._baton = False
+            self._shared.give_baton()
+        if self._snap is not None:
+            self._end_snapshot()
         self._closed = True
         shared = self._shared
         with shared.cond:

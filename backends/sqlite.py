@@ -78,22 +78,32 @@ class SqliteBackend(Backend):
             self._conn = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            self._setup()
         except sqlite3.Error as exc:
             raise translate(exc, path) from exc
+        try:
+            self._setup()
+        except BaseException as exc:
+            self._conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise translate(exc, path) from exc
+            raise
 
     def _setup(self) -> None:
         conn = self._conn
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "kv" not in tables:
+            # Someone else's SQLite database: never add our table to it.
+            raise CorruptStoreError(
+                f"{self.path} is a SQLite database but not a ProntoDB store "
+                f"(it has tables {', '.join(sorted(tables)[:5])})"
+            )
         sync = "FULL" if self.durability == "full" else "NORMAL"
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if mode.lower() != "wal":
             self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
         conn.execute(f"PRAGMA synchronous={sync}")
         conn.execute("PRAGMA temp_store=MEMORY")
-        exists = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='kv'"
-        ).fetchone()
-        if not exists:
+        if not tables:
             self._retry(
                 lambda: conn.execute(
                     "CREATE TABLE IF NOT EXISTS kv "

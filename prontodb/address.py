@@ -15,6 +15,9 @@ from prontodb.errors import InvalidAddressError
 DELIMITERS = (".", ":", "/", "|")
 DEFAULT_DELIM = "."
 MAX_SEGMENT = 128
+#: Longest project+namespace+key(+__context) in characters: with a 32-character user and meta,
+#: the backend key then stays within 511 bytes, LMDB's key limit, so every engine accepts it.
+MAX_ADDRESS = 440
 CONTEXT_SEP = "__"
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}")
@@ -133,7 +136,18 @@ def parse(
     check_segment(proj, "project", text)
     check_segment(ns, "namespace", text)
     key, context = split_key(name, text)
+    check_length(proj, ns, name, text)
     return Address(proj, ns, key, context)
+
+
+def check_length(project: str, namespace: str, name: str, text: str) -> None:
+    """Refuse an address whose segments together exceed MAX_ADDRESS characters."""
+    total = len(project) + len(namespace) + len(name)
+    if total > MAX_ADDRESS:
+        raise InvalidAddressError(
+            f"invalid address {text[:60]!r}...: too long ({total} characters in project, "
+            f"namespace and key; at most {MAX_ADDRESS})"
+        )
 
 
 def parse_scope(text: str | None, *, delim: str = DEFAULT_DELIM) -> tuple[str, ...]:

@@ -3,26 +3,39 @@
 A cursor is a named, per-user pointer (path, backend, meta, default project/namespace,
 durability) kept in ``$XDG_CONFIG_HOME/prontodb/users/<user>/cursors.json`` (0600). The user's
 persistent selection (``cursor use``) lives in the same file and changes only through
-:func:`use`.
+:func:`use` (and :func:`delete`, which clears a selection of the deleted cursor).
 
 Selection precedence: ``--database`` > ``--cursor`` > ``PRONTO_DB`` > ``PRONTO_CURSOR`` >
-the user's selection > the user's default store. ``PRONTO_FORCE_USER``/``PRONTO_FORCE_META``
-lock the user and meta: any different value from a flag, the environment or a cursor is
-refused with :class:`ContextLockedError`.
+the user's selection > the user's default store. The reserved cursor name ``default`` means
+the user's default store (``--cursor default`` reaches it past a selection).
+
+``PRONTO_FORCE_USER``/``PRONTO_FORCE_META`` lock the user and meta: any different value from a
+flag, the environment or a cursor is refused with :class:`ContextLockedError`; a cursor without
+meta takes the forced meta.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 
 from prontodb import paths
-from prontodb.errors import ConfigError, ContextLockedError
+from prontodb.errors import ConfigError, ContextLockedError, UsageError
 from prontodb.names import DEFAULT_USER, check_name
 
-RESERVED = ("default",)
+#: The cursor name that means "the user's default store"; no cursor may be saved under it.
+DEFAULT_CURSOR = "default"
+RESERVED = (DEFAULT_CURSOR,)
 CURSORS_FILE = "cursors.json"
+BACKENDS = ("sqlite", "lmdb", "diskcache")
+DURABILITIES = ("normal", "full")
+#: The file-name extension of a cursor's default store path, per engine.
+EXTENSIONS = {"sqlite": ".sqlite", "lmdb": ".lmdb", "diskcache": ".diskcache"}
+
+#: Where a Target's store came from (``Target.source``).
+SOURCES = ("--database", "--cursor", "PRONTO_DB", "PRONTO_CURSOR", "selection", "default")
 
 
 @dataclass(frozen=True)
@@ -50,13 +63,33 @@ class Target:
     namespace: str | None = None
     durability: str = "normal"
     cursor: str | None = None
+    #: a path the user named (flag, environment or cursor): reading never creates a store there
     explicit_path: bool = False
     #: flags a user must repeat to reach this store again (``--user K --cursor C``)
     flags: tuple[str, ...] = field(default=())
+    #: which rule chose the store: one of :data:`SOURCES`
+    source: str = "default"
+
+
+# -- the cursor file ---------------------------------------------------------------------------
 
 
 def _file(user: str, env: Mapping[str, str] | None = None) -> str:
     return os.path.join(paths.user_config_dir(user, env), CURSORS_FILE)
+
+
+def _check_private(path: str) -> None:
+    """Refuse a cursor file other accounts could write: it decides where data goes."""
+    import stat
+
+    st = os.stat(path)
+    if st.st_uid != os.geteuid():
+        raise ConfigError(f"refusing cursor file {path}: owned by uid {st.st_uid}, not by you")
+    if st.st_mode & 0o022:
+        raise ConfigError(
+            f"refusing cursor file {path}: writable by other accounts (mode "
+            f"{stat.S_IMODE(st.st_mode):04o}); fix with chmod 600"
+        )
 
 
 def _read(user: str, env: Mapping[str, str] | None = None) -> dict:
@@ -66,6 +99,7 @@ def _read(user: str, env: Mapping[str, str] | None = None) -> dict:
     import json
 
     try:
+        _check_private(path)
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except (OSError, ValueError) as exc:
@@ -85,6 +119,7 @@ def _write(user: str, data: dict, env: Mapping[str, str] | None = None) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
+        os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, sort_keys=True)
             fh.write("\n")
@@ -99,19 +134,62 @@ def _write(user: str, data: dict, env: Mapping[str, str] | None = None) -> None:
         raise
 
 
-def _spec(name: str, raw: dict) -> CursorSpec:
+@contextmanager
+def _locked(user: str, env: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Serialize read-modify-write of one user's cursor file across processes (an advisory
+    lock on the user's config directory, so no lock file is left behind)."""
+    import fcntl
+
+    folder = paths.make_private_dir(paths.user_config_dir(user, env))
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        return CursorSpec(name=name, **raw)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _spec(name: str, raw: object) -> CursorSpec:
+    try:
+        if not isinstance(raw, dict):
+            raise TypeError("not an object")
+        spec = CursorSpec(name=name, **raw)
     except TypeError as exc:
         raise ConfigError(f"cursor {name!r} is damaged: {exc}") from exc
+    if spec.backend not in BACKENDS or spec.durability not in DURABILITIES:
+        raise ConfigError(
+            f"cursor {name!r} is damaged: backend {spec.backend!r}, durability "
+            f"{spec.durability!r} (see: prontodb cursor set {name} --help)"
+        )
+    return spec
+
+
+# -- names -------------------------------------------------------------------------------------
 
 
 def check_cursor_name(name: str) -> str:
     """Cursor names follow the user-name rule; ``default`` is reserved."""
     check_name("cursor", name)
     if name in RESERVED:
-        raise ConfigError(f"cursor name {name!r} is reserved")
+        raise ConfigError(f"cursor name {name!r} is reserved (it means the user's default store)")
     return name
+
+
+def check_project(project: str) -> str:
+    """A cursor's default project must be a valid address segment."""
+    from prontodb.address import check_segment
+
+    return check_segment(project, "project", project)
+
+
+def check_namespace(namespace: str) -> str:
+    """A cursor's default namespace must be a valid address segment."""
+    from prontodb.address import check_segment
+
+    return check_segment(namespace, "namespace", namespace)
+
+
+# -- cursors of one user -----------------------------------------------------------------------
 
 
 def load(user: str, name: str, env: Mapping[str, str] | None = None) -> CursorSpec:
@@ -119,8 +197,17 @@ def load(user: str, name: str, env: Mapping[str, str] | None = None) -> CursorSp
     check_cursor_name(name)
     raw = _read(user, env)["cursors"].get(name)
     if raw is None:
-        raise ConfigError(f"unknown cursor {name!r} for user {user!r} (see: prontodb cursor list)")
+        raise _unknown(user, name)
     return _spec(name, raw)
+
+
+def _unknown(user: str, name: str) -> ConfigError:
+    return ConfigError(f"unknown cursor {name!r} for user {user!r} (see: prontodb cursor list)")
+
+
+def exists(user: str, name: str, env: Mapping[str, str] | None = None) -> bool:
+    """Whether ``user`` has a cursor called ``name``."""
+    return name in _read(user, env)["cursors"]
 
 
 def list_cursors(user: str, env: Mapping[str, str] | None = None) -> list[CursorSpec]:
@@ -130,24 +217,200 @@ def list_cursors(user: str, env: Mapping[str, str] | None = None) -> list[Cursor
 
 
 def save(user: str, spec: CursorSpec, env: Mapping[str, str] | None = None) -> None:
-    """Create or replace the cursor ``spec.name`` of ``user``."""
+    """Create or replace the cursor ``spec.name`` of ``user`` (the store is not touched)."""
     check_cursor_name(spec.name)
-    data = _read(user, env)
-    raw = asdict(spec)
-    raw.pop("name")
-    data["cursors"][spec.name] = raw
-    _write(user, data, env)
+    with _locked(user, env):
+        data = _read(user, env)
+        raw = asdict(spec)
+        raw.pop("name")
+        data["cursors"][spec.name] = raw
+        _write(user, data, env)
 
 
-def delete(user: str, name: str, env: Mapping[str, str] | None = None) -> CursorSpec:
-    """Remove the cursor; clears the selection when it was selected. Returns what was removed."""
-    spec = load(user, name, env)
-    data = _read(user, env)
-    del data["cursors"][name]
-    if data.get("selected") == name:
-        data["selected"] = None
-    _write(user, data, env)
+def default_path(user: str, name: str, backend: str, env: Mapping[str, str] | None = None) -> str:
+    """Where a cursor's store lives when no PATH is given: ``<data dir>/<name>.<ext>``."""
+    return os.path.join(paths.user_data_dir(user, env), f"{name}{EXTENSIONS[backend]}")
+
+
+def _store_format(path: str) -> str | None:
+    """The engine of the existing store at ``path`` (None when there is no store there)."""
+    if not os.path.exists(path):
+        return None
+    from prontodb import backends
+
+    return backends.sniff(path)
+
+
+def _choose_backend(path: str, requested: str | None, fallback: str | None) -> str:
+    """``requested``, else the existing store's own format, else the extension, else
+    ``fallback`` (the cursor's current engine), else sqlite."""
+    from prontodb import backends
+
+    found = _store_format(path)
+    if found is None and os.path.exists(path):
+        backends.resolve_backend(path)  # refuses a file or directory that is not a store
+    if requested is not None:
+        if found is not None and found != requested:
+            raise ConfigError(
+                f"{path} is a {found} store, not {requested} "
+                f"(to change a store's engine use: prontodb cursor migrate NAME --backend "
+                f"{requested})"
+            )
+        return requested
+    return found or backends.from_extension(path) or fallback or "sqlite"
+
+
+def _change(value: str | None, current: str | None) -> str | None:
+    """A field update: None keeps ``current``, an empty string clears it."""
+    if value is None:
+        return current
+    return value or None
+
+
+def define(
+    user: str,
+    name: str,
+    path: str | None = None,
+    *,
+    backend: str | None = None,
+    meta: str | None = None,
+    project: str | None = None,
+    namespace: str | None = None,
+    durability: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> CursorSpec:
+    """``cursor set``: create the cursor ``name`` of ``user`` and its store, or update only the
+    fields given on an existing cursor (None keeps a field; ``""`` clears meta, project or
+    namespace).
+
+    PATH defaults to ``<name>.<ext>`` in the user's data directory. The engine is ``backend``,
+    else the existing store's own format, else the extension, else sqlite; a ``backend`` that
+    contradicts an existing store is an error. The store is created (so its engine is
+    recorded in it) before the cursor is saved; if that fails, nothing is saved.
+    """
+    env = os.environ if env is None else env
+    check_cursor_name(name)
+    if backend is not None and backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r} (choose {', '.join(BACKENDS)})")
+    if durability is not None and durability not in DURABILITIES:
+        raise ConfigError(f"unknown durability {durability!r} (choose normal or full)")
+    if path is not None and not path:
+        raise UsageError("PATH is empty")
+    with _locked(user, env):
+        data = _read(user, env)
+        old = _spec(name, data["cursors"][name]) if name in data["cursors"] else None
+        if path is not None:
+            where = os.path.abspath(os.path.expanduser(path))
+            engine = _choose_backend(where, backend, old.backend if old else None)
+        elif old is not None:
+            where = old.path
+            engine = _choose_backend(where, backend, old.backend)
+            if (
+                engine != old.backend
+                and where == default_path(user, name, old.backend, env)
+                and not os.path.exists(where)
+            ):
+                where = default_path(user, name, engine, env)  # keep the name telling the truth
+        else:
+            where = _default_store(user, name, backend, env)
+            engine = _choose_backend(where, backend, None)
+        spec = CursorSpec(
+            name=name,
+            path=where,
+            backend=engine,
+            meta=_change(meta, old.meta if old else None),
+            project=_change(project, old.project if old else None),
+            namespace=_change(namespace, old.namespace if old else None),
+            durability=durability or (old.durability if old else "normal"),
+        )
+        if spec.meta is not None:
+            check_name("meta", spec.meta)
+        if spec.project is not None:
+            check_project(spec.project)
+        if spec.namespace is not None:
+            check_namespace(spec.namespace)
+        effective_meta(None, spec.meta, env)  # a locked meta refuses a different cursor meta
+        _create_store(spec)
+        raw = asdict(spec)
+        raw.pop("name")
+        data["cursors"][name] = raw
+        _write(user, data, env)
     return spec
+
+
+def _default_store(user: str, name: str, backend: str | None, env: Mapping[str, str]) -> str:
+    """The default path of a new cursor: ``<name>.<ext>`` of ``backend``; without one, the
+    store a former cursor of that name left behind (whatever its engine), else ``.sqlite``."""
+    if backend is not None:
+        return default_path(user, name, backend, env)
+    found = [p for b in BACKENDS if os.path.exists(p := default_path(user, name, b, env))]
+    if len(found) > 1:
+        raise ConfigError(
+            f"several stores are named after cursor {name!r} ({', '.join(found)}); "
+            "choose one with PATH or --backend"
+        )
+    return found[0] if found else default_path(user, name, "sqlite", env)
+
+
+def _create_store(spec: CursorSpec) -> None:
+    from prontodb.opener import open_backend
+
+    open_backend(spec.path, backend=spec.backend, durability=spec.durability, create=True).close()
+
+
+def delete(
+    user: str, name: str, *, purge: bool = False, env: Mapping[str, str] | None = None
+) -> CursorSpec:
+    """Remove the cursor; clears the selection when it was selected. With ``purge`` the store's
+    files are removed too — refused (nothing changed) when the path holds no ProntoDB store
+    engine's files or another cursor of the user points at the same store."""
+    load(user, name, env)  # an unknown cursor is refused before anything is created
+    with _locked(user, env):
+        data = _read(user, env)
+        if name not in data["cursors"]:
+            raise _unknown(user, name)
+        spec = _spec(name, data["cursors"][name])
+        if purge:
+            _check_purgeable(spec, [_spec(n, r) for n, r in data["cursors"].items() if n != name])
+        del data["cursors"][name]
+        if data.get("selected") == name:
+            data["selected"] = None
+        _write(user, data, env)
+        if purge:
+            remove_store(spec.path)
+    return spec
+
+
+def _check_purgeable(spec: CursorSpec, others: list[CursorSpec]) -> None:
+    real = os.path.realpath(spec.path)
+    sharing = sorted(o.name for o in others if os.path.realpath(o.path) == real)
+    if sharing:
+        raise ConfigError(
+            f"refusing to purge {spec.path}: cursor {sharing[0]!r} uses the same store "
+            "(delete without --purge)"
+        )
+    if os.path.exists(spec.path) and _store_format(spec.path) is None:
+        raise ConfigError(
+            f"refusing to purge {spec.path}: it is not a ProntoDB store (delete without --purge)"
+        )
+
+
+def remove_store(path: str) -> bool:
+    """Delete a store's files (data file and side files, or the diskcache directory).
+    Returns False when there was nothing to remove."""
+    import shutil
+
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+        return True
+    removed = False
+    for name in (path, path + "-wal", path + "-shm", path + "-lock", path + "-journal"):
+        try:
+            os.unlink(name)
+            removed = True
+        except FileNotFoundError:
+            pass
+    return removed
 
 
 def selected(user: str, env: Mapping[str, str] | None = None) -> str | None:
@@ -157,32 +420,49 @@ def selected(user: str, env: Mapping[str, str] | None = None) -> str | None:
 
 
 def use(user: str, name: str | None, env: Mapping[str, str] | None = None) -> None:
-    """Select cursor ``name`` for ``user`` (None clears the selection)."""
+    """Select cursor ``name`` for ``user``; None (or ``default``) clears the selection."""
+    if name == DEFAULT_CURSOR:
+        name = None
     if name is not None:
-        load(user, name, env)
-    data = _read(user, env)
-    data["selected"] = name
-    _write(user, data, env)
+        load(user, name, env)  # an unknown cursor is refused before anything is created
+    elif selected(user, env) is None:
+        return
+    with _locked(user, env):
+        data = _read(user, env)
+        if name is not None and name not in data["cursors"]:
+            raise _unknown(user, name)
+        data["selected"] = name
+        _write(user, data, env)
+
+
+# -- the locked context ------------------------------------------------------------------------
 
 
 def effective_user(user_flag: str | None, env: Mapping[str, str]) -> str:
-    """The user a command runs as: a locked user wins and refuses any other."""
+    """The user a command runs as: ``--user`` beats ``PRONTO_USER``, default ``default``.
+
+    A user locked by ``PRONTO_FORCE_USER`` wins and refuses any different value, from the flag
+    or from the environment."""
     forced = env.get("PRONTO_FORCE_USER") or None
-    asked = user_flag or env.get("PRONTO_USER") or None
+    from_env = env.get("PRONTO_USER") or None
     if forced is not None:
         check_name("user", forced)
-        if asked is not None and asked != forced:
-            raise ContextLockedError(
-                f"user is locked to {forced!r} (PRONTO_FORCE_USER); refusing user {asked!r}"
-            )
+        for source, value in (("--user", user_flag), ("PRONTO_USER", from_env)):
+            if value is not None and value != forced:
+                raise ContextLockedError(
+                    f"user is locked to {forced!r} (PRONTO_FORCE_USER); refusing {source} {value!r}"
+                )
         return forced
-    return check_name("user", asked) if asked else DEFAULT_USER
+    asked = user_flag if user_flag is not None else from_env
+    return DEFAULT_USER if asked is None else check_name("user", asked)
 
 
 def effective_meta(
     meta_flag: str | None, cursor_meta: str | None, env: Mapping[str, str]
 ) -> str | None:
-    """The meta layer: a locked meta wins and refuses any different flag or cursor meta."""
+    """The meta layer: ``--meta`` beats the cursor's meta. A meta locked by
+    ``PRONTO_FORCE_META`` wins, refuses any different flag or cursor meta, and is given to a
+    cursor without meta."""
     forced = env.get("PRONTO_FORCE_META") or None
     if forced is not None:
         check_name("meta", forced)
@@ -196,6 +476,9 @@ def effective_meta(
     return None if meta is None else check_name("meta", meta)
 
 
+# -- store selection ---------------------------------------------------------------------------
+
+
 def resolve(
     *,
     user: str | None = None,
@@ -206,29 +489,38 @@ def resolve(
     namespace: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Target:
-    """Decide the store, layer and defaults of one command from flags and the environment."""
+    """Decide the store, layer and defaults of one command from flags and the environment.
+
+    ``--database`` > ``--cursor`` > ``PRONTO_DB`` > ``PRONTO_CURSOR`` > the user's selection >
+    the default store. An unknown cursor is a ConfigError (never a new store); a locked user
+    or meta refuses any different value with ContextLockedError.
+    """
     env = os.environ if env is None else env
     who = effective_user(user, env)
     flags: list[str] = []
     if who != DEFAULT_USER and not env.get("PRONTO_FORCE_USER"):
         flags += ["--user", who]
-    spec: CursorSpec | None = None
+    if database is not None and not database:
+        raise UsageError("--database needs a PATH")
+    if cursor is not None and not cursor:
+        raise UsageError("--cursor needs a NAME")
     path: str | None = None
-    explicit = False
+    name: str | None = None
     if database:
-        path, explicit = database, True
-        flags += ["--database", os.path.abspath(database)]
+        path, source = database, "--database"
+        flags += ["--database", os.path.abspath(os.path.expanduser(database))]
     elif cursor:
-        spec = load(who, cursor, env)
+        name, source = cursor, "--cursor"
         flags += ["--cursor", cursor]
     elif env.get("PRONTO_DB"):
-        path, explicit = env["PRONTO_DB"], True
+        path, source = env["PRONTO_DB"], "PRONTO_DB"
     elif env.get("PRONTO_CURSOR"):
-        spec = load(who, env["PRONTO_CURSOR"], env)
+        name, source = env["PRONTO_CURSOR"], "PRONTO_CURSOR"
     else:
-        chosen = selected(who, env)
-        if chosen is not None:
-            spec = load(who, chosen, env)
+        name, source = selected(who, env), "selection"
+        if name is None:
+            source = "default"
+    spec = load(who, name, env) if name is not None and name != DEFAULT_CURSOR else None
     the_meta = effective_meta(meta, spec.meta if spec else None, env)
     if meta is not None and not env.get("PRONTO_FORCE_META"):
         flags += ["--meta", meta]
@@ -242,7 +534,9 @@ def resolve(
             namespace=namespace if namespace is not None else spec.namespace,
             durability=spec.durability,
             cursor=spec.name,
+            explicit_path=True,
             flags=tuple(flags),
+            source=source,
         )
     return Target(
         path=path or paths.default_store_path(who, env),
@@ -250,11 +544,7 @@ def resolve(
         meta=the_meta,
         project=project,
         namespace=namespace,
-        explicit_path=explicit,
+        explicit_path=path is not None,
         flags=tuple(flags),
+        source=source,
     )
-
-
-def with_defaults(spec: CursorSpec, **changes: object) -> CursorSpec:
-    """A copy of ``spec`` with the given fields changed (None values are ignored)."""
-    return replace(spec, **{k: v for k, v in changes.items() if v is not None})

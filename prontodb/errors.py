@@ -68,6 +68,11 @@ class ConflictError(ProntoError):
     """An import or restore met existing data it was told not to overwrite."""
 
 
+class DataFormatError(ProntoError, ValueError):
+    """An export file or backup archive is malformed, damaged or unsafe (or data cannot be
+    written in the requested format); nothing was written."""
+
+
 class BackendError(ProntoError):
     """The storage engine failed. The engine's own exception is kept as ``__cause__``."""
 

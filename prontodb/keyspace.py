@@ -40,6 +40,11 @@ def scope_prefix(layer: bytes, scope: tuple[str, ...]) -> bytes:
     return layer + b"".join(part.encode() + SEP for part in scope)
 
 
+def entry_name(key: str, context: str | None) -> bytes:
+    """The part of an entry's backend key after its namespace: ``key\\0context``."""
+    return f"{key}\x00{context or ''}".encode()
+
+
 def entry_key(layer: bytes, address: Address) -> bytes:
     """The backend key of ``address`` inside ``layer``."""
     a = address

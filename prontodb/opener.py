@@ -89,7 +89,7 @@ def open(  # noqa: A001 - the public name is prontodb.open
       at, with the cursor's meta, defaults and durability (explicit arguments win).
     """
     user = user or DEFAULT_USER
-    if path is None and cursor is not None:
+    if path is None and cursor is not None and cursor != "default":
         from prontodb import cursor as cursors
 
         spec = cursors.load(user, cursor)

@@ -52,10 +52,21 @@ def default_store_path(user: str, env: Mapping[str, str] | None = None) -> str:
 
 
 def make_private_dir(path: str) -> str:
-    """Create ``path`` (and missing parents) with mode 0700; tighten it if we created it."""
-    if not os.path.isdir(path):
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        os.chmod(path, 0o700)
+    """Create ``path`` and every missing parent with mode 0700, whatever the umask
+    (``os.makedirs`` would give the parents the umask's mode). Existing directories are left
+    as they are."""
+    if os.path.isdir(path):
+        return path
+    parent = os.path.dirname(os.path.abspath(path))
+    if parent != os.path.abspath(path) and not os.path.isdir(parent):
+        make_private_dir(parent)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+        return path
+    os.chmod(path, 0o700)
     return path
 
 

@@ -8,10 +8,11 @@ one (user, meta) layer of one backend; several Stores may share a backend (see
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from itertools import chain
 
 from prontodb import keyspace, record
 from prontodb.address import (
@@ -369,6 +370,50 @@ class Store:
                     yield keyspace.entry_key(layer, addr), record.pack(data, deadline)
 
             return backend.put_many(rows())
+
+    def write_batches(
+        self,
+        batches: Iterable[
+            tuple[str, str, float | None, Iterable[tuple[Sequence[bytes], Sequence[bytes]]]]
+        ],
+        *,
+        validated: bool = False,
+    ) -> int:
+        """The bulk path for importers that encode keys themselves (``prontodb stream``): write
+        every batch in one transaction, all or nothing; later entries win over earlier ones.
+
+        A batch is ``(project, namespace, ttl, chunks)``: ``ttl`` in seconds from now, or None
+        for the namespace default; ``chunks`` yields ``(names, values)``, two sequences of equal
+        length, each name :func:`keyspace.entry_name` of an already validated key and context.
+        Values are size-checked unless ``validated``. Returns the number of entries.
+        """
+        backend = self.backend
+        layer = self._layer
+        batches = list(batches)
+        with backend.transaction():
+            now = self.clock()
+            defaults: dict[tuple[str, str], int | None] = {}
+            for project, namespace, ttl, _ in batches:
+                if ttl is None and (project, namespace) not in defaults:
+                    defaults[(project, namespace)] = self._namespace_ttl(project, namespace)
+
+            def chunk_rows() -> Iterator[Iterator[tuple[bytes, bytes]]]:
+                for project, namespace, ttl, chunks in batches:
+                    seconds = defaults[(project, namespace)] if ttl is None else ttl
+                    deadline = None if seconds is None else _ms(now + seconds)
+                    prefix = keyspace.scope_prefix(layer, (project, namespace))
+                    # the envelope is its header followed by the value (record.pack)
+                    header = record.pack(b"", deadline)
+                    for names, values in chunks:
+                        if not validated:
+                            for value in values:
+                                self._check_size(value)
+                        # built by C iterators: no Python frame per entry
+                        yield zip(
+                            map(prefix.__add__, names), map(header.__add__, values), strict=True
+                        )
+
+            return backend.put_many(chain.from_iterable(chunk_rows()))
 
     def entries(self, scope: str | None = None, pattern: str | None = None) -> Iterator[Entry]:
         """Live entries under ``scope`` (nothing, ``project`` or ``project.namespace``) whose

@@ -47,6 +47,7 @@ def test_parse_full(text, expected):
         ("n.k", "incomplete"),
         ("k", "incomplete"),
         ("p.n.é", "bad character 'é'"),
+        ("p" * 128 + "." + "n" * 128 + "." + "k" * 128 + "__" + "c" * 128, "too long"),
     ],
 )
 def test_invalid_addresses_name_the_part(text, fragment):

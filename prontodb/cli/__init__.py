@@ -75,3 +75,6 @@ def main() -> None:
 from prontodb.cli import admin as _admin  # noqa: E402,F401
 from prontodb.cli import data as _data  # noqa: E402,F401
 from prontodb.cli import listing as _listing  # noqa: E402,F401
+from prontodb.cli import cursor as _cursor  # noqa: E402,F401
+from prontodb.cli import portable as _portable  # noqa: E402,F401
+from prontodb.cli import stream as _stream  # noqa: E402,F401

@@ -128,7 +128,16 @@ def run(group: click.Group, args: list[str], prog_name: str, **extra: Any) -> in
     """Run the CLI and turn every outcome into an exit code (never a traceback for an
     expected failure)."""
     try:
-        click.Group.main(group, args, prog_name=prog_name, standalone_mode=False, **extra)
+        try:
+            click.Group.main(group, args, prog_name=prog_name, standalone_mode=False, **extra)
+        except (Exit, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            # Content piped to `set`/`stream` that failed before reading it is rescued (§6).
+            from prontodb.cli.rescue import rescue_unread
+
+            rescue_unread(group, args, exc)
+            raise
         return EXIT_OK
     except Exit as done:
         return done.code
@@ -174,6 +183,18 @@ def _silence_stdout() -> None:
 
 def report_unexpected(exc: BaseException) -> int:
     """Print one line (the traceback with PRONTO_DEBUG=1) and log the details to a file."""
+    where = log_unexpected(exc)
+    click.echo(
+        f"error: unexpected {type(exc).__name__}: {one_line(str(exc))} (details logged to {where};"
+        " PRONTO_DEBUG=1 shows them)",
+        err=True,
+    )
+    return EXIT_ERROR
+
+
+def log_unexpected(exc: BaseException) -> str:
+    """Log the traceback of ``exc`` to the error log (and show it with PRONTO_DEBUG=1);
+    return where it was logged."""
     import traceback
 
     from prontodb import paths
@@ -191,9 +212,4 @@ def report_unexpected(exc: BaseException) -> int:
         where = "nowhere (log file not writable)"
     if os.environ.get("PRONTO_DEBUG"):
         click.echo(details, err=True, nl=False)
-    click.echo(
-        f"error: unexpected {type(exc).__name__}: {one_line(str(exc))} (details logged to {where};"
-        " PRONTO_DEBUG=1 shows them)",
-        err=True,
-    )
-    return EXIT_ERROR
+    return where

@@ -160,7 +160,13 @@ def _copy(
     from_cursor: str | None,
     to_cursor: str | None,
 ) -> None:
+    from prontodb.address import parse
+
     s = session(ctx)
+    for text, via in ((src, from_cursor), (dst, to_cursor)):
+        # An invalid address changes nothing, not even by creating a store to copy into.
+        t = s.target_for(via)
+        parse(text, project=t.project, namespace=t.namespace, delim=s.delim)
     source, target = s.open_pair(from_cursor, to_cursor)
     try:
         result = source.copy(src, dst, keep_ttl=keep_ttl, keep=keep, target=target, move=move)

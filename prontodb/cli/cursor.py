@@ -1,0 +1,183 @@
+"""The ``cursor`` commands: named, per-user pointers to stores (DESIGN §7).
+
+Global flags are hoisted to the root group, so ``cursor set NAME --meta M -p P -n N`` reads
+meta, project and namespace from the session. Library modules are imported inside the
+commands to keep start-up cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from prontodb.cli import cli
+from prontodb.cli._app import ProntoGroup
+from prontodb.cli._complete import complete_cursor
+from prontodb.cli._session import Session, session
+
+if TYPE_CHECKING:
+    from prontodb.cursor import CursorSpec
+
+
+def _user(s: Session) -> str:
+    from prontodb import cursor
+
+    return cursor.effective_user(s.user_flag, s.env)
+
+
+def _facts(spec: CursorSpec, selected: str | None) -> dict[str, object]:
+    return {
+        "name": spec.name,
+        "path": spec.path,
+        "backend": spec.backend,
+        "meta": spec.meta,
+        "project": spec.project,
+        "namespace": spec.namespace,
+        "durability": spec.durability,
+        "selected": spec.name == selected,
+    }
+
+
+@cli.group("cursor", cls=ProntoGroup)
+def cursor_group() -> None:
+    """Named, per-user pointers to stores: path, backend, meta, default project/namespace and
+    durability. Choose one per command with --cursor C (or PRONTO_CURSOR), or persistently
+    with 'cursor use C'."""
+
+
+@cursor_group.command("set")
+@click.argument("name", shell_complete=complete_cursor)
+@click.argument("path", required=False, type=click.Path(dir_okay=True, file_okay=True))
+@click.option(
+    "--backend",
+    type=click.Choice(["sqlite", "lmdb", "diskcache"]),
+    help="Engine of a new store (default: the existing store's own, else the extension, "
+    "else sqlite).",
+)
+@click.option(
+    "--durability",
+    type=click.Choice(["normal", "full"]),
+    help="normal (default): a killed process loses nothing; full: survives power loss too.",
+)
+@click.pass_context
+def set_cmd(
+    ctx: click.Context, name: str, path: str | None, backend: str | None, durability: str | None
+) -> None:
+    """Create cursor NAME (and its store) or update the fields given on an existing one.
+
+    PATH defaults to NAME.sqlite (or .lmdb, .diskcache) in the user's data directory. The
+    global --meta M, -p/--project P and -n/--namespace N set the cursor's meta layer and
+    default project/namespace; an empty value ('') clears one. Silent on success.
+    """
+    from prontodb import cursor
+
+    s = session(ctx)
+    cursor.define(
+        _user(s),
+        name,
+        path,
+        backend=backend,
+        meta=s.meta_flag,
+        project=s.project,
+        namespace=s.namespace,
+        durability=durability,
+        env=s.env,
+    )
+
+
+@cursor_group.command("list")
+@click.pass_context
+def list_cmd(ctx: click.Context) -> None:
+    """The user's cursors, ordered by name; '*' marks the one selected by 'cursor use'.
+    --json prints one object per line."""
+    from prontodb import cursor
+
+    s = session(ctx)
+    user = _user(s)
+    chosen = cursor.selected(user, s.env)
+    specs = cursor.list_cursors(user, s.env)
+    if s.json:
+        for spec in specs:
+            s.emit_json(_facts(spec, chosen))
+        return
+    width = max((len(spec.name) for spec in specs), default=0)
+    for spec in specs:
+        mark = "*" if spec.name == chosen else " "
+        click.echo(f"{mark} {spec.name:<{width}}  {spec.backend:<9}  {spec.path}")
+
+
+@cursor_group.command("show")
+@click.argument("name", shell_complete=complete_cursor)
+@click.pass_context
+def show_cmd(ctx: click.Context, name: str) -> None:
+    """Everything cursor NAME holds: path, backend, meta, project, namespace, durability."""
+    from prontodb import cursor
+
+    s = session(ctx)
+    user = _user(s)
+    facts = _facts(cursor.load(user, name, s.env), cursor.selected(user, s.env))
+    if s.json:
+        s.emit_json(facts)
+        return
+    for key, value in facts.items():
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        click.echo(f"{key}: {'-' if value is None else value}")
+
+
+@cursor_group.command("active")
+@click.pass_context
+def active_cmd(ctx: click.Context) -> None:
+    """The cursor commands use now (after --cursor, PRONTO_CURSOR and 'cursor use'):
+    its name, or 'default' for the default store. Prints nothing when --database or
+    PRONTO_DB chooses the store."""
+    s = session(ctx)
+    t = s.target()
+    name = t.cursor or (None if t.explicit_path else "default")
+    if s.json:
+        s.emit_json({"cursor": name, "source": t.source, "path": t.path, "backend": t.backend})
+    elif name is not None:
+        click.echo(name)
+    else:
+        s.status(f"no cursor: {t.source} chooses the store {t.path}")
+
+
+@cursor_group.command("use")
+@click.argument("name", required=False, shell_complete=complete_cursor)
+@click.option("--clear", is_flag=True, help="Forget the selection (use the default store).")
+@click.pass_context
+def use_cmd(ctx: click.Context, name: str | None, clear: bool) -> None:
+    """Select cursor NAME for later commands of this user (persistent until changed);
+    --clear (or NAME 'default') goes back to the default store. Only this command changes
+    the selection."""
+    from prontodb import cursor
+    from prontodb.errors import UsageError
+
+    if clear == (name is not None):
+        raise UsageError("give a cursor NAME or --clear (not both)")
+    s = session(ctx)
+    cursor.use(_user(s), name, s.env)
+
+
+@cursor_group.command("delete")
+@click.argument("name", shell_complete=complete_cursor)
+@click.option("--purge", is_flag=True, help="Also remove the store's files (the data).")
+@click.pass_context
+def delete_cmd(ctx: click.Context, name: str, purge: bool) -> None:
+    """Delete cursor NAME. Its data is kept unless --purge; deleting the selected cursor
+    clears the selection."""
+    import os
+
+    from prontodb import cursor
+
+    s = session(ctx)
+    user = _user(s)
+    had_store = os.path.exists(cursor.load(user, name, s.env).path)
+    spec = cursor.delete(user, name, purge=purge, env=s.env)
+    if purge and had_store:
+        s.status(f"deleted cursor {name!r} and its store {spec.path}")
+    elif purge:
+        s.status(f"deleted cursor {name!r}; there was no store at {spec.path}")
+    else:
+        s.status(f"deleted cursor {name!r}; its data stays at {spec.path} (--purge removes it)")

@@ -1,0 +1,178 @@
+"""``prontodb stream [FILE] [--dry-run]``: import a token stream atomically (DESIGN §9).
+
+The command reads the input, plans it with :func:`prontodb.stream.plan` and writes it with
+:func:`prontodb.stream.apply` in one transaction. Input piped on stdin is never lost: on any
+error it is rescued into the pipe cache (exit 3). A FILE is not copied anywhere (exit 1).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import click
+
+from prontodb.cli import cli
+from prontodb.cli._session import Session, session
+from prontodb.errors import UsageError
+
+if TYPE_CHECKING:
+    from prontodb.stream import Plan
+
+#: FILE is read in blocks of this many bytes.
+READ_SIZE = 1 << 20
+
+
+class EmptyStreamError(UsageError):
+    """The input holds no token: a usage error, with nothing worth rescuing."""
+
+
+@cli.command("stream")
+@click.argument("file", required=False, metavar="[FILE]")
+@click.option("--dry-run", is_flag=True, help="Validate and print the plan; write nothing.")
+@click.pass_context
+def stream_cmd(ctx: click.Context, file: str | None, dry_run: bool) -> None:
+    """Import a token stream from FILE or stdin, all entries or none.
+
+    Tokens are [prefix:]key=value separated by ';'. meta:path=PROJECT.NAMESPACE (or -p/-n)
+    sets the target namespace, ns=NAMESPACE switches it, PROJECT.NAMESPACE:key=value writes
+    elsewhere, meta:ttl=DURATION gives the following entries a TTL (meta:ttl=none clears it).
+    On any error nothing is written; piped input is rescued into the pipe cache (exit 3).
+    Prints 'stored N entries in M namespaces' on stderr (--json: a summary on stdout).
+    """
+    s = session(ctx)
+    if file is not None and file != "-":
+        run(s, _file_chunks(file), dry_run=dry_run)
+        return
+    content = _read_stdin()
+    if dry_run:
+        run(s, content, dry_run=True)
+        return
+    try:
+        run(s, content, dry_run=False)
+    except EmptyStreamError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - piped content must never be lost
+        from prontodb.cli.rescue import rescue_piped
+
+        rescue_piped(s, content, None, exc)
+
+
+def run(s: Session, source: bytes | Iterator[bytes], *, dry_run: bool) -> None:
+    """Plan ``source`` against the session's defaults; print the plan, or write it."""
+    from prontodb import stream
+
+    target = s.target()
+    progress = _Progress() if _stderr_is_terminal() else None
+    planned = stream.plan(
+        source,
+        project=target.project,
+        namespace=target.namespace,
+        user=target.user,
+        user_locked=bool(s.env.get("PRONTO_FORCE_USER")),
+        delim=s.delim,
+        max_value_bytes=s.max_value_bytes(),
+        progress=progress.reading if progress else None,
+    )
+    if planned.tokens == 0:
+        if progress:
+            progress.clear()
+        raise EmptyStreamError("the stream is empty (no tokens): nothing to import")
+    if dry_run:
+        if progress:
+            progress.clear()
+        _report(s, planned, dry_run=True)
+        return
+    store = s.open(write=True)
+    try:
+        stream.apply(store, planned, progress=progress.writing if progress else None)
+    finally:
+        if progress:
+            progress.clear()
+    _report(s, planned, dry_run=False)
+
+
+def _report(s: Session, planned: Plan, *, dry_run: bool) -> None:
+    namespaces = planned.namespaces(s.delim)
+    if s.json:
+        s.emit_json(
+            {
+                "dry_run": dry_run,
+                "entries": planned.entries,
+                "namespaces": namespaces,
+                "tokens": planned.tokens,
+            }
+        )
+    elif dry_run:
+        for name, count in namespaces.items():
+            s.line(f"{name}\t{count}")
+    summary = f"{planned.entries} entries in {len(namespaces)} namespaces"
+    if dry_run:
+        s.status(f"dry run: would store {summary} (nothing written)")
+    else:
+        s.status(f"stored {summary}")
+
+
+def _read_stdin() -> bytes:
+    """All of stdin. A terminal, or input that is empty or only whitespace, is a usage error
+    (there is nothing to rescue)."""
+    stdin = sys.stdin.buffer
+    if stdin.isatty():
+        raise UsageError("no FILE given and stdin is a terminal (pipe a stream in, or give FILE)")
+    content = stdin.read()
+    if not content.strip():
+        raise EmptyStreamError("stdin is empty or only whitespace: nothing to import")
+    return content
+
+
+def _file_chunks(path: str) -> Iterator[bytes]:
+    """The bytes of ``path`` in blocks; an unreadable file is a usage error."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, the generator owns it
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with fh:
+        while True:
+            try:
+                chunk = fh.read(READ_SIZE)
+            except OSError as exc:
+                raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+            if not chunk:
+                return
+            yield chunk
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Progress:
+    """A one-line progress display on a terminal's stderr, redrawn at most ten times a second."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+        self._shown = False
+
+    def _show(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.1:
+            return
+        self._last = now
+        self._shown = True
+        click.echo(f"\r\x1b[K{text}", err=True, nl=False)
+
+    def reading(self, tokens: int) -> None:
+        self._show(f"reading: {tokens:,} tokens")
+
+    def writing(self, done: int, total: int) -> None:
+        self._show(f"writing: {done:,}/{total:,} entries ({100 * done // max(total, 1)}%)")
+
+    def clear(self) -> None:
+        if self._shown:
+            click.echo("\r\x1b[K", err=True, nl=False)
+            self._shown = False

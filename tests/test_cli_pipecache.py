@@ -1,0 +1,620 @@
+"""Piped content is never lost: every failure path of ``set`` through the real CLI.
+
+Most tests run ``python -m prontodb`` in a subprocess with the content on a real pipe and an
+isolated HOME/XDG tree. Failures that cannot be provoked from outside (a backend failing in
+the middle of a write, an unexpected exception, Ctrl-C) are injected by a test-only wrapper
+script that patches the library and then runs the real CLI in the child process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pty
+import re
+import shlex
+import stat
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import prontodb
+from prontodb import paths
+from prontodb.cli import cli
+
+SEED = textwrap.dedent(
+    """\
+    # Session iter65
+
+    - reproduced the pipe cache from the seed design
+    - no content lost; ; = and : are just text here
+    """
+).encode()
+KEY = re.compile(r"pipe\.cache\.(\d+)_([0-9a-f]{8})_([A-Za-z0-9_]+)")
+
+
+def md5_8(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()[:8]
+
+
+class Result:
+    def __init__(self, code: int, out: bytes, err: bytes) -> None:
+        self.code, self.out, self.err = code, out, err.decode()
+
+    @property
+    def key(self) -> str:
+        """The cache address printed on stdout (alone, one line)."""
+        text = self.out.decode()
+        assert text.endswith("\n") and text.count("\n") == 1, text
+        return text[:-1]
+
+    @property
+    def lines(self) -> list[str]:
+        return self.err.splitlines()
+
+    def hint(self) -> list[str]:
+        """The suggested command line, split like a shell would."""
+        (line,) = [ln for ln in self.lines if ln.startswith("💡 Use: ")]
+        return shlex.split(line.removeprefix("💡 Use: "))
+
+    def __repr__(self) -> str:
+        return f"Result({self.code}, {self.out[:200]!r}, {self.err!r})"
+
+
+@pytest.fixture
+def sh(home):
+    """Run ``python -m prontodb ARGS`` (or a wrapper script) with ``input`` on a real pipe."""
+
+    def run(*args, input=b"", env=None, inject=None, timeout=30) -> Result:
+        head = [sys.executable, "-m", "prontodb"]
+        if inject is not None:
+            head = [sys.executable, "-c", INJECT.format(patch=textwrap.dedent(inject))]
+        done = subprocess.run(
+            [*head, *args],
+            input=input,
+            env={**home, **(env or {})},
+            capture_output=True,
+            timeout=timeout,
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    return run
+
+
+# A test-only wrapper: apply a patch to the library, then run the real CLI.
+INJECT = """
+import sys
+{patch}
+sys.argv[0] = "prontodb"
+from prontodb.cli import main
+main()
+"""
+
+FAIL_UNLESS_PIPE_CACHE = """
+from prontodb.store import Store
+_set = Store.set
+def _failing(self, address, value, **kw):
+    if self.address(address).project != "pipe":
+        raise {exc}
+    return _set(self, address, value, **kw)
+Store.set = _failing
+"""
+
+
+def follow(sh, result: Result, destination: str, env=None) -> Result:
+    """Run the suggested ``copy`` command verbatim, with DESTINATION filled in."""
+    argv = result.hint()
+    assert argv[0] == "prontodb" and "<proper.address>" in argv
+    argv = [destination if a == "<proper.address>" else a for a in argv[1:]]
+    return sh(*argv, env=env)
+
+
+def default_store(user: str = "default") -> str:
+    return paths.default_store_path(user)
+
+
+def cached(path: str, user: str = "default", meta: str | None = None) -> dict[str, bytes]:
+    if not os.path.exists(path):
+        return {}
+    with prontodb.open(path, user=user, meta=meta, create=False) as s:
+        return dict(s.scan("pipe.cache"))
+
+
+def assert_rescued(
+    result: Result, content: bytes, attempted: str, reason: str, *, reason_starts: bool = False
+) -> str:
+    """Exit 3, the key alone on stdout, the exact two stderr lines (the reason may be given by
+    its start only). Returns the key."""
+    assert result.code == 3, result
+    key = result.key
+    match = KEY.fullmatch(key)
+    assert match, key
+    assert match.group(2) == md5_8(content)
+    assert match.group(3) == attempted
+    if reason_starts:
+        assert result.lines[0].startswith(f"⚠️  {reason}")
+        assert result.lines[0].endswith(f" - content cached as: {key}")
+    else:
+        assert result.lines[0] == f"⚠️  {reason} - content cached as: {key}"
+    assert result.lines[1].startswith("💡 Use: prontodb ")
+    assert result.lines[1].endswith(f"copy {key} <proper.address>")
+    return key
+
+
+# -- the seed session ----------------------------------------------------------------------------
+
+
+def test_the_seed_session_end_to_end(sh):
+    r = sh("set", "invalid.address", input=SEED)
+    key = assert_rescued(r, SEED, "invalid_address", "Invalid address 'invalid.address'")
+    assert r.lines == [
+        f"⚠️  Invalid address 'invalid.address' - content cached as: {key}",
+        f"💡 Use: prontodb copy {key} <proper.address>",
+    ]
+    assert sh("list-keys", "pipe.cache").out.decode() == key.removeprefix("pipe.cache.") + "\n"
+    scan = sh("scan-pairs", "pipe.cache", "*")
+    assert scan.code == 0 and scan.out.decode().startswith(key.removeprefix("pipe.cache.") + "=")
+    assert 800 < int(sh("ttl", key).out) <= 900
+
+    c = sh("copy", key, "iterations.sessions.iter65")
+    assert c.code == 0 and c.out == b""
+    assert c.lines == [
+        f"✅ Copied: {key} → iterations.sessions.iter65",
+        f"🗑️  Removed from cache: {key}",
+    ]
+    assert sh("get", "iterations.sessions.iter65").out == SEED
+    assert sh("ttl", "iterations.sessions.iter65").out == b"-1\n"
+    assert sh("get", key).code == 2
+    assert sh("list-keys", "pipe.cache").out == b""
+
+    assert sh("--user", "keeper", "cursor", "set", "pantheon").code == 0
+    d = sh(
+        "--user", "keeper", "--cursor", "pantheon", "set", "iterations.sessions.iter65", input=SEED
+    )
+    assert (d.code, d.out, d.err) == (0, b"", "")
+    got = sh("--user", "keeper", "--cursor", "pantheon", "get", "iterations.sessions.iter65")
+    assert got.out == SEED
+    assert sh("--user", "keeper", "--cursor", "pantheon", "list-keys", "pipe.cache").out == b""
+    assert cached(default_store("keeper"), "keeper") == {}
+
+
+# -- every reason set can fail -------------------------------------------------------------------
+
+
+def test_invalid_address_with_repeated_dots(sh):
+    r = sh("set", "invalid...address", input=b"x")
+    assert_rescued(r, b"x", "invalid___address", "Invalid address 'invalid...address'")
+    assert follow(sh, r, "p.n.k").code == 0
+    assert sh("get", "p.n.k").out == b"x"
+
+
+def test_incomplete_address(sh):
+    r = sh("set", "lonely", input=b"x")
+    assert_rescued(r, b"x", "lonely", "Invalid address 'lonely'")
+    r = sh("-p", "proj", "set", "ns.k__dev", input=b"ok")  # complete with -p: stored
+    assert (r.code, r.out) == (0, b"")
+
+
+def test_an_address_that_becomes_a_context_in_the_key_is_found_again(sh):
+    r = sh("set", "a..b", input=b"x")
+    key = assert_rescued(r, b"x", "a__b", "Invalid address 'a..b'")
+    assert sh("get", key).out == b"x"
+    assert follow(sh, r, "p.n.k").code == 0
+
+
+def test_no_address(sh):
+    r = sh("set", input=b"x")
+    assert_rescued(r, b"x", "noaddr", "No address given")
+    r = sh("set", "-", input=b"x")  # '-' is VALUE: still no usable address
+    assert r.code == 3
+
+
+def test_unknown_cursor(sh):
+    r = sh("--user", "keeper", "--cursor", "nope", "set", "a.b.c", input=b"x")
+    key = assert_rescued(r, b"x", "a_b_c", "Unknown cursor 'nope' for user 'keeper'")
+    assert r.hint() == ["prontodb", "--user", "keeper", "copy", key, "<proper.address>"]
+    assert cached(default_store("keeper"), "keeper") == {key.removeprefix("pipe.cache."): b"x"}
+    assert follow(sh, r, "a.b.c").code == 0
+
+
+def test_unknown_cursor_from_the_environment_names_the_store(sh):
+    env = {"PRONTO_CURSOR": "nope"}
+    r = sh("set", "a.b.c", input=b"x", env=env)
+    key = assert_rescued(r, b"x", "a_b_c", "Unknown cursor 'nope' for user 'default'")
+    assert r.hint() == [
+        "prontodb", "--database", default_store(), "copy", key, "<proper.address>"
+    ]  # fmt: skip
+    assert follow(sh, r, "a.b.c", env=env).code == 0
+
+
+def test_rescue_into_the_addressed_cursor_store_names_its_flags(sh, home):
+    assert sh("--user", "keeper", "cursor", "set", "pantheon", "--backend", "lmdb").code == 0
+    r = sh("--user", "keeper", "--cursor", "pantheon", "set", "bad/addr", input=b"x")
+    key = assert_rescued(r, b"x", "bad_addr", "Invalid address 'bad/addr'")
+    assert r.hint() == [
+        "prontodb", "--user", "keeper", "--cursor", "pantheon", "copy", key, "<proper.address>"
+    ]  # fmt: skip
+    assert cached(default_store("keeper"), "keeper") == {}
+    assert follow(sh, r, "a.b.c").code == 0
+    assert sh("--user", "keeper", "--cursor", "pantheon", "get", "a.b.c").out == b"x"
+
+
+def test_forced_user_conflict_rescues_into_the_keepers_cache(sh):
+    env = {"PRONTO_FORCE_USER": "keeper"}
+    r = sh("--user", "other", "set", "a.b.c", input=b"x", env=env)
+    key = assert_rescued(
+        r,
+        b"x",
+        "a_b_c",
+        "Locked context: user is locked to 'keeper' (PRONTO_FORCE_USER); refusing --user 'other'",
+    )
+    assert r.hint() == ["prontodb", "copy", key, "<proper.address>"]
+    assert cached(default_store("keeper"), "keeper") == {key.removeprefix("pipe.cache."): b"x"}
+    assert cached(default_store("other"), "other") == {}
+    assert cached(default_store(), "default") == {}
+    assert follow(sh, r, "a.b.c", env=env).code == 0
+    assert sh("get", "a.b.c", env=env).out == b"x"
+
+
+def test_forced_meta_conflict_rescues_into_the_locked_meta(sh):
+    env = {"PRONTO_FORCE_META": "m"}
+    r = sh("--meta", "x", "set", "a.b.c", input=b"x", env=env)
+    key = assert_rescued(
+        r,
+        b"x",
+        "a_b_c",
+        "Locked context: meta is locked to 'm' (PRONTO_FORCE_META); refusing --meta 'x'",
+    )
+    assert r.hint() == ["prontodb", "copy", key, "<proper.address>"]
+    assert cached(default_store(), meta="m") == {key.removeprefix("pipe.cache."): b"x"}
+    assert cached(default_store(), meta=None) == {}
+    assert follow(sh, r, "a.b.c", env=env).code == 0
+    assert sh("get", "a.b.c", env=env).out == b"x"
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--ttl", "0"], "Invalid duration '0': must be greater than zero"),
+        (["--ttl", "soon"], "Invalid duration 'soon': use whole seconds or a number with s, m, h"),
+        (["--ttl", "5", "--keep-ttl"], "--ttl and --keep-ttl cannot be combined"),
+    ],
+)
+def test_ttl_errors(sh, args, reason):
+    r = sh("set", "a.b.c", *args, input=b"x")
+    assert r.code == 3, r
+    assert r.lines[0].startswith(f"⚠️  {reason}")
+    assert sh("get", "a.b.c").code == 2
+
+
+def test_over_the_size_limit_goes_to_a_private_file_byte_exact(sh, home):
+    data = os.urandom(5000)
+    r = sh("set", "a.b.c", input=data, env={"PRONTO_MAX_VALUE_BYTES": "1000"})
+    assert r.code == 3, r
+    path = r.out.decode().rstrip("\n")
+    rescue_dir = os.path.join(home["XDG_CACHE_HOME"], "prontodb", "rescue")
+    assert path == os.path.join(rescue_dir, f"{os.path.basename(path)}")
+    assert re.fullmatch(rf"\d+_{md5_8(data)}_a_b_c", os.path.basename(path))
+    with open(path, "rb") as fh:
+        assert fh.read() == data
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(rescue_dir).st_mode) == 0o700
+    assert r.lines == [
+        "⚠️  Value too large: 5000 bytes, over the limit of 1000 bytes (PRONTO_MAX_VALUE_BYTES)"
+        f" - content saved to file: {path}",
+        f"💡 Use: prontodb set <proper.address> < {path}",
+    ]
+    assert cached(default_store()) == {}
+    with open(path, "rb") as fh:
+        home_again = subprocess.run(
+            [sys.executable, "-m", "prontodb", "set", "a.b.c"], stdin=fh, env=home
+        )
+    assert home_again.returncode == 0
+    assert sh("get", "a.b.c").out == data
+
+
+def test_a_store_that_cannot_be_opened_falls_back_to_the_default_store(sh, tmp_path):
+    broken = tmp_path / "work.sqlite"
+    broken.mkdir()  # a directory where the store file should be
+    r = sh("--database", str(broken), "set", "a.b.c", input=b"x")
+    key = assert_rescued(
+        r, b"x", "a_b_c", f"Storage failure: {broken}: cannot open store", reason_starts=True
+    )
+    assert r.hint() == ["prontodb", "copy", key, "<proper.address>"]
+    assert follow(sh, r, "a.b.c").code == 0
+
+
+def test_backend_failing_mid_write_falls_back_to_the_default_store(sh, tmp_path):
+    patch = """
+        from prontodb.backends.sqlite import SqliteBackend
+        from prontodb.errors import StorageFullError
+        _put = SqliteBackend.put
+        def put(self, key, value):
+            if self.path.endswith("work.sqlite"):
+                raise StorageFullError(f"{self.path}: disk full")
+            return _put(self, key, value)
+        SqliteBackend.put = put
+    """
+    work = str(tmp_path / "work.sqlite")
+    assert sh("cursor", "set", "work", work).code == 0
+    r = sh("--cursor", "work", "set", "a.b.c", input=b"x", inject=patch)
+    key = assert_rescued(r, b"x", "a_b_c", f"Storage failure: {work}: disk full")
+    assert r.hint() == ["prontodb", "copy", key, "<proper.address>"]
+    assert cached(work) == {}
+    assert cached(default_store()) == {key.removeprefix("pipe.cache."): b"x"}
+    assert follow(sh, r, "a.b.c").code == 0  # the hint works once the disk has room
+    assert sh("copy", "a.b.c", "a.b.c", "--to-cursor", "work").code == 0
+
+
+def test_no_usable_store_at_all_goes_to_a_file(sh):
+    os.makedirs(default_store())  # the default store is a directory too
+    r = sh("set", "a.b.c", input=b"x")
+    assert r.code == 3, r
+    path = r.out.decode().rstrip("\n")
+    assert r.lines[0] == (
+        f"⚠️  Storage failure: {default_store()}: cannot open store (unable to open database "
+        f"file) - content saved to file: {path}"
+    )
+    with open(path, "rb") as fh:
+        assert fh.read() == b"x"
+
+
+def test_unexpected_exception_is_logged_and_rescued(sh, home):
+    patch = FAIL_UNLESS_PIPE_CACHE.format(exc='RuntimeError("boom")')
+    r = sh("set", "a.b.c", input=b"x", inject=patch)
+    log = os.path.join(home["XDG_CACHE_HOME"], "prontodb", "errors.log")
+    key = assert_rescued(
+        r, b"x", "a_b_c", f"Unexpected RuntimeError: boom (details logged to {log})"
+    )
+    with open(log) as fh:
+        assert "RuntimeError: boom" in fh.read()
+    assert "Traceback" not in r.err
+    assert cached(default_store()) == {key.removeprefix("pipe.cache."): b"x"}
+
+
+def test_unexpected_exception_everywhere_still_leaves_a_file(sh):
+    patch = """
+        from prontodb.store import Store
+        def broken(self, *a, **kw):
+            raise RuntimeError("boom")
+        Store.set = broken
+    """
+    r = sh("set", "a.b.c", input=b"x", inject=patch)
+    assert r.code == 3, r
+    assert "content saved to file" in r.lines[0]
+    with open(r.out.decode().rstrip("\n"), "rb") as fh:
+        assert fh.read() == b"x"
+
+
+def test_interrupt_while_storing_still_rescues(sh):
+    patch = FAIL_UNLESS_PIPE_CACHE.format(exc="KeyboardInterrupt")
+    r = sh("set", "a.b.c", input=b"x", inject=patch)
+    assert_rescued(r, b"x", "a_b_c", "Interrupted")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["set", "--bogus", "a.b.c"],
+        ["--bogus", "set", "a.b.c"],
+        ["set", "a.b.c", "-", "--bogus"],
+        ["set", "a.b.c", "--ttl"],
+    ],
+)
+def test_unknown_option_with_piped_input(sh, args):
+    r = sh(*args, input=b"x")
+    assert r.code == 3, r
+    assert r.lines[0].startswith("⚠️  Usage error: ")
+    assert "a_b_c" in r.key
+    assert sh("get", r.key).out == b"x"
+
+
+def test_bad_global_flag_with_piped_input(sh):
+    r = sh("--ns-delim", "x", "set", "a.b.c", input=b"x")
+    assert_rescued(r, b"x", "a_b_c", "Invalid delimiter 'x': choose one of . : / |")
+
+
+def test_delimiter_is_kept_in_the_key_and_the_hint(sh):
+    r = sh("--ns-delim", ":", "set", "bad", input=b"x")
+    assert r.code == 3, r
+    assert r.key.startswith("pipe:cache:")
+    assert r.hint()[1:3] == ["--ns-delim", ":"]
+    assert follow(sh, r, "a:b:c").code == 0
+    assert sh("get", "a.b.c").out == b"x"
+
+
+def test_a_5mb_binary_payload_survives_rescue_and_copy(sh):
+    data = os.urandom(5 * 1024 * 1024)
+    r = sh("set", "invalid.address", input=data)
+    key = assert_rescued(r, data, "invalid_address", "Invalid address 'invalid.address'")
+    assert sh("copy", key, "bin.data.blob").code == 0
+    assert sh("get", "bin.data.blob").out == data
+
+
+def test_token_stream_content_gets_a_third_hint(sh):
+    data = b"meta:path=proj.ns; key=value;"
+    r = sh("set", "oops", input=data)
+    key = assert_rescued(r, data, "oops", "Invalid address 'oops'")
+    assert r.lines[2] == f"💡 Looks like a token stream: prontodb get {key} | prontodb stream"
+    plain = sh("set", "oops", input=b"just; text")
+    assert len(plain.lines) == 2
+
+
+def test_ascii_fallback_when_stderr_cannot_encode(sh):
+    r = sh("set", "invalid.address", input=b"x", env={"PYTHONIOENCODING": "ascii"})
+    assert r.code == 3
+    assert r.lines == [
+        f"!!  Invalid address 'invalid.address' - content cached as: {r.key}",
+        f"-> Use: prontodb copy {r.key} <proper.address>",
+    ]
+
+
+def test_create_cache_changes_the_rescue_ttl(sh):
+    assert sh("create-cache", "pipe.cache", "60").code == 0
+    r = sh("set", "bad", input=b"x")
+    assert r.code == 3
+    assert 0 < int(sh("ttl", r.key).out) <= 60
+
+
+# -- when there is nothing to rescue -------------------------------------------------------------
+
+
+def _with_open_stdin(home, *args, timeout=15):
+    """Run with a stdin pipe that is never written to nor closed: reading it would hang."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prontodb", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=home,
+    )
+    try:
+        code = proc.wait(timeout=timeout)
+        return Result(code, proc.stdout.read(), proc.stderr.read())
+    finally:
+        proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            stream.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["set", "a.b.c", "value"], 0),
+        (["set", "a.b.c", ""], 0),
+        (["set", "bad", "value"], 1),
+        (["set", "a.b.c", "value", "--ttl", "0"], 1),
+        (["set", "a.b.c", "value", "--bogus"], 1),
+        (["--cursor", "nope", "set", "a.b.c", "value"], 1),
+    ],
+)
+def test_an_explicit_value_never_reads_stdin(home, sh, args, code):
+    r = _with_open_stdin(home, *args)
+    assert r.code == code, r
+    assert r.out == b""
+    assert sh("list-keys", "pipe.cache").out == b""
+
+
+def test_empty_stdin_is_a_usage_error(sh):
+    r = sh("set", "a.b.c", input=b"")
+    assert (r.code, r.out) == (1, b"")
+    assert "stdin is empty" in r.err
+    assert sh("list-keys", "pipe.cache").out == b""
+    assert sh("set", "bad", input=b"").code == 1
+
+
+def test_terminal_stdin_is_a_usage_error_without_hanging(home):
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "prontodb", "set", "a.b.c"],
+            stdin=secondary,
+            capture_output=True,
+            env=home,
+            timeout=15,
+        )
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert proc.returncode == 1
+    assert b"stdin is a terminal" in proc.stderr
+    assert proc.stdout == b""
+
+
+# -- copy and move -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rescued(sh):
+    r = sh("set", "bad", input=b"payload")
+    assert r.code == 3
+    return r.key
+
+
+def test_copy_of_a_missing_source(sh):
+    r = sh("copy", "pipe.cache.nope", "a.b.c")
+    assert (r.code, r.out, r.err) == (2, b"", "❌ Source key 'pipe.cache.nope' not found\n")
+
+
+def test_copy_to_an_invalid_destination_changes_nothing(sh, rescued, tmp_path):
+    r = sh("copy", rescued, "not..valid")
+    assert r.code == 1 and "invalid address 'not..valid'" in r.err
+    assert sh("get", rescued).out == b"payload"
+    other = tmp_path / "other.sqlite"
+    assert sh("cursor", "set", "other", str(other)).code == 0
+    os.remove(other)
+    r = sh("copy", rescued, "bad", "--to-cursor", "other")
+    assert r.code == 1
+    assert not other.exists()  # not even an empty store was created
+    assert sh("get", rescued).out == b"payload"
+
+
+def test_copy_keep_and_keep_ttl(sh, rescued):
+    r = sh("copy", rescued, "a.b.c", "--keep", "--keep-ttl")
+    assert r.code == 0
+    assert r.lines == [f"✅ Copied: {rescued} → a.b.c"]
+    assert sh("get", rescued).out == b"payload"
+    assert 0 < int(sh("ttl", "a.b.c").out) <= 900
+    r = sh("copy", rescued, "a.b.d")
+    assert r.lines[-1] == f"🗑️  Removed from cache: {rescued}"
+    assert sh("ttl", "a.b.d").out == b"-1\n"
+
+
+def test_copy_into_a_ttl_namespace_gets_its_default(sh, rescued):
+    assert sh("create-cache", "tmp.ns", "120").code == 0
+    assert sh("copy", rescued, "tmp.ns.k").code == 0
+    assert 100 < int(sh("ttl", "tmp.ns.k").out) <= 120
+
+
+def test_an_ordinary_source_is_kept_by_copy(sh):
+    assert sh("set", "a.b.c", "v").code == 0
+    r = sh("copy", "a.b.c", "a.b.d")
+    assert r.lines == ["✅ Copied: a.b.c → a.b.d"]
+    assert sh("get", "a.b.c").out == b"v"
+
+
+def test_move_keeps_the_ttl_and_removes_the_source(sh, rescued):
+    r = sh("move", rescued, "a.b.c")
+    assert (r.code, r.lines) == (0, [f"✅ Moved: {rescued} → a.b.c"])
+    assert sh("get", rescued).code == 2
+    assert 0 < int(sh("ttl", "a.b.c").out) <= 900
+
+
+def test_cross_backend_copy_and_move(sh, rescued):
+    assert sh("cursor", "set", "lm", "--backend", "lmdb").code == 0
+    assert sh("cursor", "set", "dc", "--backend", "diskcache").code == 0
+    r = sh("copy", rescued, "a.b.c", "--to-cursor", "lm")
+    assert r.code == 0 and r.lines[-1] == f"🗑️  Removed from cache: {rescued}"
+    assert sh("get", rescued).code == 2
+    assert sh("--cursor", "lm", "get", "a.b.c").out == b"payload"
+    assert sh("move", "a.b.c", "x.y.z", "--from-cursor", "lm", "--to-cursor", "dc").code == 0
+    assert sh("--cursor", "lm", "get", "a.b.c").code == 2
+    assert sh("--cursor", "dc", "get", "x.y.z").out == b"payload"
+
+
+# -- in-process: the last resort -----------------------------------------------------------------
+
+
+def test_when_not_even_a_file_can_be_written_it_says_so(home, monkeypatch, capsysbinary):
+    from prontodb import pipecache
+
+    def no_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pipecache, "write_file", no_disk)
+    os.makedirs(default_store())  # and no store either
+    read, write = os.pipe()
+    os.write(write, b"x")
+    os.close(write)
+    with os.fdopen(read, "r") as stdin:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        code = cli.main(["set", "a.b.c"], standalone_mode=False)
+    out, err = capsysbinary.readouterr()
+    assert (code, out) == (1, b"")
+    assert (
+        err.decode().startswith("❌ Storage failure: ")
+        and "the content could not be rescued: [Errno 28] No space left on device" in err.decode()
+    )

@@ -1,0 +1,69 @@
+"""Opening store files: engine sniffing, neutral names, foreign files, permissions."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+
+import pytest
+
+import prontodb
+from prontodb.errors import ConfigError, CorruptStoreError, InsecureStoreError
+
+
+def test_copied_store_opens_under_a_neutral_name(file_backend_name, tmp_path):
+    ext = {"sqlite": ".sqlite", "lmdb": ".lmdb", "diskcache": ".diskcache"}[file_backend_name]
+    src = tmp_path / f"orig{ext}"
+    with prontodb.open(str(src)) as s:
+        s.set("p.n.k", b"v")
+    dst = tmp_path / "elsewhere" / "blob"
+    dst.parent.mkdir()
+    if src.is_dir():
+        shutil.copytree(src, dst)
+    else:
+        shutil.copy(src, dst)
+        if os.path.exists(f"{src}-lock"):
+            shutil.copy(f"{src}-lock", f"{dst}-lock")
+    with prontodb.open(str(dst), create=False) as s:
+        assert s.backend.name == file_backend_name
+        assert s.get("p.n.k") == b"v"
+
+
+def test_backend_mismatch_is_an_error(tmp_path):
+    path = str(tmp_path / "x.sqlite")
+    prontodb.open(path).close()
+    with pytest.raises(ConfigError, match="sqlite store"):
+        prontodb.open(path, backend="lmdb")
+
+
+def test_foreign_sqlite_database_is_refused_untouched(tmp_path):
+    path = str(tmp_path / "app.db")
+    conn = sqlite3.connect(path)
+    conn.execute("create table users (id integer)")
+    conn.commit()
+    conn.close()
+    before = open(path, "rb").read()
+    with pytest.raises(CorruptStoreError, match="not a ProntoDB store"):
+        prontodb.open(path)
+    assert open(path, "rb").read() == before
+
+
+def test_unrecognised_file_is_refused(tmp_path):
+    path = tmp_path / "junk.sqlite"
+    path.write_bytes(b"not a database at all" * 10)
+    with pytest.raises(CorruptStoreError):
+        prontodb.open(str(path))
+
+
+def test_world_writable_store_is_refused(tmp_path):
+    path = str(tmp_path / "x.sqlite")
+    prontodb.open(path).close()
+    os.chmod(path, 0o666)
+    with pytest.raises(InsecureStoreError, match="writable by other accounts"):
+        prontodb.open(path)
+
+
+def test_default_cursor_means_default_store(home):
+    with prontodb.open(cursor="default") as s:
+        assert s.backend.path.endswith(os.path.join("users", "default", "default.sqlite"))
