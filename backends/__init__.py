@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from prontodb.errors import ConfigError
 
@@ -64,12 +65,74 @@ def backend_class(name: str) -> type[Backend]:
     return cls
 
 
-def _read_head(path: str, size: int) -> bytes:
+# POSIX drops every fcntl lock a process holds on a file as soon as the process closes ANY
+# descriptor of that file. SQLite's WAL locks are fcntl locks, so reading the header of a SQLite
+# file that this process has a connection on (a second open of the same store) would silently
+# unlock that connection: another process then checkpoints and deletes the WAL under it, and
+# the store is corrupted. SQLite-based engines therefore record the files they hold connections
+# on, and sniffing never opens (and so never closes) one of those.
+_sqlite_files: dict[tuple[int, int], int] = {}
+_sqlite_files_lock = threading.Lock()
+_kept_open: list[IO[bytes]] = []
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
     try:
-        with open(path, "rb") as fh:
-            return fh.read(size)
+        st = os.stat(path)
     except OSError:
-        return b""
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def sqlite_file_opened(path: str) -> tuple[int, int] | None:
+    """Record that this process is about to hold a SQLite connection on the file at ``path``;
+    call before connecting, and give the result to :func:`sqlite_file_closed` after closing."""
+    with _sqlite_files_lock:
+        file_id = _file_id(path)
+        if file_id is not None:
+            _sqlite_files[file_id] = _sqlite_files.get(file_id, 0) + 1
+        return file_id
+
+
+def sqlite_file_closed(file_id: tuple[int, int] | None) -> None:
+    """Forget one connection recorded by :func:`sqlite_file_opened`."""
+    if file_id is None:
+        return
+    with _sqlite_files_lock:
+        left = _sqlite_files.get(file_id, 0) - 1
+        if left > 0:
+            _sqlite_files[file_id] = left
+        else:
+            _sqlite_files.pop(file_id, None)
+
+
+def read_head(path: str, size: int) -> bytes:
+    """The first ``size`` bytes of the file at ``path`` (empty when unreadable), read without
+    ever closing a descriptor of a file this process holds SQLite connections on (their locks
+    would go with it): such a file is known to be SQLite and is not read at all."""
+    with _sqlite_files_lock:
+        file_id = _file_id(path)
+        if file_id is None:
+            return b""
+        if file_id in _sqlite_files:
+            return SQLITE_MAGIC
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed below unless that would unlock
+        except OSError:
+            return b""
+        try:
+            head = fh.read(size)
+        except OSError:
+            head = b""
+        st = os.fstat(fh.fileno())
+        if (st.st_dev, st.st_ino) in _sqlite_files:  # replaced by a live store meanwhile
+            _kept_open.append(fh)
+        else:
+            fh.close()
+        return head
+
+
+_read_head = read_head
 
 
 def sniff(path: str) -> str | None:

@@ -36,13 +36,23 @@ overwritten value's file right after their commit, under the reader's feet — s
 takes the write lock with ``Cache.transact()`` instead: it is consistent, and other writers wait
 (up to the 60 s busy timeout) until it ends.
 
+Reads and scans query diskcache's ``Cache`` table directly (``WHERE raw = 1 AND key >= ? AND
+key < ? ORDER BY key``, served by its unique ``(key, raw)`` index, paged after the last key), so
+a scan costs what it yields. diskcache's ``expire_time`` is ignored. A reader that finds a value
+file gone (a writer replaced the entry and removed the old file after its commit) looks the key
+up again. ``put`` is ``Cache.set``; ``put_many`` writes inline values in batched upserts with
+the columns ``Cache.set`` would write, and file-backed ones through ``Cache.set``.
+
 diskcache keeps one SQLite connection per thread; this module keeps one per backend object (the
 interface promises one thread at a time), so ``close()`` really closes it, and the last close of
-the directory leaves no ``-wal``/``-shm`` side file.
+the directory leaves no ``-wal``/``-shm`` side file. ``Cache.__init__`` rewrites all its settings
+on every open (~15 ms of WAL writes and checkpoint per process); once a store is set up with
+this module's settings, opening it only reads them and writes nothing.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import threading
@@ -55,6 +65,7 @@ from typing import Any
 # Absolute import: this module is ``prontodb.backends.diskcache``; ``diskcache`` is the library.
 import diskcache
 from diskcache.core import MODE_BINARY, MODE_RAW
+from prontodb import backends
 from prontodb.backends import SQLITE_MAGIC
 from prontodb.backends.base import DURABILITIES, Backend, prefix_successor
 from prontodb.backends.sqlite import create_private_file, translate
@@ -75,8 +86,8 @@ DBNAME = diskcache.core.DBNAME
 _PAGE_ROWS = 500
 _PAGE_BYTES = 8 << 20
 _ENGINE_ERRORS = (sqlite3.Error, OSError, diskcache.Timeout)
-_OS_FULL = {28, 122}  # ENOSPC, EDQUOT
-_OS_READONLY = {1, 13, 30}  # EPERM, EACCES, EROFS
+_OS_FULL = {errno.ENOSPC, errno.EDQUOT}
+_OS_READONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 _GET = "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
 _SCAN = (
@@ -298,13 +309,17 @@ class _Cache(diskcache.Cache):
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
         if con is not None:  # inherited across fork: never share it with the parent
             self.close()
-        con = sqlite3.connect(
-            os.path.join(self._directory, DBNAME),
-            timeout=self._timeout,
-            isolation_level=None,
-            check_same_thread=False,
-        )
+        database = os.path.join(self._directory, DBNAME)
+        file_id = backends.sqlite_file_opened(database)  # see backends.read_head
+        try:
+            con = sqlite3.connect(
+                database, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+        except BaseException:
+            backends.sqlite_file_closed(file_id)
+            raise
         self._pronto_con, self._pronto_pid = con, os.getpid()
+        self._pronto_file_id = file_id
         con.execute(f"PRAGMA synchronous = {self._pronto_synchronous}")
         con.execute(f"PRAGMA cache_size = {diskcache.DEFAULT_SETTINGS['sqlite_cache_size']}")
         con.execute(f"PRAGMA mmap_size = {diskcache.DEFAULT_SETTINGS['sqlite_mmap_size']}")
@@ -313,7 +328,10 @@ class _Cache(diskcache.Cache):
     def close(self) -> None:
         con, self._pronto_con = self._pronto_con, None
         if con is not None:
-            con.close()
+            try:
+                con.close()
+            finally:
+                backends.sqlite_file_closed(self._pronto_file_id)
 
 
 class DiskcacheBackend(Backend):
@@ -364,11 +382,7 @@ class DiskcacheBackend(Backend):
     def sniff(cls, path: str) -> bool:
         if not os.path.isdir(path):
             return False
-        try:
-            with open(os.path.join(path, DBNAME), "rb") as fh:
-                return fh.read(16) == SQLITE_MAGIC
-        except OSError:
-            return False
+        return backends.read_head(os.path.join(path, DBNAME), 16) == SQLITE_MAGIC
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -422,11 +436,12 @@ class DiskcacheBackend(Backend):
             rows, complete = self._page(sql, (low, *tail))
             for key, mode, filename, value in rows:
                 try:
-                    data: bytes | None = self._disk.fetch(mode, filename, value, False)
+                    data = self._disk.fetch(mode, filename, value, False)
                 except FileNotFoundError:
-                    data = self._refetch(key, filename)
-                    if data is None:  # deleted by another writer since the page was read
+                    again = self._refetch(key, filename)
+                    if again is None:  # deleted by another writer since the page was read
                         continue
+                    data = again
                 except _ENGINE_ERRORS as exc:
                     raise self._translate(exc) from exc
                 yield key, data

@@ -394,11 +394,9 @@ class LmdbBackend(Backend):
 
     @classmethod
     def sniff(cls, path: str) -> bool:
-        try:
-            with open(path, "rb") as fh:
-                return fh.read(20)[16:20] == LMDB_MAGIC
-        except OSError:
-            return False
+        from prontodb.backends import read_head
+
+        return read_head(path, 20)[16:20] == LMDB_MAGIC
 
     # -- reads ---------------------------------------------------------------------------
 

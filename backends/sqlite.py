@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from prontodb import backends
 from prontodb.backends import SQLITE_MAGIC
 from prontodb.backends.base import Backend, prefix_successor
 
@@ -74,16 +75,19 @@ class SqliteBackend(Backend):
                 raise BackendError(f"{path}: cannot create store ({exc.strerror})") from exc
         self._depth = 0
         self._closed = False
+        self._file_id = backends.sqlite_file_opened(path)  # see backends.read_head
         try:
             self._conn = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as exc:
+            backends.sqlite_file_closed(self._file_id)
             raise translate(exc, path) from exc
         try:
             self._setup()
         except BaseException as exc:
             self._conn.close()
+            backends.sqlite_file_closed(self._file_id)
             if isinstance(exc, sqlite3.Error):
                 raise translate(exc, path) from exc
             raise
@@ -128,11 +132,7 @@ class SqliteBackend(Backend):
 
     @classmethod
     def sniff(cls, path: str) -> bool:
-        try:
-            with open(path, "rb") as fh:
-                return fh.read(16) == SQLITE_MAGIC
-        except OSError:
-            return False
+        return backends.read_head(path, 16) == SQLITE_MAGIC
 
     def get(self, key: bytes) -> bytes | None:
         try:
@@ -267,6 +267,7 @@ class SqliteBackend(Backend):
             self._conn.close()
         except sqlite3.Error:
             pass
+        backends.sqlite_file_closed(self._file_id)
 
 
 class _Counter:

@@ -22,6 +22,23 @@ CONTEXT_SEP = "__"
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}")
 _BAD_CHAR = re.compile(r"[^A-Za-z0-9_-]")
+#: delimiter -> one pattern matching a whole valid ``project.namespace.name`` (compiled lazily)
+_PLAIN: dict[str, re.Pattern[str]] = {}
+
+
+def _plain_pattern(delim: str) -> re.Pattern[str]:
+    segment = _SEGMENT.pattern
+    d = re.escape(check_delim(delim))
+    pattern = _PLAIN[delim] = re.compile(f"({segment}){d}({segment}){d}({segment})")
+    return pattern
+
+
+def is_plain(text: str, delim: str = DEFAULT_DELIM) -> bool:
+    """True when ``text`` is a valid full address without a context (``p.n.k``), checked with
+    one regex: the common case, whose backend key needs no :class:`Address`. False means "not
+    certainly": use :func:`parse`, which validates and explains."""
+    pattern = _PLAIN.get(delim) or _plain_pattern(delim)
+    return pattern.fullmatch(text) is not None and CONTEXT_SEP not in text
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -109,6 +126,11 @@ def parse(
     ``namespace.key`` needs a default ``project``; ``key`` needs a default project and
     namespace. Missing defaults make the address incomplete, which is an InvalidAddressError.
     """
+    # Fast path: one regex for the common full address without context (segments of at most
+    # 128 characters cannot exceed MAX_ADDRESS together).
+    plain = (_PLAIN.get(delim) or _plain_pattern(delim)).fullmatch(text)
+    if plain is not None and CONTEXT_SEP not in text:
+        return Address(*plain.groups())
     if text == "":
         raise InvalidAddressError("invalid address '': empty address")
     parts = text.split(delim)

@@ -529,6 +529,7 @@ class Store:
         return CopyResult(src, dst, remove)
 
     def _put_copy(self, dst: Address, entry: Entry, keep_ttl: bool) -> None:
+        self._check_size(entry.value)
         if keep_ttl:
             deadline = None if entry.expires_at is None else _ms(entry.expires_at)
             self.backend.put(self._key(dst), record.pack(entry.value, deadline))

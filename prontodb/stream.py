@@ -45,7 +45,7 @@ BLOCK_SIZE = 64 * 1024
 #: The directives ``meta:KEY=VALUE`` understands.
 META_KEYS = ("path", "ns", "project", "namespace", "ttl", "delim")
 
-_WS = rb" \t\n\r\x0b\x0c"  # the grammar's whitespace (streamtokens.WHITESPACE), as bytes
+_WS = WHITESPACE.encode()  # the grammar's whitespace: space, tab, LF, CR, VT, FF
 # A plain key: a valid address segment without ``__`` (so no context), and not the ``ns``
 # directive. ``{0,127}`` followed by ``=`` bounds it to 128 characters.
 _KEY = rb"(?!ns=)(?![A-Za-z0-9_-]*__)[A-Za-z0-9_][A-Za-z0-9_-]{0,127}"
@@ -66,14 +66,19 @@ _RUN_NAMES = re.compile(_LEAD + rb"([^\x00;]*\x00)[^;]*;")
 _RUN_VALUES = re.compile(rb"[^=;]*=([^;]*);")
 _RUN_QUOTED = re.compile(_LEAD + rb"([^=;]*)=(?:([\"'])([^;]*)\2|([^;]*));")
 # The quicker check of a whole block of plain tokens whose values hold no '=' (see _split_block).
-_WS_BYTES = frozenset(_WS)
-_WS_AFTER_SEP = tuple(b";" + bytes([c]) for c in _WS)
-_VALUE_EDGE = re.compile(rb"=[" + _WS + rb"\"']|[" + _WS + rb"];")
-_NAME_BLOB = re.compile(rb"(?:[A-Za-z0-9_][A-Za-z0-9_-]{0,127}\x00)*")
+# Two searches: each has a fixed first character, which the regex engine scans for quickly.
+_VALUE_START = re.compile(rb"=[" + _WS + rb"\"']")
+_VALUE_END = re.compile(rb"[" + _WS + rb"];")
+_NAME_LIST = re.compile(
+    rb"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}\x00(?:;[A-Za-z0-9_][A-Za-z0-9_-]{0,127}\x00)*"
+)
 _NS_NAME = b"ns" + keyspace.SEP
 
-PLAIN, QUOTED, ROWS = "plain", "quoted", "rows"
-PartKind = Literal["plain", "quoted", "rows"]
+# Kinds of parts of a batch (see Batch): a block that splits into names and values, one whose
+# names also need their leading whitespace stripped, a run of plain tokens checked by
+# _PLAIN_RUN, a run checked by _QUOTED_RUN, and rows of names and values.
+SPLIT, SPACED, RUN, QUOTED, ROWS = "split", "spaced", "run", "quoted", "rows"
+PartKind = Literal["split", "spaced", "run", "quoted", "rows"]
 
 
 class StreamStateError(StreamError):
@@ -122,9 +127,10 @@ class Batch(NamedTuple):
     """Consecutive entries that share a namespace and a TTL, in stream order.
 
     ``ttl`` is seconds from the write (``meta:ttl``), or None for the namespace's default.
-    ``parts`` are ``(kind, payload)``: for ``plain`` and ``quoted`` the payload is a validated
-    run of tokens as UTF-8 bytes, for ``rows`` a pair of lists (names, values) where each name
-    is :func:`prontodb.keyspace.entry_name` of the key and context.
+    ``parts`` are ``(kind, payload)``: for ``rows`` the payload is a pair of lists (names,
+    values) where each name is :func:`prontodb.keyspace.entry_name` of the key and context; for
+    the other kinds it is a validated run of tokens, as UTF-8 bytes, that :func:`apply` pulls
+    the names and values out of again.
     """
 
     project: str
@@ -290,50 +296,60 @@ def _blocks(chunks: Iterable[str] | Iterable[bytes]) -> Iterator[tuple[bytes | s
     yield buf[cut + 1 :], True
 
 
-def _split(run: bytes) -> tuple[list[bytes], list[bytes]] | None:
-    """Names and values of ``run`` by splitting, when it is safe: the run holds no NUL and
-    exactly one ``=`` per ``;``. Then every ``=`` becomes ``NUL;`` and one split at ``;`` gives
-    name, value, name, value ... — checked or guaranteed by the caller to be well formed."""
+def _split(run: bytes, strip: bool) -> tuple[list[bytes], list[bytes]] | None:
+    """Names and values of ``run`` by splitting, when that is possible: the run holds no NUL
+    and exactly one ``=`` per ``;``. Every ``=`` becomes ``NUL;`` and one split at ``;`` gives
+    name, value, name, value ... (whether that is well formed is for the caller to know or
+    check). ``strip`` removes whitespace before the names (``lstrip()`` strips exactly the
+    grammar's whitespace)."""
     if keyspace.SEP in run or run.count(b"=") != run.count(b";"):
         return None
     parts = run.replace(b"=", keyspace.SEP + b";").split(b";")
     names = parts[0:-1:2]
-    if run[0] in _WS_BYTES or any(pair in run for pair in _WS_AFTER_SEP):
-        names = list(map(bytes.lstrip, names))  # lstrip() strips exactly the grammar's whitespace
+    if strip:
+        names = list(map(bytes.lstrip, names))
     return names, parts[1::2]
 
 
-def _split_block(block: bytes) -> tuple[list[bytes], list[bytes]] | None:
-    """Names and values when ``block`` (ending with ``;``) is only plain data tokens whose
-    values hold no ``=``; None when the general path must decide.
+def _split_block(block: bytes) -> tuple[PartKind, list[bytes], list[bytes]] | None:
+    """``(kind, names, values)`` when ``block`` (ending with ``;``) holds only plain data
+    tokens whose values hold no ``=``; None when the general path must decide.
 
-    Sound because, with no NUL in the input and as many ``=`` as ``;``, every name ending in the
-    NUL that replaced an ``=`` forces ``=`` and ``;`` to alternate: each token is exactly
-    ``key=value``. What is left is checked on the names (the key rule, no ``__``, not ``ns``)
-    and on the edges of the values (no whitespace after ``=`` or before ``;``, no opening
-    quote)."""
-    if _VALUE_EDGE.search(block):
+    Sound because, with no NUL in the input and as many ``=`` as ``;``, names (the pieces of
+    the split at even places) that all end in the NUL of a replaced ``=`` force ``=`` and ``;``
+    to alternate: each token is exactly ``key=value``. The rest is checked on the names (the
+    key rule, no ``__``, not ``ns``) and on the edges of the values (no whitespace after ``=``
+    or before ``;``, no opening quote)."""
+    if _VALUE_START.search(block) or _VALUE_END.search(block):
         return None
-    found = _split(block)
+    found = _split(block, strip=False)
     if found is None:
         return None
-    blob = b"".join(found[0])
-    if (
-        _NAME_BLOB.fullmatch(blob) is None
-        or b"__" in blob
-        or blob.startswith(_NS_NAME)
-        or keyspace.SEP + _NS_NAME in blob
-    ):
+    names, values = found
+    kind: PartKind = SPLIT
+    joined = b";".join(names)  # ';' keeps the names apart: none can hold one
+    if _NAME_LIST.fullmatch(joined) is None:
+        names = list(map(bytes.lstrip, names))
+        joined = b";".join(names)
+        if _NAME_LIST.fullmatch(joined) is None:
+            return None
+        kind = SPACED
+    if b"__" in joined or joined.startswith(_NS_NAME) or b";" + _NS_NAME in joined:
         return None
-    return found
+    return kind, names, values
 
 
 def _columns(parts: list[tuple[PartKind, object]]) -> Iterator[tuple[Sequence[bytes], ...]]:
     """(names, values) of each part of a batch, pulled out of the validated runs."""
     for kind, payload in parts:
-        if kind == PLAIN:
+        if kind == SPLIT or kind == SPACED:
             assert isinstance(payload, bytes)
-            found = _split(payload)
+            split = payload.replace(b"=", keyspace.SEP + b";").split(b";")
+            names = split[0:-1:2]
+            yield (names if kind == SPLIT else list(map(bytes.lstrip, names))), split[1::2]
+        elif kind == RUN:
+            assert isinstance(payload, bytes)
+            found = _split(payload, strip=True)
             if found is not None:
                 yield found
                 continue
@@ -425,20 +441,22 @@ class _Planner:
         """Plan a block that ends with ``;``: runs of plain tokens at once, the rest one by one."""
         plan_ = self.result
         target = self.target
-        if target is not None and (len(data) <= self.max_value_bytes or self._fits(PLAIN, data)):
+        if target is not None:
             found = _split_block(data)
-            if found is not None:
-                count = len(found[1])
+            if found is not None and (
+                len(data) <= self.max_value_bytes or max(map(len, found[2])) <= self.max_value_bytes
+            ):
+                count = len(found[2])
                 plan_.tokens += count
                 plan_.counts[target] = plan_.counts.get(target, 0) + count
-                self._batch(target).parts.append((PLAIN, data))
+                self._batch(target).parts.append((found[0], data))
                 return
         ascii_ = len(data) == len(text)
         i, end = 0, len(data)
         while i < end:
             target = self.target
             if target is not None:
-                kind: PartKind = PLAIN
+                kind: PartKind = RUN
                 match = _PLAIN_RUN.match(data, i)
                 if match is None:
                     kind, match = QUOTED, _QUOTED_RUN.match(data, i)
@@ -627,8 +645,8 @@ class _Planner:
         if len(parts) == 1:
             if self.project is None:
                 raise _Refused(
-                    f"ns={value} names a namespace in the current project, but there is none: "
-                    f"write ns=PROJECT{self.delim}{value} or give -p/--project"
+                    f"no current project for ns={value}: write "
+                    f"ns=PROJECT{self.delim}{value}, or give -p/--project or meta:project first"
                 )
             self.target = self._namespace(self.project, parts[0], value)
         elif len(parts) == 2:
@@ -636,8 +654,7 @@ class _Planner:
             self.project = parts[0]
         else:
             raise _Refused(
-                f"invalid namespace {value!r}: ns= takes PROJECT{self.delim}NAMESPACE or "
-                "NAMESPACE"
+                f"invalid namespace {value!r}: ns= takes PROJECT{self.delim}NAMESPACE or NAMESPACE"
             )
 
     def _prefixed(self, prefix: str, key: str, value: str) -> None:
@@ -651,9 +668,9 @@ class _Planner:
         if len(parts) == 1:
             if self.project is None:
                 raise _Refused(
-                    f"'{parts[0]}{':' if delim != ':' else ''}' names a namespace in the current "
-                    f"project, but there is none: write PROJECT{delim}{parts[0]}:key=value or "
-                    "give -p/--project"
+                    f"no current project for the namespace prefix '{parts[0]}:': write "
+                    f"PROJECT{delim}{parts[0]}:key=value, or give -p/--project or meta:project "
+                    "first"
                 )
             where = self._namespace(self.project, parts[0], prefix)
         elif len(parts) == 2:

@@ -64,10 +64,20 @@ class Result:
 
 
 @pytest.fixture
-def sh(home):
-    """Run ``python -m prontodb ARGS`` (or a wrapper script) with ``input`` on a real pipe."""
+def sh(home, monkeypatch, capsysbinary):
+    """Run ``python -m prontodb ARGS`` (or a wrapper script) with ``input`` on a real pipe.
 
-    def run(*args, input=b"", env=None, inject=None, timeout=30) -> Result:
+    Commands that read no stdin (``input`` None: copy, get, ttl, ...) run in-process, which
+    is much faster; the pipe-cache behaviour under test always runs in a child process."""
+
+    def run(*args, input=None, env=None, inject=None, timeout=30) -> Result:
+        if input is None and inject is None:
+            with monkeypatch.context() as m:
+                for key, value in (env or {}).items():
+                    m.setenv(key, value)
+                code = cli.main(list(args), standalone_mode=False)
+            out, err = capsysbinary.readouterr()
+            return Result(code, out, err)
         head = [sys.executable, "-m", "prontodb"]
         if inject is not None:
             head = [sys.executable, "-c", INJECT.format(patch=textwrap.dedent(inject))]
@@ -289,6 +299,33 @@ def test_ttl_errors(sh, args, reason):
     assert sh("get", "a.b.c").code == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "reason"),
+    [
+        (["set", "a.b.c", "v", "--stdin"], {}, "Give VALUE or --stdin, not both"),
+        (["--user", "../x", "set", "a.b.c"], {}, "Invalid user name '../x'"),
+        (["--meta", "a/b", "set", "a.b.c"], {}, "Invalid meta name 'a/b'"),
+        (["set", "a.b.c"], {"PRONTO_MAX_VALUE_BYTES": "lots"}, "PRONTO_MAX_VALUE_BYTES must be"),
+    ],
+)
+def test_other_refusals_are_rescued_into_the_default_store(sh, args, env, reason):
+    r = sh(*args, input=b"x", env=env)
+    key = assert_rescued(r, b"x", "a_b_c", reason, reason_starts=True)
+    assert r.hint() == ["prontodb", "copy", key, "<proper.address>"]
+    assert cached(default_store()) == {key.removeprefix("pipe.cache."): b"x"}
+
+
+def test_an_insecure_store_is_refused_and_not_used_for_the_rescue(sh, tmp_path):
+    shared = tmp_path / "shared.sqlite"
+    assert sh("--database", str(shared), "set", "a.b.c", "v").code == 0
+    os.chmod(shared, 0o666)
+    r = sh("--database", str(shared), "set", "a.b.c", input=b"x")
+    key = assert_rescued(
+        r, b"x", "a_b_c", "Storage failure: refusing store file", reason_starts=True
+    )
+    assert cached(default_store()) == {key.removeprefix("pipe.cache."): b"x"}
+
+
 def test_over_the_size_limit_goes_to_a_private_file_byte_exact(sh, home):
     data = os.urandom(5000)
     r = sh("set", "a.b.c", input=data, env={"PRONTO_MAX_VALUE_BYTES": "1000"})
@@ -409,6 +446,15 @@ def test_unknown_option_with_piped_input(sh, args):
     assert r.lines[0].startswith("⚠️  Usage error: ")
     assert "a_b_c" in r.key
     assert sh("get", r.key).out == b"x"
+
+
+def test_unknown_option_of_stream_with_piped_input(sh):
+    data = b"meta:path=a.b; k=1;"
+    r = sh("stream", "--bogus", input=data)
+    key = assert_rescued(r, data, "noaddr", "Usage error: No such option", reason_starts=True)
+    assert sh("get", key).out == data
+    assert sh("stream", "--dry-run", "--bogus", input=data).code == 1  # dry runs never rescue
+    assert sh("stream", "--bogus", input=b"  \n").code == 1  # nothing worth rescuing
 
 
 def test_bad_global_flag_with_piped_input(sh):
@@ -618,3 +664,15 @@ def test_when_not_even_a_file_can_be_written_it_says_so(home, monkeypatch, capsy
         err.decode().startswith("❌ Storage failure: ")
         and "the content could not be rescued: [Errno 28] No space left on device" in err.decode()
     )
+
+
+def test_a_closed_stdin_before_the_body_is_a_plain_usage_error(home):
+    done = subprocess.run(
+        [sys.executable, "-m", "prontodb", "set", "--bogus", "a.b.c"],
+        capture_output=True,
+        env=home,
+        timeout=15,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert done.returncode == 1
+    assert b"No such option" in done.stderr and b"unexpected" not in done.stderr

@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import shlex
+import shutil
 import stat
 import subprocess
 import sys
@@ -140,31 +141,6 @@ def test_kin_names_are_validated_before_prontodb(env, tmp_path):
     assert lines(pantheon(env, "iter", f"--name={longest}")) == ["1"]
 
 
-def test_kin_layers_are_isolated(env):
-    assert save(env, "keeper", 1, b"keeper's").returncode == 0
-    assert save(env, "prometheus", 1, b"prometheus'").returncode == 0
-    show = pantheon(env, "iter", "show", "--name=prometheus", "--session=1")
-    assert show.stdout == b"prometheus'"
-    facts = prontodb(env, "keeper", "--user", "keeper", "cursor", "show", "pantheon_keeper")
-    assert b"meta: keeper" in facts.stdout
-    path = next(
-        line.split(": ", 1)[1]
-        for line in facts.stdout.decode().splitlines()
-        if line.startswith("path:")
-    )
-    assert path == os.path.join(env["PANTH_HOME"], "databases", "keeper.sqlite")
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
-    # the entry lives in user keeper, meta keeper: another layer of the same file sees nothing
-    r = subprocess.run(
-        ["prontodb", "--database", path, "get", "iterations.sessions.iter1"],
-        env=env,
-        capture_output=True,
-        timeout=60,
-    )
-    assert r.returncode == 2
-
-
 def test_counter_list_show_missing(env):
     for n in (3, 1, 10):
         assert save(env, "keeper", n, f"session {n}\n".encode()).returncode == 0
@@ -195,7 +171,7 @@ def test_iter_falls_back_to_the_iter_file(env, tmp_path):
     # installed but the kin not initialised: the file is still the truth
     assert lines(pantheon(env, "iter", "--name=keeper")) == ["42"]
     # $PRONTODB names the binary when it is not on PATH
-    pdb = shlex.quote(os.path.join(BIN, "prontodb"))
+    pdb = shlex.quote(shutil.which("prontodb", path=env["PATH"]) or "prontodb-missing")
     assert save(env, "keeper", 50, b"x", PATH=str(empty), PRONTODB=pdb).returncode == 0
     assert lines(pantheon(env, "iter", "--name=keeper", PATH=str(empty), PRONTODB=pdb)) == ["50"]
 
@@ -216,7 +192,7 @@ def test_archive_keeps_the_last_sessions(env):
     assert pantheon(env, "iter", "archive", "-1", "--name=keeper").returncode == 1
 
 
-def test_migrate_init(env):
+def test_migrate_init_one_private_store_and_layer_per_kin(env):
     r = pantheon(env, "migrate", "init", "--name=keeper")
     assert r.returncode == 0 and b"initialised: cursor pantheon_keeper" in r.stdout
     r = pantheon(env, "migrate", "init", "--name=keeper")
@@ -225,8 +201,28 @@ def test_migrate_init(env):
     assert r.returncode == 1 and b"cursor migrate" in r.stderr  # never silently repointed
     r = pantheon(env, "migrate", "init", "--name=prometheus", "--backend=lmdb")
     assert r.returncode == 0 and b"prometheus.lmdb (lmdb, meta prometheus)" in r.stdout
-    assert save(env, "prometheus", 7, b"on lmdb").returncode == 0
-    assert pantheon(env, "iter", "show", "--name=prometheus", "--session=7").stdout == b"on lmdb"
+    assert save(env, "prometheus", 1, b"on lmdb").returncode == 0
+    assert save(env, "keeper", 1, b"keeper's").returncode == 0
+    assert pantheon(env, "iter", "show", "--name=prometheus", "--session=1").stdout == b"on lmdb"
+
+    facts = prontodb(
+        env, "keeper", "--json", "--user", "keeper", "cursor", "show", "pantheon_keeper"
+    )
+    facts = json.loads(facts.stdout)
+    assert facts["meta"] == "keeper" and facts["backend"] == "sqlite"
+    path = facts["path"]
+    assert path == os.path.join(env["PANTH_HOME"], "databases", "keeper.sqlite")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(env["PANTH_HOME"]).st_mode) == 0o700
+    # the entry lives in user keeper, meta keeper: another layer of the same file sees nothing
+    r = subprocess.run(
+        ["prontodb", "--database", path, "get", "iterations.sessions.iter1"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
 
 
 def test_migrate_import_is_idempotent_and_status_counts(env):

@@ -351,6 +351,21 @@ def test_cli_export_import_gives_identical_scan_json(cli_run, tmp_path, engine):
     assert code == 1 and out == b"" and "already exists" in err
 
 
+def test_cli_stream_export_feeds_prontodb_stream(cli_run, tmp_path):
+    run = cli_run
+    assert run("set", "p.n.k", 'ends with quote"')[0] == 0
+    assert run("set", "p.n.k__ctx", "")[0] == 0
+    assert run("set", "p.n.multi", input=b'line 1\r\n  line 2 \' "x" ')[0] == 0
+    assert run("set", "p.m.t", "ttl'd", "--ttl", "90")[0] == 0
+    code, data, _ = run("export", "--format", "stream")
+    assert code == 0
+    other = str(tmp_path / "from-stream.sqlite")
+    code, _, err = run("--database", other, "stream", input=data)
+    assert code == 0, err
+    assert run("--database", other, "scan")[1] == run("scan")[1]
+    assert 85 < int(run("--database", other, "ttl", "p.m.t")[1]) <= 90
+
+
 def test_cli_errors_exit_1(cli_run, tmp_path):
     run = cli_run
     assert run("set", "p.n.k", "a;b")[0] == 0

@@ -15,6 +15,8 @@ from prontodb.errors import NotFoundError, UsageError
 
 def read_stdin() -> bytes:
     """All of stdin, byte-exact. A terminal or empty stdin is a usage error (never a hang)."""
+    if sys.stdin is None or sys.stdin.closed:
+        raise UsageError("no VALUE given and stdin is closed: nothing to store")
     stream = sys.stdin.buffer
     if stream.isatty():
         raise UsageError("no VALUE given and stdin is a terminal (pipe content in, or give VALUE)")

@@ -237,8 +237,9 @@ def backup_cmd(ctx: click.Context, output: str | None, list_only: bool) -> None:
         return
     click.echo(summary.path)
     s.status(
-        f"backed up {_plural(summary.entries, 'entry', 'entries')} and {_plural(summary.caches, 'TTL namespace')} "
-        f"of {_plural(summary.layers, 'layer')} ({summary.size} bytes)"
+        f"backed up {_plural(summary.entries, 'entry', 'entries')} and "
+        f"{_plural(summary.caches, 'TTL namespace')} of {_plural(summary.layers, 'layer')} "
+        f"({summary.size} bytes)"
     )
 
 
@@ -270,8 +271,9 @@ def restore_cmd(ctx: click.Context, file: str, into: str | None, replace: bool) 
     details = f", {summary.expired} expired since the backup skipped" if summary.expired else ""
     cleared = f"; cleared {summary.cleared} old keys first" if summary.cleared else ""
     message = (
-        f"restored {_plural(summary.entries, 'entry', 'entries')} and {_plural(summary.caches, 'TTL namespace')} "
-        f"in {_plural(summary.layers, 'layer')} into {store.backend.path}{details}{cleared}"
+        f"restored {_plural(summary.entries, 'entry', 'entries')} and "
+        f"{_plural(summary.caches, 'TTL namespace')} in {_plural(summary.layers, 'layer')} "
+        f"into {store.backend.path}{details}{cleared}"
     )
     _report(s, summary, message)
 

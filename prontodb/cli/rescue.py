@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +25,15 @@ from typing import NoReturn
 import click
 
 from prontodb import pipecache
-from prontodb.cli._app import EXIT_ERROR, EXIT_RESCUED, VALUE_FLAGS, Exit, log_unexpected, one_line
+from prontodb.cli._app import (
+    EXIT_ERROR,
+    EXIT_RESCUED,
+    VALUE_FLAGS,
+    Exit,
+    _silence_stdout,
+    log_unexpected,
+    one_line,
+)
 from prontodb.cli._session import Session
 from prontodb.errors import (
     BackendError,
@@ -49,17 +58,24 @@ def rescue_piped(
     pipe cache (or a rescue file); print where and how to bring it home; exit 3.
 
     Exits 1 only when not even a file could be written (the message says why)."""
-    reason = describe(exc, address)
+    try:
+        reason = describe(exc, address)
+    except Exception:  # noqa: BLE001 - nothing may stand between the content and a rescue
+        reason = f"{type(exc).__name__}: {one_line(str(exc))}"
     with _uninterrupted():
         try:
             session.close()
         except Exception:  # noqa: BLE001 - a broken store must not stop the rescue
             pass
         try:
+            where = places(session, exc)
+        except Exception:  # noqa: BLE001 - then a rescue file it is
+            where = []
+        try:
             result = pipecache.rescue(
                 content,
                 address,
-                places(session, exc),
+                where,
                 env=session.env,
                 max_value_bytes=_limit(session),
                 delim=session.delim,
@@ -78,8 +94,6 @@ def report(session: Session, result: pipecache.Rescued, reason: str, content: by
     try:
         session.line(result.location)
     except BrokenPipeError:
-        from prontodb.cli._app import _silence_stdout
-
         _silence_stdout()
     stream_like = pipecache.looks_like_stream(content)
     if result.address is not None:
@@ -113,7 +127,7 @@ def describe(exc: BaseException, address: str | None) -> str:
     message = one_line(str(exc))
     if isinstance(exc, InvalidAddressError) and message.startswith("invalid address"):
         return f"Invalid address '{address}'" if address is not None else "No address given"
-    if isinstance(exc, UsageError) and address is None:
+    if isinstance(exc, UsageError) and address is None and "ADDRESS" in message:
         return "No address given"
     if isinstance(exc, ValueTooLargeError):
         return (
@@ -318,14 +332,16 @@ def rescue_unread(group: click.Group, args: Sequence[str], exc: BaseException) -
     call = piped_call(group, args)
     if call is None:
         return
-    stdin = click.get_binary_stream("stdin")  # type: ignore[operator]  # click 8.5 typing
     try:
+        if sys.stdin is None:
+            return
+        stdin = sys.stdin.buffer
         if stdin.isatty():
             return
         content = stdin.read()
-    except (OSError, ValueError):
+    except (OSError, ValueError, RuntimeError):  # closed or unusable stdin: nothing to rescue
         return
-    if not content:
+    if not content or (call.command == "stream" and not content.strip()):
         return
     rescue_piped(lenient_session(args), content, call.address, exc)
 
