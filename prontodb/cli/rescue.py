@@ -99,7 +99,8 @@ def report(session: Session, result: pipecache.Rescued, reason: str, content: by
     if result.address is not None:
         key = result.address
         session.status(f"⚠️  {reason} - content cached as: {key}")
-        session.status(f"💡 Use: {command(result.flags, 'copy', key, '<proper.address>')}")
+        home = ("copy", key, "<proper.address>", *_home_cursor(session, result))
+        session.status(f"💡 Use: {command(result.flags, *home)}")
         if stream_like:
             session.status(
                 f"💡 Looks like a token stream: {command(result.flags, 'get', key)} | {PROG} stream"
@@ -110,6 +111,20 @@ def report(session: Session, result: pipecache.Rescued, reason: str, content: by
     session.status(f"💡 Use: {PROG} set <proper.address> < {path}")
     if stream_like:
         session.status(f"💡 Looks like a token stream: {PROG} stream < {path}")
+
+
+def _home_cursor(session: Session, result: pipecache.Rescued) -> tuple[str, ...]:
+    """``--to-cursor C`` when the command addressed cursor C but the content had to go to
+    another store, so that the suggested copy lands where the user meant it to."""
+    try:
+        target = session.target()
+    except Exception:  # noqa: BLE001 - no resolvable cursor, nothing to add
+        return ()
+    if target.cursor is None or target.cursor == "default":
+        return ()
+    flags = list(result.flags)
+    reached = any(a == "--cursor" and b == target.cursor for a, b in zip(flags, flags[1:]))
+    return () if reached else ("--to-cursor", target.cursor)
 
 
 def command(flags: Sequence[str], *words: str) -> str:
