@@ -65,11 +65,11 @@ from typing import Any
 # Absolute import: this module is ``prontodb.backends.diskcache``; ``diskcache`` is the library.
 import diskcache
 from diskcache.core import MODE_BINARY, MODE_RAW
-from prontodb import backends
 from prontodb.backends import SQLITE_MAGIC
 from prontodb.backends.base import DURABILITIES, Backend, prefix_successor
 from prontodb.backends.sqlite import create_private_file, translate
 
+from prontodb import backends
 from prontodb.errors import (
     BackendError,
     ConfigError,
@@ -687,7 +687,9 @@ class DiskcacheBackend(Backend):
         """SQLite's integrity check, then diskcache's own ``check(fix=False)``.
 
         ``Cache.check`` only reports when ``fix`` is false; it holds the write lock while it
-        compares the value files with the rows (writers wait meanwhile).
+        compares the value files with the rows (writers wait meanwhile). Value files no row
+        points at, and empty value directories, are not problems: a writer killed between
+        writing a value file and its commit leaves them, and every entry is still intact.
         """
         if self._snapshot:
             raise BackendError(f"{self.path}: check() cannot run inside snapshot()")
@@ -714,7 +716,7 @@ class DiskcacheBackend(Backend):
             raise self._translate(exc) from exc
         if foreign:
             problems.append(f"{foreign} entries are not raw bytes (pickled or text)")
-        problems.extend(str(warning.message) for warning in found)
+        problems.extend(str(warning.message) for warning in found if not _leftover(warning))
         return problems
 
     def close(self) -> None:
@@ -755,6 +757,15 @@ def _translate_os(exc: OSError, path: str, doing: str) -> BackendError:
     if exc.errno in _OS_READONLY:
         return ReadOnlyStoreError(f"{path}: store is read-only ({exc.strerror})")
     return BackendError(f"{path}: {doing} ({exc})")
+
+
+def _leftover(warning: warnings.WarningMessage) -> bool:
+    """Whether a ``Cache.check`` warning is about an orphan value file or an empty directory."""
+    if issubclass(warning.category, diskcache.EmptyDirWarning):
+        return True
+    return issubclass(warning.category, diskcache.UnknownFileWarning) and str(
+        warning.message
+    ).endswith(".val")
 
 
 def _is_busy(exc: BaseException | None) -> bool:

@@ -33,6 +33,8 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import lmdb
@@ -470,16 +472,18 @@ class LmdbBackend(Backend):
     def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         # Checked before anything is written, so that a bad key inside an outer transaction
         # cannot leave half of the batch behind; the copy is what a replay writes again.
+        # Both checks run in bulk (C-level iterators, no Python step per pair).
         pairs = list(items)
         limit = self._shared.max_key
-        for index, (key, value) in enumerate(pairs):
-            if type(key) is not bytes or type(value) is not bytes:
-                key, value = pairs[index] = (_as_bytes(key), _as_bytes(value))
-            if not 0 < len(key) <= limit:
-                raise BackendError(
-                    f"{self.path}: LMDB keys must be 1 to {limit} bytes long, got {len(key)}"
-                )
+        if pairs and set(map(type, chain.from_iterable(pairs))) != {bytes}:
+            pairs = [(_as_bytes(key), _as_bytes(value)) for key, value in pairs]
         if pairs:
+            lengths = list(map(len, map(itemgetter(0), pairs)))
+            if min(lengths) < 1 or max(lengths) > limit:
+                bad = next(n for n in lengths if not 0 < n <= limit)
+                raise BackendError(
+                    f"{self.path}: LMDB keys must be 1 to {limit} bytes long, got {bad}"
+                )
             with self.transaction():
                 self._apply(("many", pairs, None))
         return len(pairs)

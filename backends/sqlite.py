@@ -3,17 +3,20 @@
 Durability: ``normal`` is WAL with ``synchronous=NORMAL`` (a killed process loses nothing that
 was committed; a power loss may lose the last transactions but never corrupts the file);
 ``full`` is WAL with ``synchronous=FULL`` (every commit is fsynced). Writers take the lock up
-front with ``BEGIN IMMEDIATE`` and wait for each other through the busy timeout, so
+front (``BEGIN IMMEDIATE`` for a transaction; a single put outside one is one autocommit
+statement, which locks before it reads) and wait for each other through the busy timeout, so
 ``database is locked`` never reaches a user under ordinary contention.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from operator import itemgetter
 
 from prontodb import backends
 from prontodb.backends import SQLITE_MAGIC
@@ -30,6 +33,7 @@ from prontodb.errors import (
 
 BUSY_TIMEOUT_S = 60.0
 _PAGE = 2000
+_UPSERT = "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)"
 
 
 def translate(exc: sqlite3.Error, path: str) -> BackendError:
@@ -143,19 +147,37 @@ class SqliteBackend(Backend):
 
     def put(self, key: bytes, value: bytes) -> None:
         if self._depth:
-            self._exec("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
-        else:
-            with self.transaction():
-                self._exec("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
+            self._exec(_UPSERT, (key, value))
+            return
+        # Outside a transaction the statement runs in autocommit mode: it is its own write
+        # transaction, which takes the write lock before it reads anything (waiting through the
+        # busy timeout) and commits with the same synchronous setting, so it is as safe as
+        # BEGIN IMMEDIATE / INSERT / COMMIT in one statement instead of three. A busy failure
+        # changed nothing and is retried like BEGIN IMMEDIATE is.
+        conn = self._conn
+        try:
+            conn.execute(_UPSERT, (key, value))
+        except sqlite3.Error as exc:
+            text = str(exc).lower()
+            if not isinstance(exc, sqlite3.OperationalError) or (
+                "locked" not in text and "busy" not in text
+            ):
+                raise translate(exc, self.path) from exc
+            try:
+                self._retry(lambda: conn.execute(_UPSERT, (key, value)))
+            except sqlite3.Error as final:
+                raise translate(final, self.path) from final
 
     def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
-        counter = _Counter(items)
+        # Counted by a C-level iterator on the way through: no Python step per pair.
+        counter = itertools.count()
+        pairs = map(itemgetter(0), zip(items, counter))
         with self.transaction():
             try:
-                self._conn.executemany("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", counter)
+                self._conn.executemany(_UPSERT, pairs)
             except sqlite3.Error as exc:
                 raise translate(exc, self.path) from exc
-        return counter.count
+        return next(counter)
 
     def delete(self, key: bytes) -> bool:
         with self.transaction():
@@ -186,8 +208,7 @@ class SqliteBackend(Backend):
                 rows = self._conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise translate(exc, self.path) from exc
-            for key, value in rows:
-                yield bytes(key), bytes(value)
+            yield from rows  # BLOB columns come back as bytes already
             if len(rows) < _PAGE:
                 return
             low = bytes(rows[-1][0])
@@ -268,19 +289,3 @@ class SqliteBackend(Backend):
         except sqlite3.Error:
             pass
         backends.sqlite_file_closed(self._file_id)
-
-
-class _Counter:
-    """Wraps an iterable of pairs and counts what passes through (for executemany)."""
-
-    def __init__(self, items: Iterable[tuple[bytes, bytes]]) -> None:
-        self._items = iter(items)
-        self.count = 0
-
-    def __iter__(self) -> _Counter:
-        return self
-
-    def __next__(self) -> tuple[bytes, bytes]:
-        pair = next(self._items)
-        self.count += 1
-        return pair

@@ -6,9 +6,12 @@ validates every segment and names the offending part in :class:`InvalidAddressEr
 
 from __future__ import annotations
 
+import operator
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from itertools import repeat
 
+from prontodb._frozen import Frozen
 from prontodb.errors import InvalidAddressError
 
 #: Delimiters a user may choose with ``--ns-delim``; ``.`` is the default.
@@ -26,11 +29,20 @@ _BAD_CHAR = re.compile(r"[^A-Za-z0-9_-]")
 _PLAIN: dict[str, re.Pattern[str]] = {}
 
 
-def _plain_pattern(delim: str) -> re.Pattern[str]:
-    segment = _SEGMENT.pattern
-    d = re.escape(check_delim(delim))
-    pattern = _PLAIN[delim] = re.compile(f"({segment}){d}({segment}){d}({segment})")
+def _plain_pattern(delim: str) -> re.Pattern[str] | None:
+    """The pattern of ``project.namespace.name`` of valid segments printed with ``delim``
+    (compiled on first use; None for a delimiter that is not one of DELIMITERS)."""
+    pattern = _PLAIN.get(delim)
+    if pattern is None and delim in DELIMITERS:
+        segment = _SEGMENT.pattern
+        d = re.escape(delim)
+        pattern = _PLAIN[delim] = re.compile(f"({segment}){d}({segment}){d}({segment})")
     return pattern
+
+
+def _plain_match(text: str, delim: str) -> re.Match[str] | None:
+    pattern = _PLAIN.get(delim) or _plain_pattern(delim)
+    return None if pattern is None else pattern.fullmatch(text)
 
 
 def is_plain(text: str, delim: str = DEFAULT_DELIM) -> bool:
@@ -38,17 +50,57 @@ def is_plain(text: str, delim: str = DEFAULT_DELIM) -> bool:
     one regex: the common case, whose backend key needs no :class:`Address`. False means "not
     certainly": use :func:`parse`, which validates and explains."""
     pattern = _PLAIN.get(delim) or _plain_pattern(delim)
-    return pattern.fullmatch(text) is not None and CONTEXT_SEP not in text
+    return pattern is not None and pattern.fullmatch(text) is not None and CONTEXT_SEP not in text
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Address:
-    """A full address. ``context`` is None for an entry without a ``__context`` suffix."""
+def all_plain(texts: Sequence[object], delim: str = DEFAULT_DELIM) -> bool:
+    """True when ``texts`` is not empty and every item is a ``str`` that :func:`is_plain`
+    accepts; checked in bulk, without a Python-level step per item (the bulk write path)."""
+    pattern = _PLAIN.get(delim) or _plain_pattern(delim)
+    if pattern is None or not texts or set(map(type, texts)) != {str}:
+        return False
+    return all(map(pattern.fullmatch, texts)) and not any(  # type: ignore[arg-type]
+        map(operator.contains, texts, repeat(CONTEXT_SEP))
+    )
 
+
+class Address(Frozen):
+    """A full address. ``context`` is None for an entry without a ``__context`` suffix.
+
+    Immutable and hashable; ordered like the tuple (project, namespace, key, context)."""
+
+    __slots__ = ("project", "namespace", "key", "context")
     project: str
     namespace: str
     key: str
-    context: str | None = None
+    context: str | None
+
+    def __init__(self, project: str, namespace: str, key: str, context: str | None = None) -> None:
+        init = object.__setattr__
+        init(self, "project", project)
+        init(self, "namespace", namespace)
+        init(self, "key", key)
+        init(self, "context", context)
+
+    def __lt__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return bool(self._fields(self) < self._fields(other))
+        return NotImplemented
+
+    def __le__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return bool(self._fields(self) <= self._fields(other))
+        return NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return bool(self._fields(self) > self._fields(other))
+        return NotImplemented
+
+    def __ge__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return bool(self._fields(self) >= self._fields(other))
+        return NotImplemented
 
     @property
     def name(self) -> str:
@@ -128,7 +180,7 @@ def parse(
     """
     # Fast path: one regex for the common full address without context (segments of at most
     # 128 characters cannot exceed MAX_ADDRESS together).
-    plain = (_PLAIN.get(delim) or _plain_pattern(delim)).fullmatch(text)
+    plain = _plain_match(text, delim)
     if plain is not None and CONTEXT_SEP not in text:
         return Address(*plain.groups())
     if text == "":

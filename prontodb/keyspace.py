@@ -13,6 +13,10 @@ context sorts before its contexts. Three families share one keyspace:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import repeat
+from operator import itemgetter
+
 from prontodb.address import Address
 
 SEP = b"\x00"
@@ -49,6 +53,40 @@ def entry_key(layer: bytes, address: Address) -> bytes:
     """The backend key of ``address`` inside ``layer``."""
     a = address
     return layer + f"{a.project}\x00{a.namespace}\x00{a.key}\x00{a.context or ''}".encode()
+
+
+def plain_key(layer: bytes, text: str, delim: str) -> bytes:
+    """The backend key of the address ``text`` that :func:`prontodb.address.is_plain` accepted
+    (``project.namespace.key`` printed with ``delim``): the same bytes as :func:`entry_key`,
+    without building an Address."""
+    return layer + (text.replace(delim, "\x00") + "\x00").encode()
+
+
+def plain_keys(layer: bytes, texts: Sequence[str], delim: str) -> list[bytes]:
+    """:func:`plain_key` of every address in ``texts`` (all accepted by ``is_plain``), built in
+    bulk: one joined string is rewritten, encoded and split again, a few C-level passes instead
+    of a Python step per address. Neither addresses nor layers can contain a newline."""
+    if not texts:
+        return []
+    prefix = layer.decode()
+    joined = "\n".join(texts).replace(delim, "\x00").replace("\n", "\x00\n" + prefix)
+    return (prefix + joined + "\x00").encode().split(b"\n")
+
+
+def relative_names(keys: list[bytes], cut: int, depth: int, delim: str) -> list[str] | None:
+    """The addresses printed with ``delim``, relative to a scope of ``depth`` segments whose key
+    prefix is ``cut`` bytes long, of entry keys, decoded in bulk (one join, decode, a few
+    replaces and a split). None unless every key is well formed and has no context (the common
+    case): then decode each with :func:`decode_entry`."""
+    if not all(map(bytes.endswith, keys, repeat(SEP))):
+        return None  # a context, or not an entry key
+    try:
+        text = b"\n".join(map(itemgetter(slice(cut, None)), keys)).decode()
+    except UnicodeDecodeError:
+        return None
+    if text.count("\n") != len(keys) - 1 or text.count("\x00") != len(keys) * (3 - depth):
+        return None  # segments that are not what the Store writes
+    return text.replace("\x00\n", "\n")[:-1].replace("\x00", delim).split("\n")
 
 
 def decode_entry(layer_len: int, key: bytes) -> Address:

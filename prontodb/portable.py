@@ -790,10 +790,12 @@ def backup(
     *,
     env: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    only: Callable[[str, str | None], bool] | None = None,
 ) -> BackupSummary:
     """Write a ``.tar.gz`` backup of EVERY user and meta layer of ``store``'s backend (live
     entries and TTL namespace definitions), read inside one snapshot while other processes
-    keep writing. Without ``path`` it goes to ``backup_dir()/<store name>-<UTC time>.tar.gz``
+    keep writing. ``only(user, meta)`` narrows it to the layers it accepts (a locked context
+    backs up only what it may reach). Without ``path`` it goes to ``backup_dir()/<store name>-<UTC time>.tar.gz``
     (directory 0700); the archive is 0600 and appears only once complete (an existing
     ``path`` is replaced)."""
     import json
@@ -816,7 +818,7 @@ def backup(
             raise UsageError(f"cannot write {target}: directory {folder} does not exist")
     work = tempfile.mkdtemp(dir=folder, prefix=".prontodb-backup-")
     try:
-        layers, members = _dump_layers(store, work, progress)
+        layers, members = _dump_layers(store, work, progress, only)
         entries = sum(layer.entries for layer in layers)
         caches = sum(len(layer.caches) for layer in layers)
         manifest = {
@@ -853,7 +855,10 @@ def backup(
 
 
 def _dump_layers(
-    store: Store, work: str, progress: Progress | None
+    store: Store,
+    work: str,
+    progress: Progress | None,
+    only: Callable[[str, str | None], bool] | None = None,
 ) -> tuple[list[_Layer], dict[str, tuple[str, int, str]]]:
     """Write one export file per layer into ``work`` (inside one snapshot). Returns the layers
     and, per member name, (file, size, sha256)."""
@@ -876,7 +881,8 @@ def _dump_layers(
         now_ms = store.clock() * 1000.0
         for key, raw in backend.scan(keyspace.TTLDEF):
             user, meta, project, namespace = key[len(keyspace.TTLDEF) :].decode().split("\x00")
-            layer_of(user, meta or "").caches[(project, namespace)] = int(raw)
+            if only is None or only(user, meta or None):
+                layer_of(user, meta or "").caches[(project, namespace)] = int(raw)
         if progress is not None:
             progress.start("backing up", _count_keys(backend, keyspace.DATA), "entries")
         start: bytes | None = keyspace.DATA
@@ -886,6 +892,10 @@ def _dump_layers(
             if first is None:
                 break
             user_b, meta_b, _ = first[0][len(keyspace.DATA) :].split(b"\x00", 2)
+            if only is not None and not only(user_b.decode(), meta_b.decode() or None):
+                skipped = keyspace.layer_prefix(user_b.decode(), meta_b.decode() or None)
+                start = prefix_successor(skipped)
+                continue
             layer = layer_of(user_b.decode(), meta_b.decode())
             prefix = keyspace.layer_prefix(layer.user, layer.meta)
             file = os.path.join(work, f"{len(members)}.jsonl")
@@ -1526,10 +1536,16 @@ def _remove_stale_copies(folder: str, name: str) -> None:
     from prontodb import cursor as cursors
 
     pattern = re.compile(rf"\.{re.escape(name)}\.migrating-(\d+)(-lock|-wal|-shm)?")
+    done: set[str] = set()
     for entry in os.listdir(folder):
         match = pattern.fullmatch(entry)
-        if match is None or match.group(2):
+        if match is None:
             continue
+        # A side file alone (killed while the copy was being removed) goes with its base name.
+        entry = entry[: match.start(2)] if match.group(2) else entry
+        if entry in done:
+            continue
+        done.add(entry)
         pid = int(match.group(1))
         if pid != os.getpid():
             try:

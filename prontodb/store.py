@@ -7,18 +7,23 @@ one (user, meta) layer of one backend; several Stores may share a backend (see
 
 from __future__ import annotations
 
+import fnmatch
 import math
-from collections.abc import Iterable, Iterator, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from itertools import chain
+from itertools import chain, compress, islice, repeat
+from operator import itemgetter
 
 from prontodb import keyspace, record
+from prontodb._frozen import Frozen
 from prontodb.address import (
     DEFAULT_DELIM,
     Address,
+    all_plain,
     check_delim,
+    is_plain,
     parse,
     parse_namespace,
     parse_scope,
@@ -34,33 +39,51 @@ from prontodb.errors import (
     ValueTooLargeError,
 )
 from prontodb.names import DEFAULT_USER, check_name
+from prontodb.record import HEADER_SIZE
 
 DEFAULT_MAX_VALUE_BYTES = 64 * 1024 * 1024
 PIPE_CACHE = ("pipe", "cache")
 PIPE_CACHE_TTL = 900
 SWEEP_LIMIT = 16
+#: Entries decoded per chunk by the listing paths.
+_CHUNK = 1000
+#: The envelope header of an entry without a deadline.
+_NO_DEADLINE = record.pack(b"", None)
 _GC_BATCH = 1000
 
 Value = bytes | bytearray | memoryview | str
+KeyValue = tuple[bytes, bytes]
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(Frozen):
     """A live entry as listed: its address, bytes and deadline (epoch seconds or None)."""
 
+    __slots__ = ("address", "value", "expires_at")
     address: Address
     value: bytes
     expires_at: float | None
 
+    def __init__(self, address: Address, value: bytes, expires_at: float | None) -> None:
+        init = object.__setattr__
+        init(self, "address", address)
+        init(self, "value", value)
+        init(self, "expires_at", expires_at)
 
-@dataclass(frozen=True, slots=True)
-class CopyResult:
+
+class CopyResult(Frozen):
     """What ``copy``/``move`` did: the canonical source and destination, and whether the source
     was removed (always for move; for copy, a pipe-cache source unless ``keep``)."""
 
+    __slots__ = ("source", "destination", "removed_source")
     source: Address
     destination: Address
     removed_source: bool
+
+    def __init__(self, source: Address, destination: Address, removed_source: bool) -> None:
+        init = object.__setattr__
+        init(self, "source", source)
+        init(self, "destination", destination)
+        init(self, "removed_source", removed_source)
 
 
 def to_bytes(value: Value) -> bytes:
@@ -76,6 +99,14 @@ def to_bytes(value: Value) -> bytes:
 
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
+
+
+def _all_pairs(items: list[object]) -> bool:
+    """True when every item is a sized pair (checked in bulk)."""
+    try:
+        return set(map(len, items)) == {2}  # type: ignore[arg-type]
+    except TypeError:
+        return False
 
 
 class Store:
@@ -224,39 +255,59 @@ class Store:
         ``keep_ttl`` (which on a new key gives the namespace default). ``ttl`` with
         ``keep_ttl`` is a UsageError.
         """
-        addr = self.address(address)
-        data = to_bytes(value)
-        self._check_size(data)
+        delim = self.delim
+        if type(address) is str and is_plain(address, delim):
+            # The common full address: its key and namespace without building an Address.
+            key = keyspace.plain_key(self._layer, address, delim)
+            project, namespace, _ = address.split(delim)
+        else:
+            addr = self.address(address)
+            key = self._key(addr)
+            project, namespace = addr.project, addr.namespace
+        data = value if type(value) is bytes else to_bytes(value)
+        if len(data) > self.max_value_bytes:
+            raise ValueTooLargeError(len(data), self.max_value_bytes)
         if ttl is not None and keep_ttl:
             raise UsageError("--ttl and --keep-ttl cannot be combined")
         seconds = None if ttl is None else parse_duration(ttl)
-        key = self._key(addr)
         backend = self.backend
+        # The namespace default is read before the write: create-cache and drop-cache affect
+        # later writes only, so a write that races with one may go either way.
+        default = self._namespace_ttl(project, namespace)
+        if default is None and not keep_ttl:
+            # Nothing to read back and nothing to sweep: one committed put is the whole write,
+            # without the cost of an explicit transaction around it.
+            if seconds is None:
+                backend.put(key, _NO_DEADLINE + data)
+            else:
+                backend.put(key, record.pack(data, _ms(self.clock() + seconds)))
+            return
         with backend.transaction():
             now = self.clock()
-            default = self._namespace_ttl(addr.project, addr.namespace)
             if seconds is not None:
-                deadline: int | None = _ms(now + seconds)
+                deadline = _ms(now + seconds)
             elif keep_ttl and (old := self._live(backend.get(key), now)) is not None:
                 deadline = old.deadline_ms
             else:
                 deadline = None if default is None else _ms(now + default)
             backend.put(key, record.pack(data, deadline))
             if default is not None:
-                self._sweep(addr, key, now)
+                self._sweep(project, namespace, key, now)
 
-    def _sweep(self, addr: Address, after: bytes, now: float) -> int:
+    def _sweep(self, project: str, namespace: str, after: bytes, now: float) -> int:
         """Remove up to SWEEP_LIMIT expired entries of a TTL namespace, scanning on from the
         key just written and wrapping to the namespace start: bounded work per write that
         visits the whole namespace over time. Runs inside the caller's write transaction, so
         an entry rewritten by another process is never swept."""
-        prefix = keyspace.scope_prefix(self._layer, (addr.project, addr.namespace))
+        prefix = keyspace.scope_prefix(self._layer, (project, namespace))
+        now_ms = now * 1000.0
         seen = 0
         doomed: list[bytes] = []
         for start in (after, prefix):
             for key, raw in self.backend.scan(prefix, start=start):
                 seen += 1
-                if record.Record(b"", record.deadline_of(raw)).expired(now):
+                deadline = record.deadline_of(raw)
+                if deadline is not None and now_ms >= deadline:
                     doomed.append(key)
                 if seen >= SWEEP_LIMIT:
                     break
@@ -276,12 +327,29 @@ class Store:
 
     def get(self, address: str | Address) -> bytes:
         """The stored bytes; raises NotFoundError (a KeyError) on a miss or expiry."""
-        return self.get_entry(address).value
+        raw = self._live_envelope(address)
+        if raw is None:
+            raise NotFoundError(self.format(self.address(address)))
+        return raw[HEADER_SIZE:]
 
     def exists(self, address: str | Address) -> bool:
         """True when a live entry is at ``address``."""
-        addr = self.address(address)
-        return self._live(self.backend.get(self._key(addr)), self.clock()) is not None
+        return self._live_envelope(address) is not None
+
+    def _live_envelope(self, address: str | Address) -> bytes | None:
+        """The stored envelope at ``address``, or None on a miss or expiry (the hot read path:
+        a plain full address goes to its key without building an Address or a Record)."""
+        delim = self.delim
+        if type(address) is str and is_plain(address, delim):
+            raw = self.backend.get(keyspace.plain_key(self._layer, address, delim))
+        else:
+            raw = self.backend.get(self._key(self.address(address)))
+        if raw is None or raw.startswith(_NO_DEADLINE):
+            return raw
+        deadline = record.deadline_of(raw)
+        if deadline is not None and self.clock() * 1000.0 >= deadline:
+            return None
+        return raw
 
     def delete(self, address: str | Address) -> bool:
         """Remove the entry. True when a live entry was removed; an expired one is removed too
@@ -329,10 +397,47 @@ class Store:
         ``ttl`` or their namespace default. Every address and size is checked before anything
         is written. Returns the number of pairs."""
         seconds = None if ttl is None else parse_duration(ttl)
+        pairs = list(pairs)
+        if _all_pairs(pairs):  # anything else fails below exactly as it always did
+            addresses = list(map(itemgetter(0), pairs))
+            if all_plain(addresses, self.delim):
+                return self._set_plain_many(addresses, list(map(itemgetter(1), pairs)), seconds)
         items = [(self.address(a), to_bytes(v)) for a, v in pairs]
         for _, data in items:
             self._check_size(data)
         return self.write_entries(((a, v, seconds) for a, v in items), validated=True)
+
+    def _set_plain_many(
+        self, addresses: list[str], values: list[Value], seconds: int | None
+    ) -> int:
+        """:meth:`set_many` of plain full addresses (all checked by ``all_plain``), with every
+        per-entry step done in bulk by C-level iterators instead of a Python loop."""
+        if set(map(type, values)) != {bytes}:
+            values = list(map(to_bytes, values))
+        data: list[bytes] = values  # type: ignore[assignment]
+        if max(map(len, data)) > self.max_value_bytes:
+            self._check_size(next(v for v in data if len(v) > self.max_value_bytes))
+        delim = self.delim
+        keys = keyspace.plain_keys(self._layer, addresses, delim)
+        backend = self.backend
+        with backend.transaction():
+            now = self.clock()
+            if seconds is not None:
+                envelopes = map(record.pack(b"", _ms(now + seconds)).__add__, data)
+            else:
+                # each namespace's default TTL gives its entries' envelope header
+                heads = list(map(itemgetter(0), map(str.rpartition, addresses, repeat(delim))))
+                headers: dict[str, bytes] = {}
+                for head in set(heads):
+                    default = self._namespace_ttl(*head.split(delim))
+                    deadline = None if default is None else _ms(now + default)
+                    headers[head] = record.pack(b"", deadline)
+                if len(set(headers.values())) == 1:
+                    envelopes = map(next(iter(headers.values())).__add__, data)
+                else:
+                    envelopes = map(bytes.__add__, map(headers.__getitem__, heads), data)
+            backend.put_many(zip(keys, envelopes))
+        return len(keys)
 
     def write_entries(
         self,
@@ -374,18 +479,22 @@ class Store:
     def write_batches(
         self,
         batches: Iterable[
-            tuple[str, str, float | None, Iterable[tuple[Sequence[bytes], Sequence[bytes]]]]
+            tuple[str, str, float | None, Callable[[bytes, bytes], Iterable[Iterable[KeyValue]]]]
         ],
         *,
         validated: bool = False,
     ) -> int:
-        """The bulk path for importers that encode keys themselves (``prontodb stream``): write
-        every batch in one transaction, all or nothing; later entries win over earlier ones.
+        """The bulk path for importers that build backend pairs themselves (``prontodb
+        stream``): write every batch in one transaction, all or nothing; later pairs win.
 
-        A batch is ``(project, namespace, ttl, chunks)``: ``ttl`` in seconds from now, or None
-        for the namespace default; ``chunks`` yields ``(names, values)``, two sequences of equal
-        length, each name :func:`keyspace.entry_name` of an already validated key and context.
-        Values are size-checked unless ``validated``. Returns the number of entries.
+        A batch is ``(project, namespace, ttl, rows)``. For each batch the Store works out the
+        key prefix of the namespace in this layer and the envelope header of the batch's
+        deadline (``ttl`` seconds from now, or the namespace default when None), and calls
+        ``rows(prefix, header)``, which yields groups of pairs ``(prefix + name, header +
+        value)``, each name :func:`keyspace.entry_name` of an already validated key and context
+        (an envelope is its header followed by the value, see :func:`record.pack`). So a bulk
+        importer can build the pairs with a few passes over its input in C, not a Python step
+        per entry. Values are size-checked unless ``validated``. Returns the number of pairs.
         """
         backend = self.backend
         layer = self._layer
@@ -397,23 +506,19 @@ class Store:
                 if ttl is None and (project, namespace) not in defaults:
                     defaults[(project, namespace)] = self._namespace_ttl(project, namespace)
 
-            def chunk_rows() -> Iterator[Iterator[tuple[bytes, bytes]]]:
-                for project, namespace, ttl, chunks in batches:
+            def groups() -> Iterator[Iterable[KeyValue]]:
+                for project, namespace, ttl, rows in batches:
                     seconds = defaults[(project, namespace)] if ttl is None else ttl
-                    deadline = None if seconds is None else _ms(now + seconds)
+                    header = record.pack(b"", None if seconds is None else _ms(now + seconds))
                     prefix = keyspace.scope_prefix(layer, (project, namespace))
-                    # the envelope is its header followed by the value (record.pack)
-                    header = record.pack(b"", deadline)
-                    for names, values in chunks:
+                    for group in rows(prefix, header):
                         if not validated:
-                            for value in values:
-                                self._check_size(value)
-                        # built by C iterators: no Python frame per entry
-                        yield zip(
-                            map(prefix.__add__, names), map(header.__add__, values), strict=True
-                        )
+                            group = list(group)
+                            for _key, envelope in group:
+                                self._check_size(envelope[len(header) :])
+                        yield group
 
-            return backend.put_many(chain.from_iterable(chunk_rows()))
+            return backend.put_many(chain.from_iterable(groups()))
 
     def entries(self, scope: str | None = None, pattern: str | None = None) -> Iterator[Entry]:
         """Live entries under ``scope`` (nothing, ``project`` or ``project.namespace``) whose
@@ -435,16 +540,59 @@ class Store:
 
     def keys(self, scope: str | None = None, pattern: str | None = None) -> list[str]:
         """Ascending live addresses relative to ``scope`` (see :meth:`entries`)."""
-        depth = len(parse_scope(scope, delim=self.delim))
-        return [e.address.relative(depth, self.delim) for e in self.entries(scope, pattern)]
+        found: list[str] = []
+        for names, _ in self._live_chunks(scope, pattern):
+            found += names
+        return found
 
     def scan(
         self, scope: str | None = None, pattern: str | None = None
     ) -> Iterator[tuple[str, bytes]]:
         """Ascending (relative address, bytes) pairs of live entries (see :meth:`entries`)."""
-        depth = len(parse_scope(scope, delim=self.delim))
-        for e in self.entries(scope, pattern):
-            yield e.address.relative(depth, self.delim), e.value
+        value = itemgetter(slice(HEADER_SIZE, None))
+        for names, envelopes in self._live_chunks(scope, pattern):
+            yield from zip(names, map(value, envelopes))
+
+    def _live_chunks(
+        self, scope: str | None, pattern: str | None
+    ) -> Iterator[tuple[list[str], list[bytes]]]:
+        """What :meth:`entries` lists, as (relative addresses, envelopes) a chunk at a time.
+
+        A chunk whose entries have neither a deadline nor a context (the common case) is
+        checked and decoded in bulk; any other entry is handled one at a time, exactly as
+        :meth:`entries` does."""
+        delim = self.delim
+        parts = parse_scope(scope, delim=delim)
+        depth = len(parts)
+        prefix = keyspace.scope_prefix(self._layer, parts)
+        cut = len(prefix)
+        layer_len = len(self._layer)
+        match = None if pattern is None else re.compile(fnmatch.translate(pattern)).match
+        now_ms = self.clock() * 1000.0
+        rows = self.backend.scan(prefix)
+        while chunk := list(islice(rows, _CHUNK)):
+            envelopes = list(map(itemgetter(1), chunk))
+            names = None
+            try:
+                if all(map(bytes.startswith, envelopes, repeat(_NO_DEADLINE))):
+                    keys = list(map(itemgetter(0), chunk))
+                    names = keyspace.relative_names(keys, cut, depth, delim)
+            except TypeError:  # not bytes: the one-at-a-time path says what is wrong
+                names = None
+            if names is not None:
+                if match is not None:
+                    keep = list(map(match, names))
+                    names = list(compress(names, keep))
+                    envelopes = list(compress(envelopes, keep))
+                yield names, envelopes
+                continue
+            for key, raw in chunk:
+                deadline = record.deadline_of(raw)
+                if deadline is not None and now_ms >= deadline:
+                    continue
+                name = keyspace.decode_entry(layer_len, key).relative(depth, delim)
+                if match is None or match(name):
+                    yield [name], [raw]
 
     def _distinct(self, parts: tuple[str, ...]) -> list[str]:
         """Names one level below ``parts`` that hold at least one live entry, skipping over
@@ -483,7 +631,7 @@ class Store:
 
     def count(self, scope: str | None = None) -> int:
         """Number of live entries under ``scope``."""
-        return sum(1 for _ in self.entries(scope))
+        return sum(len(names) for names, _ in self._live_chunks(scope, None))
 
     # -- copy / move ----------------------------------------------------------------------
 

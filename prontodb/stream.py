@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, NoReturn
+from typing import Any, Final, Literal, NamedTuple, NoReturn
 
 from prontodb import keyspace
 from prontodb.address import DEFAULT_DELIM, Address, check_delim, check_segment, split_key
@@ -74,11 +74,18 @@ _NAME_LIST = re.compile(
 )
 _NS_NAME = b"ns" + keyspace.SEP
 
-# Kinds of parts of a batch (see Batch): a block that splits into names and values, one whose
-# names also need their leading whitespace stripped, a run of plain tokens checked by
-# _PLAIN_RUN, a run checked by _QUOTED_RUN, and rows of names and values.
-SPLIT, SPACED, RUN, QUOTED, ROWS = "split", "spaced", "run", "quoted", "rows"
-PartKind = Literal["split", "spaced", "run", "quoted", "rows"]
+_SPACE_AFTER_SEP = re.compile(rb";[" + _WS + rb"]+")
+_EQ_AS_SPLIT = keyspace.SEP + b";"  # '=' becomes the end of the name, then a split point
+
+# Kinds of parts of a batch (see Batch): a block of ``key=value;`` tokens with nothing before
+# the keys and no '=' in the values, which splits into names and values; a run of plain tokens
+# checked by _PLAIN_RUN; a run checked by _QUOTED_RUN; rows of names and values.
+PartKind = Literal["split", "run", "quoted", "rows"]
+SPLIT: Final = "split"
+RUN: Final = "run"
+QUOTED: Final = "quoted"
+ROWS: Final = "rows"
+RowsFn = Callable[[bytes, bytes], Iterable[Iterable[tuple[bytes, bytes]]]]
 
 
 class StreamStateError(StreamError):
@@ -205,9 +212,9 @@ def plan(
     defaults. An empty stream gives an empty plan (``tokens == 0``).
     """
     planner = _Planner(project, namespace, user, user_locked, delim, max_value_bytes)
-    if isinstance(source, str | bytes):
-        source = (source,)
-    for block, final in _blocks(source):
+    chunks: Iterable[str] | Iterable[bytes]
+    chunks = [source] if isinstance(source, str | bytes) else source  # type: ignore[assignment]
+    for block, final in _blocks(chunks):
         planner.block(block, final)
         if progress is not None:
             progress(planner.result.tokens)
@@ -231,17 +238,20 @@ def apply(
     total = planned.entries
     done = 0
 
-    def chunks(parts: list[tuple[PartKind, object]]) -> Iterator[tuple[Sequence[bytes], ...]]:
-        nonlocal done
-        for names, values in _columns(parts):
-            yield names, values
-            done += len(names)
-            if progress is not None:
-                progress(done, total)
+    def rows_of(parts: list[tuple[PartKind, object]]) -> RowsFn:
+        def rows(prefix: bytes, header: bytes) -> Iterator[Iterable[tuple[bytes, bytes]]]:
+            nonlocal done
+            for group, count in _pairs(parts, prefix, header):
+                yield group
+                done += count
+                if progress is not None:
+                    progress(done, total)
+
+        return rows
 
     validated = planned.max_value_bytes <= store.max_value_bytes
     return store.write_batches(
-        ((b.project, b.namespace, b.ttl, chunks(b.parts)) for b in planned.batches),
+        ((b.project, b.namespace, b.ttl, rows_of(b.parts)) for b in planned.batches),
         validated=validated,
     )
 
@@ -268,16 +278,17 @@ def _blocks(chunks: Iterable[str] | Iterable[bytes]) -> Iterator[tuple[bytes | s
     ``;`` and is at least BLOCK_SIZE long unless it is the whole rest; the last one (final=True)
     holds what follows the last ``;`` (often nothing). Joins only when BLOCK_SIZE has piled up
     and a ``;`` has arrived, so the work stays linear for any chunk size."""
-    pending: list = []
+    pending: list[Any] = []
     size = 0
-    sep: str | bytes = ";"
+    sep: Any = ";"  # b";" for bytes input
+    buf: Any
     for chunk in chunks:
         if not chunk:
             continue
         sep = b";" if isinstance(chunk, bytes) else ";"
         pending.append(chunk)
         size += len(chunk)
-        if size <= BLOCK_SIZE or sep not in chunk:  # type: ignore[operator]
+        if size <= BLOCK_SIZE or sep not in chunk:
             continue
         buf = pending[0] if len(pending) == 1 else sep[:0].join(pending)
         start = 0
@@ -311,9 +322,10 @@ def _split(run: bytes, strip: bool) -> tuple[list[bytes], list[bytes]] | None:
     return names, parts[1::2]
 
 
-def _split_block(block: bytes) -> tuple[PartKind, list[bytes], list[bytes]] | None:
-    """``(kind, names, values)`` when ``block`` (ending with ``;``) holds only plain data
-    tokens whose values hold no ``=``; None when the general path must decide.
+def _split_block(block: bytes) -> tuple[bytes, list[bytes]] | None:
+    """``(block, values)`` when ``block`` (ending with ``;``) holds only plain data tokens whose
+    values hold no ``=``, the block returned without any whitespace before its keys (a SPLIT
+    part); None when the general path must decide.
 
     Sound because, with no NUL in the input and as many ``=`` as ``;``, names (the pieces of
     the split at even places) that all end in the NUL of a replaced ``=`` force ``=`` and ``;``
@@ -326,41 +338,64 @@ def _split_block(block: bytes) -> tuple[PartKind, list[bytes], list[bytes]] | No
     if found is None:
         return None
     names, values = found
-    kind: PartKind = SPLIT
     joined = b";".join(names)  # ';' keeps the names apart: none can hold one
     if _NAME_LIST.fullmatch(joined) is None:
-        names = list(map(bytes.lstrip, names))
-        joined = b";".join(names)
+        joined = b";".join(map(bytes.lstrip, names))
         if _NAME_LIST.fullmatch(joined) is None:
             return None
-        kind = SPACED
+        # whitespace before a key can only follow a ';' (or start the block): drop it
+        block = _SPACE_AFTER_SEP.sub(b";", block.lstrip())
     if b"__" in joined or joined.startswith(_NS_NAME) or b";" + _NS_NAME in joined:
         return None
-    return kind, names, values
+    return block, values
+
+
+def _pairs(
+    parts: list[tuple[PartKind, object]], prefix: bytes, header: bytes
+) -> Iterator[tuple[Iterable[tuple[bytes, bytes]], int]]:
+    """The backend pairs ``(prefix + name, header + value)`` of each part, with their number.
+
+    A SPLIT part is turned into them by two replaces and one split of the whole block: every
+    ';' gains the prefix after it and every '=' becomes NUL, ';' and the header, so the pieces
+    are the final keys and envelopes (the first key gets its prefix on its own). That needs a
+    header without ';' or '=' (a deadline's bytes may hold one); the prefix, made of name
+    characters and NULs, never does."""
+    direct = b";" not in header and b"=" not in header
+    for kind, payload in parts:
+        if kind == SPLIT and direct:
+            assert isinstance(payload, bytes)
+            block = payload.replace(b";", b";" + prefix).replace(b"=", _EQ_AS_SPLIT + header)
+            pieces = block.split(b";")
+            keys = pieces[0:-1:2]
+            keys[0] = prefix + keys[0]
+            yield zip(keys, pieces[1::2], strict=True), len(keys)
+        else:
+            ((names, values),) = _columns([(kind, payload)])
+            rows = zip(map(prefix.__add__, names), map(header.__add__, values), strict=True)
+            yield rows, len(names)
 
 
 def _columns(parts: list[tuple[PartKind, object]]) -> Iterator[tuple[Sequence[bytes], ...]]:
     """(names, values) of each part of a batch, pulled out of the validated runs."""
     for kind, payload in parts:
-        if kind == SPLIT or kind == SPACED:
+        if kind == SPLIT:
             assert isinstance(payload, bytes)
-            split = payload.replace(b"=", keyspace.SEP + b";").split(b";")
-            names = split[0:-1:2]
-            yield (names if kind == SPLIT else list(map(bytes.lstrip, names))), split[1::2]
+            split = payload.replace(b"=", _EQ_AS_SPLIT).split(b";")
+            yield split[0:-1:2], split[1::2]
         elif kind == RUN:
             assert isinstance(payload, bytes)
-            found = _split(payload, strip=True)
-            if found is not None:
-                yield found
+            split_run = _split(payload, strip=True)
+            if split_run is not None:
+                yield split_run
                 continue
             yield _RUN_NAMES.findall(payload.translate(_EQ_TO_SEP)), _RUN_VALUES.findall(payload)
         elif kind == QUOTED:
             assert isinstance(payload, bytes)
-            found = _RUN_QUOTED.findall(payload)
+            quoted = _RUN_QUOTED.findall(payload)
             sep = keyspace.SEP
             yield (
-                [key + sep for key, _q, _inner, _plain in found],
-                [inner if q else plain for _key, q, inner, plain in found],
+                [key + sep for key, _q, _inner, _plain in quoted],
+                [inner if q else plain for _key, q, inner, plain in quoted],
             )
         else:
             yield payload  # type: ignore[misc]
@@ -444,12 +479,12 @@ class _Planner:
         if target is not None:
             found = _split_block(data)
             if found is not None and (
-                len(data) <= self.max_value_bytes or max(map(len, found[2])) <= self.max_value_bytes
+                len(data) <= self.max_value_bytes or max(map(len, found[1])) <= self.max_value_bytes
             ):
-                count = len(found[2])
+                count = len(found[1])
                 plan_.tokens += count
                 plan_.counts[target] = plan_.counts.get(target, 0) + count
-                self._batch(target).parts.append((found[0], data))
+                self._batch(target).parts.append((SPLIT, found[0]))
                 return
         ascii_ = len(data) == len(text)
         i, end = 0, len(data)
@@ -546,10 +581,7 @@ class _Planner:
         raw = text[begin : stop if stop >= 0 else len(text)].lstrip(WHITESPACE)
         offset = self.char_base + at
         lines = text.count("\n", 0, at)
-        if lines:
-            column = at - text.rfind("\n", 0, at)
-        else:
-            column = offset - self.line_start + 1
+        column = at - text.rfind("\n", 0, at) if lines else offset - self.line_start + 1
         raise StreamStateError(
             raw=raw,
             position=position,
@@ -712,6 +744,8 @@ class _Planner:
         parts = batch.parts
         if not parts or parts[-1][0] != ROWS:
             parts.append((ROWS, ([], [])))
+        names: list[bytes]
+        values: list[bytes]
         names, values = parts[-1][1]  # type: ignore[misc]
         names.append(keyspace.entry_name(key, context))
         values.append(data)

@@ -310,6 +310,19 @@ def test_a_value_file_replaced_by_another_writer_mid_read_is_found_again(store_p
         writer.close()
 
 
+def test_leftovers_of_a_killed_writer_are_not_damage(backend):
+    backend.put(b"k", os.urandom(BIG))
+    # What a writer killed between writing a value file and its commit leaves behind.
+    os.makedirs(os.path.join(backend.path, "ab", "cd"))
+    with open(os.path.join(backend.path, "ab", "cd", "0" * 28 + ".val"), "wb") as fh:
+        fh.write(os.urandom(BIG))
+    os.makedirs(os.path.join(backend.path, "ef", "01"))
+    assert backend.check() == []
+    with open(os.path.join(backend.path, "stray.txt"), "wb") as fh:
+        fh.write(b"not ours")
+    assert [p for p in backend.check() if "unknown file" in p and p.endswith("stray.txt")]
+
+
 def test_a_missing_value_file_is_damage(backend):
     backend.put(b"k", os.urandom(BIG))
     [name] = value_files(backend.path)

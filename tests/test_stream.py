@@ -324,13 +324,17 @@ def test_quick_block_check_accepts_only_plain_tokens(body):
     found = stream._split_block(data)
     if found is None:
         return
-    kind, names, values = found
+    block, values = found
     tokens = tokenize(body + ";")
     assert all(t.prefix is None and t.key != "ns" and "__" not in t.key for t in tokens)
-    assert [n.decode() for n in names] == [t.key + "\x00" for t in tokens]
     assert [v.decode() for v in values] == [t.value for t in tokens]
     assert all(v.decode() == t.raw.split("=", 1)[1] for v, t in zip(values, tokens, strict=True))
-    assert list(stream._columns([(kind, data)])) == [(names, values)]
+    names = [t.key.encode() + b"\x00" for t in tokens]
+    assert list(stream._columns([(stream.SPLIT, block)])) == [(names, values)]
+    for header in (b"\x01H", b"H;=\x00"):  # the second cannot be built by splitting
+        ((pairs, count),) = stream._pairs([(stream.SPLIT, block)], b"P\x00", header)
+        expected = [(b"P\x00" + n, header + v) for n, v in zip(names, values, strict=True)]
+        assert (list(pairs), count) == (expected, len(tokens))
 
 
 def test_values_with_quotes_equals_and_whitespace_in_big_blocks():
@@ -392,6 +396,20 @@ def test_meta_ttl_and_namespace_defaults(mem_store, clock):
     assert mem_store.keys("a") == ["b.plain", "b.short", "c.cached"]
     clock.advance(30)
     assert mem_store.keys("a") == ["b.plain"]
+
+
+def test_deadline_bytes_that_hold_a_separator():
+    import uuid
+
+    from prontodb import record
+
+    clock = prontodb.FakeClock(0x3B3B3B3B3B / 1000 - 60)  # the deadline's bytes hold ';'
+    with prontodb.open(f"memory://{uuid.uuid4().hex}", clock=clock) as s:
+        header = record.pack(b"", round((clock() + 60) * 1000))
+        assert b";" in header
+        stream.load(s, "meta:path=a.b;meta:ttl=60;" + "".join(f"k{i}=v{i};" for i in range(500)))
+        assert s.get("a.b.k499") == b"v499"
+        assert s.ttl("a.b.k0") == 60
 
 
 def test_plan_without_user_checks_sec_user_on_apply(mem_store):

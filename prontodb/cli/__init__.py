@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from prontodb import __version__
-from prontodb.cli._app import ProntoGroup
+from prontodb.cli._app import LazyCommands, ProntoGroup
 from prontodb.cli._session import Session
 
 CONTEXT_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 100}
@@ -71,10 +71,22 @@ def main() -> None:
     cli.main(prog_name="prontodb")
 
 
-# Command modules register on ``cli`` when imported (keep each one cheap to import).
-from prontodb.cli import admin as _admin  # noqa: E402,F401
-from prontodb.cli import data as _data  # noqa: E402,F401
-from prontodb.cli import listing as _listing  # noqa: E402,F401
-from prontodb.cli import cursor as _cursor  # noqa: E402,F401
-from prontodb.cli import portable as _portable  # noqa: E402,F401
-from prontodb.cli import stream as _stream  # noqa: E402,F401
+# Command modules register on ``cli`` when imported, which happens on first use of one of their
+# commands (or aliases), so that a one-shot command pays only for its own module; listing the
+# commands (help, completion) imports them all. A module missing here is never reached.
+cli.commands = LazyCommands(
+    {
+        "prontodb.cli.data": ("set", "get", "del", "ttl", "expire", "persist", "copy", "move"),
+        "prontodb.cli.listing": (
+            *("keys", "list-keys", "ls", "scan", "scan-pairs"),
+            *("projects", "namespaces", "nss", "caches"),
+        ),
+        "prontodb.cli.admin": (
+            *("create-cache", "drop-cache", "gc", "info", "version", "help", "completion"),
+        ),
+        "prontodb.cli.cursor": ("cursor",),
+        "prontodb.cli.portable": ("export", "import", "backup", "restore", "cursor"),
+        "prontodb.cli.stream": ("stream",),
+    },
+    cli.commands,
+)

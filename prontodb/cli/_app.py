@@ -6,6 +6,7 @@ context, storage failure); 2 miss; 3 piped content rescued into the pipe cache.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -77,6 +78,66 @@ def _help_word(args: list[str]) -> list[str]:
     return ["--help"] if args == ["help"] else args
 
 
+class LazyCommands(dict):  # type: ignore[type-arg]
+    """A group's commands, each command module imported when one of its commands (or
+    aliases) is first looked up, and all of them when the commands are listed: a one-shot
+    ``prontodb get`` imports only the module that defines ``get``. A name that no module
+    claims imports every module before it is looked up, so nothing is ever missed."""
+
+    def __init__(self, modules: dict[str, tuple[str, ...]], *args: Any) -> None:
+        super().__init__(*args)
+        self._owners: dict[str, list[str]] = {}
+        for module, names in modules.items():
+            for name in names:
+                self._owners.setdefault(name, []).append(module)
+        self._pending = list(modules)
+
+    def load(self, name: object = None) -> None:
+        """Import the modules that define ``name`` (every module for None or an unknown
+        name, or for a name their modules have not registered)."""
+        if not self._pending or (name is not None and dict.__contains__(self, name)):
+            return
+        owners = self._owners.get(name) if isinstance(name, str) else None
+        for module in owners or list(self._pending):
+            if module in self._pending:
+                self._pending.remove(module)
+                importlib.import_module(module)
+        if owners and not dict.__contains__(self, name):
+            self.load()
+
+    def __contains__(self, name: object) -> bool:
+        self.load(name)
+        return super().__contains__(name)
+
+    def __getitem__(self, name: str) -> click.Command:
+        self.load(name)
+        return super().__getitem__(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self.load(name)
+        return super().get(name, default)
+
+    def __iter__(self) -> Any:
+        self.load()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self.load()
+        return super().__len__()
+
+    def keys(self) -> Any:
+        self.load()
+        return super().keys()
+
+    def values(self) -> Any:
+        self.load()
+        return super().values()
+
+    def items(self) -> Any:
+        self.load()
+        return super().items()
+
+
 class ProntoCommand(click.Command):
     """A command whose lone argument ``help`` shows its help."""
 
@@ -100,6 +161,8 @@ class ProntoGroup(click.Group):
         self.aliases[alias] = name
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if isinstance(self.commands, LazyCommands):
+            self.commands.load(cmd_name)  # its module may also register aliases
         return super().get_command(ctx, self.aliases.get(cmd_name, cmd_name))
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
