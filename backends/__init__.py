@@ -84,6 +84,11 @@ def _file_id(path: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
+def identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, or None when there is none."""
+    return _file_id(path)
+
+
 def sqlite_file_opened(path: str) -> tuple[int, int] | None:
     """Record that this process is about to hold a SQLite connection on the file at ``path``;
     call before connecting, and give the result to :func:`sqlite_file_closed` after closing."""
@@ -104,6 +109,19 @@ def sqlite_file_closed(file_id: tuple[int, int] | None) -> None:
             _sqlite_files[file_id] = left
         else:
             _sqlite_files.pop(file_id, None)
+
+
+def check_unmoved(path: str, file_id: tuple[int, int] | None) -> None:
+    """Raise StoreNotFoundError when ``path`` no longer names the file that was opened as
+    ``file_id`` (deleted or replaced while open). Writes check this once the write lock is
+    held: a write into a deleted file would be acknowledged and then vanish with it."""
+    if file_id is not None and _file_id(path) != file_id:
+        from prontodb.errors import StoreNotFoundError
+
+        raise StoreNotFoundError(
+            f"{path}: the store was deleted or replaced while it was open; nothing was "
+            "written (open it again)"
+        )
 
 
 def read_head(path: str, size: int) -> bytes:

@@ -359,6 +359,7 @@ class DiskcacheBackend(Backend):
         except _ENGINE_ERRORS as exc:
             raise self._translate(exc) from exc
         self._disk: _RawDisk = self._cache.disk
+        self._file_id = backends.identity(os.path.join(path, DBNAME))  # see check_unmoved
 
     @staticmethod
     def _prepare(path: str, create: bool) -> None:
@@ -488,6 +489,7 @@ class DiskcacheBackend(Backend):
     def _set_alone(self, key: bytes, value: bytes) -> None:
         """``Cache.set`` in its own transaction: the fast path for an inline value, which
         writes no file that a failure would have to clean up."""
+        backends.check_unmoved(os.path.join(self.path, DBNAME), self._file_id)
         deadline = time.monotonic() + BUSY_TIMEOUT_S
         delay = 0.001
         while True:
@@ -580,6 +582,11 @@ class DiskcacheBackend(Backend):
                 self._depth -= 1
             return
         outer = self._lock()
+        try:
+            backends.check_unmoved(os.path.join(self.path, DBNAME), self._file_id)
+        except BaseException as exc:
+            self._abort(outer, exc)
+            raise
         self._disk.begin()
         self._depth = 1
         try:

@@ -38,7 +38,7 @@ from operator import itemgetter
 from typing import Any
 
 import lmdb
-from prontodb.backends import LMDB_MAGIC
+from prontodb.backends import LMDB_MAGIC, check_unmoved
 from prontodb.backends.base import DURABILITIES, Backend
 
 from prontodb.errors import (
@@ -60,6 +60,8 @@ SCAN_PAGE = 1000
 _GROW_AHEAD = 0.5
 
 _FULL_CODES = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+#: An I/O error on a file system with less room than this is reported as a full disk.
+_FULL_BELOW = 16 << 20
 _READONLY_CODES = (errno.EACCES, errno.EPERM, errno.EROFS)
 _CORRUPT = tuple(
     getattr(lmdb, name)
@@ -81,6 +83,9 @@ def translate(exc: BaseException, path: str) -> BackendError:
     code = getattr(exc, "code", None) or getattr(exc, "errno", None)
     if isinstance(exc, lmdb.MapFullError | lmdb.DiskError) or code in _FULL_CODES:
         return StorageFullError(f"{path}: no space left for the store ({exc})")
+    if code == errno.EIO and _disk_full(path):
+        # LMDB turns a short write (the file system ran out of space mid-commit) into EIO.
+        return StorageFullError(f"{path}: no space left for the store: the disk is full ({exc})")
     if isinstance(exc, lmdb.ReadersFullError | lmdb.LockError) or code == errno.EBUSY:
         return StoreBusyError(f"{path}: store is busy ({exc})")
     if isinstance(exc, lmdb.ReadonlyError) or code in _READONLY_CODES:
@@ -90,6 +95,15 @@ def translate(exc: BaseException, path: str) -> BackendError:
     if isinstance(exc, lmdb.BadValsizeError):
         return BackendError(f"{path}: LMDB keys must be 1 to 511 bytes long ({exc})")
     return BackendError(f"{path}: {exc}")
+
+
+def _disk_full(path: str) -> bool:
+    """True when the file system holding ``path`` has (almost) no room left."""
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _FULL_BELOW
 
 
 def create_private_file(path: str) -> bool:
@@ -335,12 +349,16 @@ def _open_env(path: str, durability: str) -> _SharedEnv:
             raise error from exc
         readonly = True
     try:
+        _check_not_truncated(env, path)
         if env.info()["map_size"] < INITIAL_MAP_SIZE and not readonly:
             env.set_mapsize(INITIAL_MAP_SIZE)
         env.reader_check()
     except lmdb.Error as exc:
         env.close()
         raise translate(exc, path) from exc
+    except BaseException:
+        env.close()
+        raise
     file_id = _file_id(path)
     assert file_id is not None
     return _SharedEnv(env, file_id, metasync=durability == "full", readonly=readonly)
@@ -354,6 +372,17 @@ def _lmdb_open(path: str, options: dict[str, Any]) -> Any:
             raise
         # py-lmdb before 3.0 has one engine (0.9) and no lib_version argument.
         return lmdb.open(path, **{k: v for k, v in options.items() if k != "lib_version"})
+
+
+def _check_not_truncated(env: Any, path: str) -> None:
+    """Refuse a data file shorter than the pages its meta page says are in use: LMDB maps the
+    file, and touching a page past its end kills the process with SIGBUS."""
+    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    size = os.path.getsize(path)
+    if size < needed:
+        raise CorruptStoreError(
+            f"{path}: store file is damaged: truncated to {size} bytes, its pages need {needed}"
+        )
 
 
 def _explain_open_error(error: BackendError, exc: lmdb.Error, path: str) -> BackendError:
@@ -374,6 +403,7 @@ class LmdbBackend(Backend):
     extensions = (".lmdb", ".mdb")
 
     def __init__(self, path: str, *, durability: str = "normal", create: bool = True) -> None:
+        path = os.path.realpath(path)  # one lock file per data file, however it is reached
         super().__init__(path, durability=durability, create=create)
         if durability not in DURABILITIES:
             raise ConfigError(f"unknown durability {durability!r} (known: normal, full)")
@@ -590,6 +620,11 @@ class LmdbBackend(Backend):
         try:
             self._grow_ahead()
             self._start_txn()
+            try:
+                check_unmoved(self.path, shared.file_id)
+            except BaseException:
+                self._end_txn()
+                raise
             self._txn_id = self._txn.id()
             self._log = []
             self._broken = None

@@ -98,7 +98,9 @@ class SqliteBackend(Backend):
 
     def _setup(self) -> None:
         conn = self._conn
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
         if tables and "kv" not in tables:
             # Someone else's SQLite database: never add our table to it.
             raise CorruptStoreError(
@@ -154,6 +156,7 @@ class SqliteBackend(Backend):
         # busy timeout) and commits with the same synchronous setting, so it is as safe as
         # BEGIN IMMEDIATE / INSERT / COMMIT in one statement instead of three. A busy failure
         # changed nothing and is retried like BEGIN IMMEDIATE is.
+        backends.check_unmoved(self.path, self._file_id)
         conn = self._conn
         try:
             conn.execute(_UPSERT, (key, value))
@@ -171,7 +174,7 @@ class SqliteBackend(Backend):
     def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         # Counted by a C-level iterator on the way through: no Python step per pair.
         counter = itertools.count()
-        pairs = map(itemgetter(0), zip(items, counter))
+        pairs = map(itemgetter(0), zip(items, counter, strict=False))
         with self.transaction():
             try:
                 self._conn.executemany(_UPSERT, pairs)
@@ -228,6 +231,11 @@ class SqliteBackend(Backend):
             self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
         except sqlite3.Error as exc:
             raise translate(exc, self.path) from exc
+        try:
+            backends.check_unmoved(self.path, self._file_id)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         self._depth = 1
         try:
             yield

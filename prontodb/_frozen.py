@@ -14,6 +14,12 @@ from operator import attrgetter
 from typing import Any, ClassVar
 
 
+def slot_setters(cls: type) -> tuple[Any, ...]:
+    """The ``__set__`` of each slot of ``cls``: the fastest way for ``__init__`` to set a field
+    (about twice as fast as ``object.__setattr__``)."""
+    return tuple(cls.__dict__[name].__set__ for name in cls.__dict__["__slots__"])
+
+
 def _frozen_error(message: str) -> AttributeError:
     from dataclasses import FrozenInstanceError  # only on the error path
 
@@ -21,15 +27,21 @@ def _frozen_error(message: str) -> AttributeError:
 
 
 class Frozen:
-    """Base of a frozen value class whose ``__slots__`` are its fields, in order."""
+    """Base of a frozen value class whose ``__slots__`` (two or more) are its fields, in order.
+
+    Its ``__init__`` sets each field once through :func:`slot_setters` (the frozen
+    ``__setattr__`` refuses every assignment)."""
 
     __slots__ = ()
     _fields: ClassVar[Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._fields = attrgetter(*cls.__slots__)
-        cls.__match_args__ = tuple(cls.__slots__)
+        slots = cls.__dict__.get("__slots__", ())
+        if slots:  # a subclass of a value class (adding no fields) keeps its parent's
+            first, *rest = slots  # two or more, so that _fields gives a tuple
+            cls._fields = attrgetter(first, *rest)
+            setattr(cls, "__match_args__", (first, *rest))  # noqa: B010 - mypy: a class var
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is self.__class__:
@@ -40,7 +52,8 @@ class Frozen:
         return hash(self._fields(self))
 
     def __repr__(self) -> str:
-        values = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        names: tuple[str, ...] = self.__slots__  # type: ignore[assignment]
+        values = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
         return f"{type(self).__qualname__}({values})"
 
     def __setattr__(self, name: str, value: object) -> None:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from itertools import repeat
 
-from prontodb._frozen import Frozen
+from prontodb._frozen import Frozen, slot_setters
 from prontodb.errors import InvalidAddressError
 
 #: Delimiters a user may choose with ``--ns-delim``; ``.`` is the default.
@@ -59,8 +59,9 @@ def all_plain(texts: Sequence[object], delim: str = DEFAULT_DELIM) -> bool:
     pattern = _PLAIN.get(delim) or _plain_pattern(delim)
     if pattern is None or not texts or set(map(type, texts)) != {str}:
         return False
-    return all(map(pattern.fullmatch, texts)) and not any(  # type: ignore[arg-type]
-        map(operator.contains, texts, repeat(CONTEXT_SEP))
+    strings: Sequence[str] = texts  # type: ignore[assignment]  # all str, checked above
+    return all(map(pattern.fullmatch, strings)) and not any(
+        map(operator.contains, strings, repeat(CONTEXT_SEP))
     )
 
 
@@ -76,11 +77,10 @@ class Address(Frozen):
     context: str | None
 
     def __init__(self, project: str, namespace: str, key: str, context: str | None = None) -> None:
-        init = object.__setattr__
-        init(self, "project", project)
-        init(self, "namespace", namespace)
-        init(self, "key", key)
-        init(self, "context", context)
+        _set_project(self, project)
+        _set_namespace(self, namespace)
+        _set_key(self, key)
+        _set_context(self, context)
 
     def __lt__(self, other: object) -> bool:
         if other.__class__ is self.__class__:
@@ -123,6 +123,9 @@ class Address(Frozen):
 
     def __str__(self) -> str:
         return self.format()
+
+
+_set_project, _set_namespace, _set_key, _set_context = slot_setters(Address)
 
 
 def check_delim(delim: str) -> str:

@@ -30,7 +30,10 @@ def open_backend(
         engine = backends.backend_class("memory")(path, durability=durability, create=create)
         check_store_format(engine, writable=create)
         return engine
-    path = os.path.abspath(os.path.expanduser(path))
+    # A symlinked store is followed to its target, and every file of the store is found and
+    # checked there: LMDB would otherwise put a second lock file next to the link, and two
+    # lock tables on one data file let writers corrupt it.
+    path = os.path.realpath(os.path.expanduser(path))
     exists = os.path.exists(path)
     if not exists and not create:
         raise StoreNotFoundError(f"no store at {path}")

@@ -436,7 +436,9 @@ def _write_stream(
             ttl = left
             sink.write(f"meta:ttl={'none' if left is None else left};\n")
         # One outer pair of quotes is always removed by the reader, whatever the value holds.
-        sink.write(f'{name}="{value.decode()}";\n')
+        # A bare `ns=` token switches namespace, so a key named ns is written prefixed.
+        left_side = f"{project}.{ns}:{name}" if name == "ns" else name
+        sink.write(f'{left_side}="{value.decode()}";\n')
         count += 1
     sink.flush()
     return count

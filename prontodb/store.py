@@ -10,14 +10,14 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from fnmatch import fnmatchcase
 from itertools import chain, compress, islice, repeat
 from operator import itemgetter
 
 from prontodb import keyspace, record
-from prontodb._frozen import Frozen
+from prontodb._frozen import Frozen, slot_setters
 from prontodb.address import (
     DEFAULT_DELIM,
     Address,
@@ -64,10 +64,9 @@ class Entry(Frozen):
     expires_at: float | None
 
     def __init__(self, address: Address, value: bytes, expires_at: float | None) -> None:
-        init = object.__setattr__
-        init(self, "address", address)
-        init(self, "value", value)
-        init(self, "expires_at", expires_at)
+        _set_address(self, address)
+        _set_value(self, value)
+        _set_expires_at(self, expires_at)
 
 
 class CopyResult(Frozen):
@@ -80,10 +79,13 @@ class CopyResult(Frozen):
     removed_source: bool
 
     def __init__(self, source: Address, destination: Address, removed_source: bool) -> None:
-        init = object.__setattr__
-        init(self, "source", source)
-        init(self, "destination", destination)
-        init(self, "removed_source", removed_source)
+        _set_source(self, source)
+        _set_destination(self, destination)
+        _set_removed_source(self, removed_source)
+
+
+_set_address, _set_value, _set_expires_at = slot_setters(Entry)
+_set_source, _set_destination, _set_removed_source = slot_setters(CopyResult)
 
 
 def to_bytes(value: Value) -> bytes:
@@ -101,7 +103,7 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
-def _all_pairs(items: list[object]) -> bool:
+def _all_pairs(items: Sequence[object]) -> bool:
     """True when every item is a sized pair (checked in bulk)."""
     try:
         return set(map(len, items)) == {2}  # type: ignore[arg-type]
@@ -284,6 +286,7 @@ class Store:
             return
         with backend.transaction():
             now = self.clock()
+            deadline: int | None
             if seconds is not None:
                 deadline = _ms(now + seconds)
             elif keep_ttl and (old := self._live(backend.get(key), now)) is not None:
@@ -436,7 +439,7 @@ class Store:
                     envelopes = map(next(iter(headers.values())).__add__, data)
                 else:
                     envelopes = map(bytes.__add__, map(headers.__getitem__, heads), data)
-            backend.put_many(zip(keys, envelopes))
+            backend.put_many(zip(keys, envelopes, strict=True))
         return len(keys)
 
     def write_entries(
@@ -459,6 +462,7 @@ class Store:
             now = self.clock()
 
             def rows() -> Iterator[tuple[bytes, bytes]]:
+                pack = record.pack
                 for addr, data, when in entries:
                     if not validated:
                         self._check_size(data)
@@ -472,7 +476,11 @@ class Store:
                             defaults[ns] = self._namespace_ttl(*ns)
                         default = defaults[ns]
                         deadline = None if default is None else _ms(now + default)
-                    yield keyspace.entry_key(layer, addr), record.pack(data, deadline)
+                    # keyspace.entry_key and record.pack, inline: this runs once per entry
+                    a = addr
+                    name = f"{a.project}\x00{a.namespace}\x00{a.key}\x00{a.context or ''}"
+                    envelope = _NO_DEADLINE + data if deadline is None else pack(data, deadline)
+                    yield layer + name.encode(), envelope
 
             return backend.put_many(rows())
 
@@ -551,7 +559,7 @@ class Store:
         """Ascending (relative address, bytes) pairs of live entries (see :meth:`entries`)."""
         value = itemgetter(slice(HEADER_SIZE, None))
         for names, envelopes in self._live_chunks(scope, pattern):
-            yield from zip(names, map(value, envelopes))
+            yield from zip(names, map(value, envelopes), strict=True)
 
     def _live_chunks(
         self, scope: str | None, pattern: str | None

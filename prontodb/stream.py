@@ -8,12 +8,13 @@ mean (DESIGN §9): the target namespace and how ``meta:path``/``ns=``/``P.N:`` m
 :class:`Plan`; :func:`apply` writes a plan in one transaction through
 :meth:`~prontodb.store.Store.write_batches`. Nothing is written unless every token is valid.
 
-Speed and memory. The input is cut at ``;`` into blocks of about 64 KiB. Inside a block, a run of
-*plain* data tokens (``key=value`` to the current target, the key without ``__``) is validated by
-one compiled regex and kept as the run's bytes; keys and values are only pulled out of it again
-by :func:`apply`, while the store writes them. Every other token (directives, prefixed or
-``__ctx`` keys, anything malformed) goes through the tokenizer and the state rules one by one,
-and errors are always reported by that path. A plan so holds about one copy of the input.
+Speed and memory. The input is cut at ``;`` into blocks of about 64 KiB. A block made only of
+plain data tokens (``key=value;`` to the current target: no prefix, no ``__``, no quotes, no
+``=`` in the value) is checked by one compiled regex and kept as its bytes; :func:`apply` turns
+it into the backend's (key, envelope) pairs with two ``replace`` and one ``split``, so the work
+per token is done in C. Other blocks are taken apart into runs of plain tokens (also checked by
+a regex) and single tokens, which go through the tokenizer and the state rules one by one; an
+error is always reported by that path. A plan holds about one copy of the input.
 """
 
 from __future__ import annotations
@@ -65,15 +66,14 @@ _EQ_TO_SEP = bytes.maketrans(b"=", keyspace.SEP)
 _RUN_NAMES = re.compile(_LEAD + rb"([^\x00;]*\x00)[^;]*;")
 _RUN_VALUES = re.compile(rb"[^=;]*=([^;]*);")
 _RUN_QUOTED = re.compile(_LEAD + rb"([^=;]*)=(?:([\"'])([^;]*)\2|([^;]*));")
-# The quicker check of a whole block of plain tokens whose values hold no '=' (see _split_block).
-# Two searches: each has a fixed first character, which the regex engine scans for quickly.
-_VALUE_START = re.compile(rb"=[" + _WS + rb"\"']")
-_VALUE_END = re.compile(rb"[" + _WS + rb"];")
-_NAME_LIST = re.compile(
-    rb"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}\x00(?:;[A-Za-z0-9_][A-Za-z0-9_-]{0,127}\x00)*"
-)
-_NS_NAME = b"ns" + keyspace.SEP
-
+# A whole block of plain tokens whose values hold no '=': it splits into names and values (a
+# SPLIT part). A value here does not start with a quote and does not start or end with
+# whitespace; the keys are checked for '__' apart (see _plain_block).
+_SPLIT_VALUE = rb"(?:[^=;" + _WS + rb"\"'](?:[^=;]*[^=;" + _WS + rb"])?)?"
+_SPLIT_KEY = rb"(?!ns=)[A-Za-z0-9_][A-Za-z0-9_-]{0,127}="
+_SPLIT_BLOCK = re.compile(rb"(?:" + _SPLIT_KEY + _SPLIT_VALUE + rb";)+")
+_SPLIT_BLOCK_SPACED = re.compile(rb"(?:" + _LEAD + _SPLIT_KEY + _SPLIT_VALUE + rb";)+")
+_DUNDER_KEY = re.compile(rb"(?:^|;)[^=;]*__")
 _SPACE_AFTER_SEP = re.compile(rb";[" + _WS + rb"]+")
 _EQ_AS_SPLIT = keyspace.SEP + b";"  # '=' becomes the end of the name, then a split point
 
@@ -308,12 +308,11 @@ def _blocks(chunks: Iterable[str] | Iterable[bytes]) -> Iterator[tuple[bytes | s
 
 
 def _split(run: bytes, strip: bool) -> tuple[list[bytes], list[bytes]] | None:
-    """Names and values of ``run`` by splitting, when that is possible: the run holds no NUL
-    and exactly one ``=`` per ``;``. Every ``=`` becomes ``NUL;`` and one split at ``;`` gives
-    name, value, name, value ... (whether that is well formed is for the caller to know or
-    check). ``strip`` removes whitespace before the names (``lstrip()`` strips exactly the
-    grammar's whitespace)."""
-    if keyspace.SEP in run or run.count(b"=") != run.count(b";"):
+    """Names and values of a validated run of plain tokens by splitting, when no value holds
+    ``=`` (as many ``=`` as ``;``): every ``=`` becomes ``NUL;`` and one split at ``;`` gives
+    name, value, name, value ... ``strip`` removes whitespace before the names (``lstrip()``
+    strips exactly the grammar's whitespace)."""
+    if run.count(b"=") != run.count(b";"):
         return None
     parts = run.replace(b"=", keyspace.SEP + b";").split(b";")
     names = parts[0:-1:2]
@@ -322,32 +321,18 @@ def _split(run: bytes, strip: bool) -> tuple[list[bytes], list[bytes]] | None:
     return names, parts[1::2]
 
 
-def _split_block(block: bytes) -> tuple[bytes, list[bytes]] | None:
-    """``(block, values)`` when ``block`` (ending with ``;``) holds only plain data tokens whose
-    values hold no ``=``, the block returned without any whitespace before its keys (a SPLIT
-    part); None when the general path must decide.
-
-    Sound because, with no NUL in the input and as many ``=`` as ``;``, names (the pieces of
-    the split at even places) that all end in the NUL of a replaced ``=`` force ``=`` and ``;``
-    to alternate: each token is exactly ``key=value``. The rest is checked on the names (the
-    key rule, no ``__``, not ``ns``) and on the edges of the values (no whitespace after ``=``
-    or before ``;``, no opening quote)."""
-    if _VALUE_START.search(block) or _VALUE_END.search(block):
-        return None
-    found = _split(block, strip=False)
-    if found is None:
-        return None
-    names, values = found
-    joined = b";".join(names)  # ';' keeps the names apart: none can hold one
-    if _NAME_LIST.fullmatch(joined) is None:
-        joined = b";".join(map(bytes.lstrip, names))
-        if _NAME_LIST.fullmatch(joined) is None:
+def _plain_block(block: bytes) -> bytes | None:
+    """``block`` (ending with ``;``) as a SPLIT part when it holds only plain data tokens whose
+    values hold no ``=`` — without whitespace before its keys —, else None (then the general
+    path decides)."""
+    if _SPLIT_BLOCK.fullmatch(block) is None:
+        if _SPLIT_BLOCK_SPACED.fullmatch(block) is None:
             return None
-        # whitespace before a key can only follow a ';' (or start the block): drop it
+        # whitespace before a key can only start the block or follow a ';': drop it
         block = _SPACE_AFTER_SEP.sub(b";", block.lstrip())
-    if b"__" in joined or joined.startswith(_NS_NAME) or b";" + _NS_NAME in joined:
+    if b"__" in block and _DUNDER_KEY.search(block):
         return None
-    return block, values
+    return block
 
 
 def _pairs(
@@ -477,14 +462,14 @@ class _Planner:
         plan_ = self.result
         target = self.target
         if target is not None:
-            found = _split_block(data)
-            if found is not None and (
-                len(data) <= self.max_value_bytes or max(map(len, found[1])) <= self.max_value_bytes
+            block = _plain_block(data)
+            if block is not None and (
+                len(block) <= self.max_value_bytes or self._fits(SPLIT, block)
             ):
-                count = len(found[1])
+                count = block.count(b";")
                 plan_.tokens += count
                 plan_.counts[target] = plan_.counts.get(target, 0) + count
-                self._batch(target).parts.append((SPLIT, found[0]))
+                self._batch(target).parts.append((SPLIT, block))
                 return
         ascii_ = len(data) == len(text)
         i, end = 0, len(data)

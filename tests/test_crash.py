@@ -44,7 +44,7 @@ def _ctx():
     global _context
     if _context is None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["tests._crashworker"])
+        ctx.set_forkserver_preload(["tests._crashworker", "pytest"])
         _context = ctx
     return _context
 
@@ -220,14 +220,14 @@ def test_killed_single_sets_keep_every_acknowledged_write(path, file_backend_nam
                 assert store.get(f"s.r{run}.k{i}") == f"value-{run}-{i}".encode()
 
     kills = Kills("single sets", file_backend_name, path)
-    kills.run(worker.single_sets, lambda run: (path, run), verify, window=0.05)
+    kills.run(worker.single_sets, lambda run: (path, run), verify, window=0.03)
 
 
 # -- multi-entry operations: all or nothing ----------------------------------------------------
 
 
 def test_killed_set_many_is_all_or_nothing(path, file_backend_name):
-    size = 3000
+    size = 1500
 
     def verify(run, outcome):
         found = count(path, f"m.r{run}")
@@ -239,7 +239,7 @@ def test_killed_set_many_is_all_or_nothing(path, file_backend_name):
 
 
 def test_killed_stream_is_all_or_nothing(path, file_backend_name):
-    size = 3000
+    size = 1500
 
     def verify(run, outcome):
         found = count(path, f"t.r{run}")
@@ -251,7 +251,7 @@ def test_killed_stream_is_all_or_nothing(path, file_backend_name):
 
 
 def test_killed_import_is_all_or_nothing_and_leaves_no_spool(path, file_backend_name, tmp_path):
-    size = 2000
+    size = 1000
     folder = tmp_path / "exports"
     folder.mkdir()
     before = sorted(os.listdir(os.path.dirname(path)))
@@ -267,7 +267,7 @@ def test_killed_import_is_all_or_nothing_and_leaves_no_spool(path, file_backend_
 
 
 def test_killed_gc_never_touches_live_entries(path, file_backend_name):
-    expired, live = 2500, 200
+    expired, live = 1200, 100
     prefix = keyspace.layer_prefix("default", None)
 
     def verify(run, outcome):
@@ -286,7 +286,7 @@ def test_killed_gc_never_touches_live_entries(path, file_backend_name):
 
 def test_killed_restore_leaves_the_old_or_the_new_data(path, file_backend_name, tmp_path, home):
     archives, signatures = {}, {}
-    for project, size in (("a", 1500), ("b", 2200)):
+    for project, size in (("a", 800), ("b", 1200)):
         source = str(tmp_path / f"source-{project}.sqlite")
         with prontodb.open(source) as store:
             store.set_many([(f"{project}.n.k{j}", f"v{j}") for j in range(size)])
@@ -317,8 +317,8 @@ def test_killed_migrate_leaves_the_cursor_on_a_complete_store(tmp_path, home, fi
     source = str(tmp_path / "cursors" / f"work{EXTENSIONS[file_backend_name]}")
     original = cursors.define("default", "work", source, backend=file_backend_name, env=home)
     with prontodb.open(source) as store:
-        store.set_many([(f"p.n.k{j}", f"v{j}") for j in range(2000)])
-        store.layer(user="other", meta="m").set_many([(f"q.n.k{j}", "x") for j in range(300)])
+        store.set_many([(f"p.n.k{j}", f"v{j}") for j in range(1000)])
+        store.layer(user="other", meta="m").set_many([(f"q.n.k{j}", "x") for j in range(200)])
         store.create_cache("p.c", 60)
     signature = layers_signature(source)
     new_path = portable.migrate_path(source, target)

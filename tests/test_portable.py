@@ -880,3 +880,16 @@ def test_backup_under_a_locked_context_holds_only_the_locked_layers(home, tmp_pa
     assert b"bob" in data
     assert b"alice-secret" not in data
     assert b"bob-plain" not in data
+
+
+def test_stream_export_of_a_key_named_ns_round_trips(tmp_path):
+    from prontodb import portable, stream
+
+    path = str(tmp_path / "out.stream")
+    with prontodb.open(str(tmp_path / "a.sqlite")) as a:
+        a.set("p.n.ns", b"value")
+        a.set("p.n.other", b"x")
+        portable.export_file(a, path, format="stream")
+    with prontodb.open(str(tmp_path / "b.sqlite")) as b:
+        stream.load(b, open(path, "rb").read())
+        assert dict(b.scan("p.n")) == {"ns": b"value", "other": b"x"}

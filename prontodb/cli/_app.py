@@ -190,6 +190,9 @@ class ProntoGroup(click.Group):
 def run(group: click.Group, args: list[str], prog_name: str, **extra: Any) -> int:
     """Run the CLI and turn every outcome into an exit code (never a traceback for an
     expected failure)."""
+    from prontodb.cli._session import OPENED
+
+    OPENED.clear()
     try:
         try:
             click.Group.main(group, args, prog_name=prog_name, standalone_mode=False, **extra)
@@ -219,7 +222,7 @@ def run(group: click.Group, args: list[str], prog_name: str, **extra: Any) -> in
         click.echo(str(exc), err=True)
         return EXIT_MISS
     except ProntoError as exc:
-        click.echo(f"error: {one_line(str(exc))}", err=True)
+        click.echo(f"error: {one_line(_with_store(exc))}", err=True)
         return EXIT_ERROR
     except BrokenPipeError:
         _silence_stdout()
@@ -229,6 +232,18 @@ def run(group: click.Group, args: list[str], prog_name: str, **extra: Any) -> in
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         return report_unexpected(exc)
+
+
+def _with_store(exc: ProntoError) -> str:
+    """The message of ``exc``; a damaged entry (whose message cannot know where it lives) is
+    reported with the store it was read from."""
+    from prontodb.cli._session import OPENED
+    from prontodb.errors import CorruptStoreError
+
+    text = str(exc)
+    if isinstance(exc, CorruptStoreError) and OPENED and not any(p in text for p in OPENED):
+        text = f"{OPENED[-1]}: {text} (check it with: prontodb doctor)"
+    return text
 
 
 def one_line(text: str) -> str:

@@ -6,8 +6,12 @@ context's parsed parameters. Any failure completes nothing rather than printing 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
-from click.shell_completion import CompletionItem
+
+if TYPE_CHECKING:  # imported when completing, not on every start-up
+    from click.shell_completion import CompletionItem
 
 
 def _session_from(ctx: click.Context):  # type: ignore[no-untyped-def]
@@ -31,6 +35,8 @@ def complete_address(
 ) -> list[CompletionItem]:
     """Stored addresses (full form) that start with what has been typed."""
     try:
+        from click.shell_completion import CompletionItem
+
         session = _session_from(ctx)
         store = session.open(write=False)
         try:
@@ -53,6 +59,8 @@ def complete_cursor(
 ) -> list[CompletionItem]:
     """Cursor names of the selected user that start with what has been typed."""
     try:
+        from click.shell_completion import CompletionItem
+
         from prontodb import cursor
 
         session = _session_from(ctx)

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from prontodb.store import Store
 
 
+#: Paths of the stores opened by the running invocation, for error messages that lack one.
+OPENED: list[str] = []
+
+
 class Session:
     """Global options of one invocation and the store they select."""
 
@@ -104,6 +108,7 @@ class Session:
             backend.close()
             raise
         self._stores.append(store)
+        OPENED.append(backend.path)
         return store
 
     def target_for(self, cursor_name: str | None) -> Target:

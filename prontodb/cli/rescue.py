@@ -140,8 +140,12 @@ def describe(exc: BaseException, address: str | None) -> str:
     """The real reason content could not be stored, as the start of a sentence. Unexpected
     exceptions are logged (with the traceback under PRONTO_DEBUG=1)."""
     message = one_line(str(exc))
-    if isinstance(exc, InvalidAddressError) and message.startswith("invalid address"):
-        return f"Invalid address '{address}'" if address is not None else "No address given"
+    if (
+        isinstance(exc, InvalidAddressError)
+        and message.startswith("invalid address")
+        and address is not None
+    ):
+        return f"Invalid address '{address}'"
     if isinstance(exc, UsageError) and address is None and "ADDRESS" in message:
         return "No address given"
     if isinstance(exc, ValueTooLargeError):
