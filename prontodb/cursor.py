@@ -149,16 +149,24 @@ def _locked(user: str, env: Mapping[str, str] | None = None) -> Iterator[None]:
         os.close(fd)
 
 
-def _spec(name: str, raw: object) -> CursorSpec:
+def _spec(name: str, raw: object, where: str = CURSORS_FILE) -> CursorSpec:
+    """The cursor ``name`` read from the cursor file ``where`` (named in errors)."""
+    damaged = f"cursor {name!r} in {where} is damaged"
     try:
         if not isinstance(raw, dict):
             raise TypeError("not an object")
         spec = CursorSpec(name=name, **raw)
     except TypeError as exc:
-        raise ConfigError(f"cursor {name!r} is damaged: {exc}") from exc
+        raise ConfigError(f"{damaged}: {exc}") from exc
+    for key in ("path", "backend", "durability", "meta", "project", "namespace"):
+        value = getattr(spec, key)
+        if not (isinstance(value, str) and value) and not (
+            value is None and key in ("meta", "project", "namespace")
+        ):
+            raise ConfigError(f"{damaged}: {key} is {value!r}")
     if spec.backend not in BACKENDS or spec.durability not in DURABILITIES:
         raise ConfigError(
-            f"cursor {name!r} is damaged: backend {spec.backend!r}, durability "
+            f"{damaged}: backend {spec.backend!r}, durability "
             f"{spec.durability!r} (see: prontodb cursor set {name} --help)"
         )
     return spec
@@ -198,7 +206,7 @@ def load(user: str, name: str, env: Mapping[str, str] | None = None) -> CursorSp
     raw = _read(user, env)["cursors"].get(name)
     if raw is None:
         raise _unknown(user, name)
-    return _spec(name, raw)
+    return _spec(name, raw, _file(user, env))
 
 
 def _unknown(user: str, name: str) -> ConfigError:
@@ -213,7 +221,7 @@ def exists(user: str, name: str, env: Mapping[str, str] | None = None) -> bool:
 def list_cursors(user: str, env: Mapping[str, str] | None = None) -> list[CursorSpec]:
     """Every cursor of ``user``, ordered by name."""
     data = _read(user, env)
-    return [_spec(n, raw) for n, raw in sorted(data["cursors"].items())]
+    return [_spec(n, raw, _file(user, env)) for n, raw in sorted(data["cursors"].items())]
 
 
 def save(user: str, spec: CursorSpec, env: Mapping[str, str] | None = None) -> None:
@@ -298,7 +306,8 @@ def define(
         raise UsageError("PATH is empty")
     with _locked(user, env):
         data = _read(user, env)
-        old = _spec(name, data["cursors"][name]) if name in data["cursors"] else None
+        cursors = data["cursors"]
+        old = _spec(name, cursors[name], _file(user, env)) if name in cursors else None
         if path is not None:
             where = os.path.abspath(os.path.expanduser(path))
             engine = _choose_backend(where, backend, old.backend if old else None)
@@ -369,9 +378,11 @@ def delete(
         data = _read(user, env)
         if name not in data["cursors"]:
             raise _unknown(user, name)
-        spec = _spec(name, data["cursors"][name])
+        where = _file(user, env)
+        spec = _spec(name, data["cursors"][name], where)
         if purge:
-            _check_purgeable(spec, [_spec(n, r) for n, r in data["cursors"].items() if n != name])
+            others = [_spec(n, r, where) for n, r in data["cursors"].items() if n != name]
+            _check_purgeable(spec, others)
         del data["cursors"][name]
         if data.get("selected") == name:
             data["selected"] = None

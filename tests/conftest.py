@@ -6,8 +6,8 @@ import os
 import uuid
 
 import pytest
-from prontodb.backends import REGISTRY, backend_class
 
+from prontodb.backends import REGISTRY, backend_class
 from prontodb.clock import FakeClock
 
 ALL_BACKENDS = ("sqlite", "lmdb", "diskcache", "memory")
@@ -15,10 +15,24 @@ FILE_BACKENDS = ("sqlite", "lmdb", "diskcache")
 EXTENSIONS = {"sqlite": ".sqlite", "lmdb": ".lmdb", "diskcache": ".diskcache", "memory": ""}
 
 
-def pytest_collection_modifyitems(config, items):  # noqa: ARG001
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run the long soak tests marked slow (see docs/reliability.md)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
     # CI must never silently skip a backend: every registered engine is in the matrix.
     missing = set(REGISTRY) - set(ALL_BACKENDS)
     assert not missing, f"backends registered but not tested: {missing}"
+    if not config.getoption("--run-slow"):
+        skip = pytest.mark.skip(reason="long soak test: run with --run-slow")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(skip)
 
 
 def store_path(tmp_path, name: str) -> str:

@@ -44,7 +44,9 @@ path, wid, stop, acks = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 out = open(acks, "w")  # a file, not a pipe: a full pipe would stall the writer
 store = prontodb.open(path)
 i = 0
-while i < MIN_OPS or not os.path.exists(stop):
+begun = time.time()
+# At least two short TTLs long, so that sweeps meet expired entries while everyone writes.
+while i < MIN_OPS or time.time() < begun + 2 * TTL + 0.5 or not os.path.exists(stop):
     kind = i % 6
     value = f"w{wid}-{i}-" + "x" * (i % 50)
     if kind == 0:
@@ -85,15 +87,15 @@ def _cli(env, path, *args):
 class CliSlot(threading.Thread):
     """Runs CLI commands one after another; records acknowledged writes and every failure."""
 
-    def __init__(self, env, path, slot):
+    def __init__(self, env, path, slot, runs=CLI_RUNS_PER_SLOT):
         super().__init__(daemon=True)
-        self.env, self.path, self.slot = env, path, slot
+        self.env, self.path, self.slot, self.total = env, path, slot, runs
         self.acks: list[dict] = []
         self.failures: list[str] = []
         self.runs = 0
 
     def run(self):
-        for i in range(CLI_RUNS_PER_SLOT):
+        for i in range(self.total):
             kind = i % 4
             name = f"c{self.slot}_{i}"
             value = f"cli-{self.slot}-{i}"
@@ -121,6 +123,18 @@ class CliSlot(threading.Thread):
 
 @pytest.mark.parametrize("backend_name", FILE_BACKENDS)
 def test_eight_processes_lose_nothing_and_never_report_busy(home, tmp_path, backend_name):
+    hammer(home, tmp_path, backend_name, CLI_SLOTS, CLI_RUNS_PER_SLOT, LIBRARY_WRITERS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend_name", FILE_BACKENDS)
+def test_soak_sixteen_processes(home, tmp_path, backend_name):
+    hammer(home, tmp_path, backend_name, cli_slots=8, runs=40, library_writers=8)
+
+
+def hammer(home, tmp_path, backend_name, cli_slots, runs, library_writers):
+    """Run ``cli_slots`` CLI slots of ``runs`` commands each and ``library_writers`` library
+    writers on one store at once, then check what they were told against the store."""
     path = str(tmp_path / f"shared{EXTENSIONS[backend_name]}")
     stop = str(tmp_path / "stop")
     assert _cli(home, path, "create-cache", "w.cache", str(SHORT_TTL)).returncode == 0
@@ -132,9 +146,9 @@ def test_eight_processes_lose_nothing_and_never_report_busy(home, tmp_path, back
             env=home,
             stderr=subprocess.PIPE,
         )
-        for w in range(LIBRARY_WRITERS)
+        for w in range(library_writers)
     ]
-    slots = [CliSlot(home, path, s) for s in range(CLI_SLOTS)]
+    slots = [CliSlot(home, path, s, runs) for s in range(cli_slots)]
     for slot in slots:
         slot.start()
     for slot in slots:
@@ -177,8 +191,8 @@ def test_eight_processes_lose_nothing_and_never_report_busy(home, tmp_path, back
     assert lost == [], f"acknowledged writes lost: {lost[:10]}"
     assert short_stored < short_written, "no expired entry was ever swept: the test is idle"
     print(
-        f"\n{backend_name}: {CLI_SLOTS} CLI slots x {CLI_RUNS_PER_SLOT} runs + {LIBRARY_WRITERS} "
-        f"library writers x {library_ops / LIBRARY_WRITERS:.0f} ops; {len(acks)} acknowledged "
+        f"\n{backend_name}: {cli_slots} CLI slots x {runs} runs + {library_writers} "
+        f"library writers x {library_ops / library_writers:.0f} ops; {len(acks)} acknowledged "
         f"writes, {still_live} verified live, {short_written - short_stored} expired swept"
     )
 

@@ -34,7 +34,6 @@ from .conftest import EXTENSIONS, FILE_BACKENDS
 
 #: Kills that must land while the work is under way, per scenario and backend.
 KILLS = 20
-MAX_ATTEMPTS = 3 * KILLS
 FIGURES: dict[str, int] = collections.Counter()
 
 _context = None
@@ -157,7 +156,7 @@ class Kills:
             self.keeper = backend_class("lmdb")(path)
         self.stale_seen = 0
 
-    def run(self, target, args, verify, *, window: float | None = None) -> int:
+    def run(self, target, args, verify, *, window: float | None = None, kills=KILLS) -> int:
         run = 0
         if window is None:  # how long the work takes when left alone
             calibration = run_child(target, *args(run))
@@ -165,9 +164,9 @@ class Kills:
             window = calibration.took
         took = window
         landed = attempts = 0
-        while landed < KILLS:
+        while landed < kills:
             attempts += 1
-            assert attempts <= MAX_ATTEMPTS, f"{self.name}: only {landed} kills landed mid-work"
+            assert attempts <= 3 * kills, f"{self.name}: only {landed} kills landed mid-work"
             run += 1
             outcome = run_child(target, *args(run), kill_after=self.rng.uniform(0, took))
             self._look_for_stale_readers()
@@ -175,8 +174,10 @@ class Kills:
             landed += outcome.killed
         self.finish()
         FIGURES[self.name] = landed
-        print(f"\n{self.name}: {landed} kills mid-work in {attempts} runs, {self.stale_seen} "
-              "stale LMDB readers cleared")
+        print(
+            f"\n{self.name}: {landed} kills mid-work in {attempts} runs, {self.stale_seen} "
+            "stale LMDB readers cleared"
+        )
         return landed
 
     def _look_for_stale_readers(self) -> None:
@@ -290,7 +291,9 @@ def test_killed_restore_leaves_the_old_or_the_new_data(path, file_backend_name, 
         source = str(tmp_path / f"source-{project}.sqlite")
         with prontodb.open(source) as store:
             store.set_many([(f"{project}.n.k{j}", f"v{j}") for j in range(size)])
-            store.layer(user="other").set_many([(f"{project}.o.k{j}", "o") for j in range(size // 3)])
+            store.layer(user="other").set_many(
+                [(f"{project}.o.k{j}", "o") for j in range(size // 3)]
+            )
             store.create_cache(f"{project}.c", 60)
             archives[project] = portable.backup(store, str(tmp_path / f"{project}.tar.gz")).path
         signatures[project] = layers_signature(source)
@@ -307,9 +310,7 @@ def test_killed_restore_leaves_the_old_or_the_new_data(path, file_backend_name, 
                 portable.restore(store, archives[wanted], replace=True)
 
     kills = Kills("restore", file_backend_name, path)
-    kills.run(
-        worker.restore, lambda run: (path, archives["a" if run % 2 == 0 else "b"]), verify
-    )
+    kills.run(worker.restore, lambda run: (path, archives["a" if run % 2 == 0 else "b"]), verify)
 
 
 def test_killed_migrate_leaves_the_cursor_on_a_complete_store(tmp_path, home, file_backend_name):
@@ -347,3 +348,23 @@ def test_killed_migrate_leaves_the_cursor_on_a_complete_store(tmp_path, home, fi
     assert leftovers == []
     assert layers_signature(cursors.load("default", "work", home).path) == signature
     print(f"migrate[{file_backend_name}]: {window_hits} kills between rename and repoint")
+
+
+@pytest.mark.slow
+def test_soak_killed_writers_of_every_kind(path, file_backend_name):
+    """200 kills each of single sets and of set_many (opt-in: --run-slow)."""
+
+    def verify_sets(run, outcome):
+        with reopen(path) as store:
+            for i in outcome.acks:
+                assert store.get(f"s.r{run}.k{i}") == f"value-{run}-{i}".encode()
+
+    def verify_many(run, outcome):
+        assert count(path, f"m.r{run}") in (0, 1500)
+
+    Kills("soak single sets", file_backend_name, path).run(
+        worker.single_sets, lambda run: (path, run), verify_sets, window=0.03, kills=200
+    )
+    Kills("soak set_many", file_backend_name, path).run(
+        worker.set_many, lambda run: (path, run, 1500), verify_many, kills=200
+    )

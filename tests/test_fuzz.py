@@ -16,13 +16,11 @@ The CLI runs in-process (``cli.main(args, standalone_mode=False)`` returns the e
 
 from __future__ import annotations
 
-import base64
 import gzip
 import io
 import json
 import os
 import random
-import sys
 import tarfile
 
 import click
@@ -44,12 +42,14 @@ from prontodb.errors import (
 )
 from prontodb.streamtokens import iter_tokens_from_chunks, tokenize
 
+from ._inprocess import run_cli
+
 CASES: dict[str, int] = {}
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 
-segment = st.text(
-    alphabet="abcXYZ019_-", min_size=1, max_size=12
-).filter(lambda s: not s.startswith("-"))
+segment = st.text(alphabet="abcXYZ019_-", min_size=1, max_size=12).filter(
+    lambda s: not s.startswith("-")
+)
 hostile_text = st.one_of(
     st.text(max_size=60),
     st.text(alphabet=".:/|_-aZ9 \t\n;=\"'*\\", max_size=40),
@@ -65,7 +65,7 @@ def _count(name: str) -> None:
 
 
 @FAST
-@given(text=hostile_text, delim=st.sampled_from(". : / |".split()))
+@given(text=hostile_text, delim=st.sampled_from([".", ":", "/", "|"]))
 def test_address_parser_accepts_or_names_the_problem(text, delim):
     _count("address parser")
     try:
@@ -79,12 +79,15 @@ def test_address_parser_accepts_or_names_the_problem(text, delim):
 @FAST
 @given(
     parts=st.tuples(segment, segment, segment, st.one_of(st.none(), segment)),
-    delim=st.sampled_from(". : / |".split()),
+    delim=st.sampled_from([".", ":", "/", "|"]),
 )
 def test_valid_addresses_round_trip(parts, delim):
     _count("address round trip")
     project, namespace, key, context = parts
-    assume("__" not in key and not key.endswith("_") and not (context or "x").startswith("_"))
+    # A key ending in "_" or a context with "__" or a leading "_" cannot be told apart from
+    # the "__" that joins them.
+    ctx = context or "x"
+    assume("__" not in key + "|" + ctx and not key.endswith("_") and not ctx.startswith("_"))
     address = Address(project, namespace, key, context)
     assert parse(address.format(delim), delim=delim) == address
 
@@ -102,7 +105,9 @@ def test_duration_parser_accepts_positive_durations_only(text):
 
 
 @FAST
-@given(number=st.integers(min_value=1, max_value=10**6), unit=st.sampled_from(["", "s", "m", "h", "d"]))
+@given(
+    number=st.integers(min_value=1, max_value=10**6), unit=st.sampled_from(["", "s", "m", "h", "d"])
+)
 def test_duration_units(number, unit):
     _count("duration parser")
     factor = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
@@ -443,25 +448,12 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
 
 
 ALL_COMMANDS = sorted(_commands(cli))
-#: Commands that print data on success with no argument; garbage may legitimately be ignored
-#: by none of them, but 'help' accepts anything as a topic and 'version' takes nothing.
 
 
 def _cli(args, stdin: bytes = b"") -> tuple[int, str]:
     """Run the CLI in-process; returns (exit code, stderr)."""
-    out, err = io.BytesIO(), io.BytesIO()
-    saved = sys.stdin, sys.stdout, sys.stderr
-    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin))
-    sys.stdout = io.TextIOWrapper(out, encoding="utf-8")
-    sys.stderr = io.TextIOWrapper(err, encoding="utf-8", errors="backslashreplace")
-    try:
-        code = cli.main(list(args), standalone_mode=False)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        text = err.getvalue().decode()
-    finally:
-        sys.stdin, sys.stdout, sys.stderr = saved
-    return code, text
+    code, _, err = run_cli(args, stdin)
+    return code, err
 
 
 def _state(home) -> tuple:
@@ -579,7 +571,3 @@ def test_zz_report_case_counts():
     """Prints how many fuzz cases ran in this module (run with -s to see it)."""
     print("\nfuzz cases:", json.dumps(CASES, ensure_ascii=False), "total", sum(CASES.values()))
     assert CASES, "the fuzz tests above did not run"
-
-
-def _unused():  # keep base64 import meaningful for future encodings
-    return base64

@@ -87,6 +87,7 @@ cli.commands = LazyCommands(
         "prontodb.cli.cursor": ("cursor",),
         "prontodb.cli.portable": ("export", "import", "backup", "restore", "cursor"),
         "prontodb.cli.stream": ("stream",),
+        "prontodb.cli.doctor": ("doctor",),
     },
     cli.commands,
 )

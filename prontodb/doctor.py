@@ -1,0 +1,264 @@
+"""Checking a store: what is wrong with it, and how badly.
+
+:func:`examine` looks at one store without changing its data and returns a :class:`Report`
+of :class:`Finding` s, each with a severity:
+
+* ``error`` — the store is damaged or unsafe: the engine's integrity check fails, entries have
+  an envelope this ProntoDB cannot read, the format record is wrong, other accounts can write
+  the files, or the store cannot be opened at all;
+* ``warning`` — it works but needs attention: files readable by other accounts, a large
+  backlog of expired entries (``gc`` is not running), an LMDB reader table nearly full, or
+  reader slots left by killed processes (they are cleared as a side effect: that is LMDB's
+  ``reader_check``, which every open also runs);
+* ``info`` — facts: entry counts, the expired backlog, readers in use.
+
+A report is healthy when it holds no warning and no error. Nothing here writes an entry; the
+store is opened without ``create`` and without recording a format (so a store whose format
+record is missing is reported, not repaired).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from prontodb import keyspace, record
+from prontodb.clock import Clock, system_clock
+from prontodb.errors import ProntoError
+
+SEVERITIES = ("info", "warning", "error")
+#: Expired entries waiting for ``gc`` become a warning above this many (and half the store).
+BACKLOG_WARNING = 10_000
+#: Problems of one kind listed by name before the rest are only counted.
+SHOWN = 5
+#: An LMDB reader table this full is a warning.
+READERS_WARNING = 0.8
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the doctor found: ``severity`` (info, warning, error), the ``check`` that
+    found it, and a one-line ``message``."""
+
+    severity: str
+    check: str
+    message: str
+
+
+@dataclass
+class Report:
+    """Everything found about the store at ``path`` (``backend`` None when unknown)."""
+
+    path: str
+    backend: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    entries: int = 0
+    expired: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        """True when nothing worse than ``info`` was found."""
+        return all(f.severity == "info" for f in self.findings)
+
+    def add(self, severity: str, check: str, message: str) -> None:
+        self.findings.append(Finding(severity, check, message))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as plain data (for ``--json``)."""
+        data = asdict(self)
+        data["healthy"] = self.healthy
+        return data
+
+
+def examine(path: str, *, backend: str | None = None, clock: Clock | None = None) -> Report:
+    """Check the store at ``path``: permissions, format, the engine's integrity check, the
+    envelope of every entry, the expired-entry backlog and (LMDB) the reader table."""
+    from prontodb.backends import backend_class, resolve_backend
+
+    path = os.path.realpath(os.path.expanduser(path))
+    report = Report(path)
+    if not os.path.exists(path):
+        report.add("error", "open", f"no store at {path}")
+        return report
+    _check_permissions(path, report)
+    try:
+        report.backend = resolve_backend(path, backend)
+    except ProntoError as exc:
+        report.add("error", "format", str(exc))
+        return report
+    try:
+        engine = backend_class(report.backend)(path, create=False)
+    except ProntoError as exc:
+        report.add("error", "open", str(exc))
+        return report
+    try:
+        if report.backend == "lmdb":  # first: LMDB's integrity check clears stale readers
+            _check_readers(engine, report)
+        _check_format(engine, report)
+        _check_integrity(engine, report)
+        _check_entries(engine, report, (clock or system_clock)())
+    finally:
+        engine.close()
+    return report
+
+
+def _check_permissions(path: str, report: Report) -> None:
+    """Foreign owner or write bits are errors (the store would be refused); read bits for
+    other accounts are a warning (the OS account is the boundary: files 0600, dirs 0700)."""
+    me = os.geteuid()
+    for name in _store_files(path):
+        try:
+            st = os.stat(name)
+        except OSError:
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        if st.st_uid != me:
+            report.add("error", "permissions", f"{name} is owned by uid {st.st_uid}, not by you")
+        elif mode & 0o022:
+            report.add(
+                "error",
+                "permissions",
+                f"{name} is writable by other accounts (mode {mode:04o}): the store is refused "
+                "until you run chmod go-w on it",
+            )
+        elif mode & 0o044:
+            report.add(
+                "warning",
+                "permissions",
+                f"{name} is readable by other accounts (mode {mode:04o}); chmod go-r keeps "
+                "the values private",
+            )
+
+
+def _store_files(path: str) -> list[str]:
+    if os.path.isdir(path):
+        found = [path]
+        for root, dirs, files in os.walk(path):
+            found += [os.path.join(root, d) for d in dirs] + [os.path.join(root, f) for f in files]
+        return found
+    return [p for p in (path, path + "-wal", path + "-shm", path + "-lock") if os.path.exists(p)]
+
+
+def _check_format(engine: Any, report: Report) -> None:
+    from prontodb.store import check_store_format
+
+    try:
+        check_store_format(engine, writable=False)
+    except ProntoError as exc:
+        report.add("error", "format", str(exc))
+        return
+    if engine.get(keyspace.INFO_FORMAT) is None:
+        report.add("warning", "format", "the store does not record its format version")
+
+
+def _check_integrity(engine: Any, report: Report) -> None:
+    try:
+        problems = engine.check()
+    except ProntoError as exc:
+        problems = [str(exc)]
+    for problem in problems[:SHOWN]:
+        report.add("error", "integrity", f"{engine.name} integrity check: {problem}")
+    if len(problems) > SHOWN:
+        report.add("error", "integrity", f"... and {len(problems) - SHOWN} more problems")
+    if not problems:
+        report.add("info", "integrity", f"{engine.name} integrity check passed")
+
+
+def _check_entries(engine: Any, report: Report, now: float) -> None:
+    """Every key: a known family, a readable envelope, a valid TTL definition; count the
+    live and expired entries."""
+    bad: list[str] = []
+    versions: Counter[int] = Counter()
+    foreign = 0
+    layers: set[tuple[str, str | None]] = set()
+    now_ms = now * 1000.0
+    try:
+        for key, raw in engine.scan(b""):
+            family = key[:2]
+            if family == keyspace.DATA:
+                if len(raw) >= 1:
+                    versions[raw[0]] += 1
+                try:
+                    deadline = record.deadline_of(raw)
+                    user, meta, _ = keyspace.split_layer(key)
+                except (ProntoError, ValueError) as exc:
+                    bad.append(f"{_show_key(key)}: {exc}")
+                    continue
+                layers.add((user, meta))
+                if deadline is not None and now_ms >= deadline:
+                    report.expired += 1
+                else:
+                    report.entries += 1
+            elif family == keyspace.TTLDEF:
+                try:
+                    keyspace.split_ttl_key(key)
+                    if int(raw) <= 0:
+                        raise ValueError("not a positive number of seconds")
+                except ValueError as exc:
+                    bad.append(f"TTL definition {_show_key(key)}: {exc}")
+            elif family != keyspace.INFO:
+                foreign += 1
+    except ProntoError as exc:
+        report.add("error", "envelopes", f"reading the entries failed: {exc}")
+        return
+    for problem in bad[:SHOWN]:
+        report.add("error", "envelopes", f"unreadable entry {problem}")
+    if len(bad) > SHOWN:
+        report.add("error", "envelopes", f"... and {len(bad) - SHOWN} more unreadable entries")
+    if foreign:
+        report.add("warning", "envelopes", f"{foreign} keys that ProntoDB did not write")
+    shown = ", ".join(f"v{v}: {n}" for v, n in sorted(versions.items()))
+    report.add(
+        "info",
+        "entries",
+        f"{report.entries} live entries in {len(layers)} layer{'s' * (len(layers) != 1)}"
+        + (f" (envelope versions {shown})" if shown else ""),
+    )
+    if report.expired:
+        severity = "info"
+        if report.expired > BACKLOG_WARNING and report.expired > report.entries:
+            severity = "warning"
+        report.add(
+            severity,
+            "expired",
+            f"{report.expired} expired entries wait for removal (prontodb gc removes them now)",
+        )
+
+
+def _show_key(key: bytes) -> str:
+    return repr(key.replace(b"\x00", b"."))[2:-1][:80]
+
+
+def _check_readers(engine: Any, report: Report) -> None:
+    """The LMDB reader table: slots in use, and slots of processes that no longer exist."""
+    from prontodb.backends.lmdb import MAX_READERS
+
+    env = getattr(engine, "_env", None)
+    if env is None:
+        return
+    rows = [line.split() for line in env.readers().splitlines()[1:] if line.strip()]
+    stale = [int(row[0]) for row in rows if row and not _alive(int(row[0]))]
+    if stale:
+        cleared = env.reader_check()
+        report.add(
+            "warning",
+            "readers",
+            f"{len(stale)} reader slots held by processes that no longer run (pids "
+            f"{', '.join(map(str, sorted(set(stale))[:SHOWN]))}); cleared {cleared}",
+        )
+    used = len(rows) - len(stale)
+    severity = "warning" if used >= READERS_WARNING * MAX_READERS else "info"
+    report.add(severity, "readers", f"{used} of {MAX_READERS} LMDB reader slots in use")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
