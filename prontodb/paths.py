@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import IO
 
 from prontodb.errors import InsecureStoreError
 from prontodb.names import check_name
@@ -98,3 +100,41 @@ def check_secure(paths: Iterable[str]) -> None:
                 f"refusing store file {path}: writable by other accounts (mode "
                 f"{stat.S_IMODE(st.st_mode):04o}); fix with chmod go-w"
             )
+
+
+def fsync_dir(folder: str) -> None:
+    """Make a rename or a new file in ``folder`` durable (best effort: errors are ignored)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def replacing(path: str, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
+    """Write ``path`` all or nothing: the block writes a 0600 temporary file beside it, which
+    is fsynced and renamed over ``path`` when the block ends. If the block (or the write)
+    fails, the temporary file is removed and ``path`` is untouched. Raises OSError when the
+    temporary file cannot be created."""
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, mode, encoding=encoding) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

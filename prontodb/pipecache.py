@@ -172,7 +172,7 @@ def write_file(directory: str, content: bytes, attempted: str | None, now: float
                 if _same_file_content(final, content):
                     return final
                 continue
-            _fsync_dir(directory)
+            paths.fsync_dir(directory)
             return final
     finally:
         try:
@@ -190,19 +190,6 @@ def _same_file_content(path: str, content: bytes) -> bool:
             return fh.read() == content
     except OSError:
         return False
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # -- the whole rescue ----------------------------------------------------------------------------

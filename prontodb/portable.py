@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from prontodb import keyspace, record
+from prontodb import keyspace, paths, record
 from prontodb.address import Address, parse, parse_namespace, parse_scope
 from prontodb.errors import ConflictError, DataFormatError, UsageError
 
@@ -383,23 +383,11 @@ def export_file(
     """:func:`export_layer` into the file ``path`` (0600), which appears only when the export
     is complete (an existing file is replaced); a failed export leaves no partial file."""
     target = os.path.abspath(os.path.expanduser(path))
-    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with paths.replacing(target) as fh:
+            summary = export_layer(store, fh, scope=scope, format=format, progress=progress)
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror}") from None
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            summary = export_layer(store, fh, scope=scope, format=format, progress=progress)
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     return summary
 
 
@@ -797,9 +785,9 @@ def backup(
     """Write a ``.tar.gz`` backup of EVERY user and meta layer of ``store``'s backend (live
     entries and TTL namespace definitions), read inside one snapshot while other processes
     keep writing. ``only(user, meta)`` narrows it to the layers it accepts (a locked context
-    backs up only what it may reach). Without ``path`` it goes to ``backup_dir()/<store name>-<UTC time>.tar.gz``
-    (directory 0700); the archive is 0600 and appears only once complete (an existing
-    ``path`` is replaced)."""
+    backs up only what it may reach). Without ``path`` it goes to
+    ``backup_dir()/<store name>-<UTC time>.tar.gz`` (directory 0700); the archive is 0600
+    and appears only once complete (an existing ``path`` is replaced)."""
     import json
     import shutil
     import tempfile
@@ -972,7 +960,7 @@ def _write_archive(
         else:
             final = _link_free_name(tmp, target)
             os.unlink(tmp)
-        _fsync_dir(folder)
+        paths.fsync_dir(folder)
         return final
     except BaseException:
         try:
@@ -993,19 +981,6 @@ def _link_free_name(tmp: str, target: str) -> str:
         except FileExistsError:
             n += 1
             candidate = f"{stem}-{n}.tar.gz"
-
-
-def _fsync_dir(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def list_backups(env: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
@@ -1648,4 +1623,4 @@ def _move_store(tmp: str, new: str) -> None:
     for suffix in ("-lock", "-wal", "-shm", ""):
         if os.path.lexists(tmp + suffix):
             os.rename(tmp + suffix, new + suffix)
-    _fsync_dir(os.path.dirname(new))
+    paths.fsync_dir(os.path.dirname(new))

@@ -123,7 +123,9 @@ def _home_cursor(session: Session, result: pipecache.Rescued) -> tuple[str, ...]
     if target.cursor is None or target.cursor == "default":
         return ()
     flags = list(result.flags)
-    reached = any(a == "--cursor" and b == target.cursor for a, b in zip(flags, flags[1:]))
+    reached = any(
+        a == "--cursor" and b == target.cursor for a, b in zip(flags, flags[1:], strict=False)
+    )
     return () if reached else ("--to-cursor", target.cursor)
 
 
