@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+import time
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import IO, TYPE_CHECKING
@@ -111,17 +112,41 @@ def sqlite_file_closed(file_id: tuple[int, int] | None) -> None:
             _sqlite_files.pop(file_id, None)
 
 
+#: Per opened file, the (inode, mtime) of its directory when the file was last verified and the
+#: directory had been quiet for a while: while the directory is unchanged, so is the file.
+_settled_dirs: dict[tuple[str, tuple[int, int]], tuple[int, int]] = {}
+_SETTLE_NS = 50_000_000
+
+
 def check_unmoved(path: str, file_id: tuple[int, int] | None) -> None:
     """Raise StoreNotFoundError when ``path`` no longer names the file that was opened as
     ``file_id`` (deleted or replaced while open). Writes check this once the write lock is
-    held: a write into a deleted file would be acknowledged and then vanish with it."""
-    if file_id is not None and _file_id(path) != file_id:
+    held: a write into a deleted file would be acknowledged and then vanish with it.
+
+    Deleting or replacing the file changes its directory's mtime, so the file itself is only
+    stat'ed again when the directory changed (a stat of a store file that is being synced can
+    cost tens of microseconds). A directory mtime is trusted only once it is older than 50 ms,
+    so that coarse file-system timestamps cannot hide a change made in the same tick."""
+    if file_id is None:
+        return
+    key = (path, file_id)
+    try:
+        st = os.stat(os.path.dirname(path))
+        stamp: tuple[int, int] | None = (st.st_ino, st.st_mtime_ns)
+    except OSError:
+        stamp = None
+    if stamp is not None and _settled_dirs.get(key) == stamp:
+        return
+    if _file_id(path) != file_id:
+        _settled_dirs.pop(key, None)
         from prontodb.errors import StoreNotFoundError
 
         raise StoreNotFoundError(
             f"{path}: the store was deleted or replaced while it was open; nothing was "
             "written (open it again)"
         )
+    if stamp is not None and time.time_ns() - stamp[1] > _SETTLE_NS:
+        _settled_dirs[key] = stamp
 
 
 def read_head(path: str, size: int) -> bytes:

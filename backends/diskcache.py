@@ -65,11 +65,11 @@ from typing import Any
 # Absolute import: this module is ``prontodb.backends.diskcache``; ``diskcache`` is the library.
 import diskcache
 from diskcache.core import MODE_BINARY, MODE_RAW
+
+from prontodb import backends
 from prontodb.backends import SQLITE_MAGIC
 from prontodb.backends.base import DURABILITIES, Backend, prefix_successor
 from prontodb.backends.sqlite import create_private_file, translate
-
-from prontodb import backends
 from prontodb.errors import (
     BackendError,
     ConfigError,

@@ -38,9 +38,9 @@ from operator import itemgetter
 from typing import Any
 
 import lmdb
+
 from prontodb.backends import LMDB_MAGIC, check_unmoved
 from prontodb.backends.base import DURABILITIES, Backend
-
 from prontodb.errors import (
     BackendError,
     ConfigError,

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from prontodb.backends.base import Backend
-
 from prontodb.errors import StoreNotFoundError
 
 

@@ -21,7 +21,6 @@ from operator import itemgetter
 from prontodb import backends
 from prontodb.backends import SQLITE_MAGIC
 from prontodb.backends.base import Backend, prefix_successor
-
 from prontodb.errors import (
     BackendError,
     CorruptStoreError,

@@ -6,9 +6,9 @@ import multiprocessing
 import os
 
 import pytest
+
 from prontodb.backends import backend_class, sniff
 from prontodb.backends.base import prefix_successor
-
 from prontodb.errors import StoreNotFoundError
 
 

@@ -13,10 +13,10 @@ import stat
 
 import diskcache
 import pytest
+
 from prontodb.backends import diskcache as module
 from prontodb.backends import sniff
 from prontodb.backends.diskcache import DiskcacheBackend
-
 from prontodb.errors import (
     BackendError,
     CorruptStoreError,

@@ -13,9 +13,9 @@ import textwrap
 import threading
 
 import pytest
+
 from prontodb.backends import sniff
 from prontodb.backends.lmdb import INITIAL_MAP_SIZE, LmdbBackend, _SharedEnv
-
 from prontodb.errors import (
     BackendError,
     CorruptStoreError,

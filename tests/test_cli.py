@@ -101,7 +101,12 @@ def test_double_dash_for_dash_values(run):
 
 def test_hoist_globals():
     assert hoist_globals(["get", "a", "--user", "u", "-pX", "--json"]) == [
-        "--user", "u", "-pX", "--json", "get", "a"
+        "--user",
+        "u",
+        "-pX",
+        "--json",
+        "get",
+        "a",
     ]
     assert hoist_globals(["set", "a", "--", "--user"]) == ["set", "a", "--", "--user"]
 
@@ -192,7 +197,9 @@ def test_every_command_has_help_three_ways_and_is_documented(run):
     doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "cli.md")).read()
     for name, cmd in _all_commands(cli):
         assert cmd.help, f"{name} has no help text"
-        assert re.search(rf"^#+ .*`{re.escape(name)}\b", doc, re.M), f"{name} missing in docs/cli.md"
+        assert re.search(rf"^#+ .*`{re.escape(name)}\b", doc, re.M), (
+            f"{name} missing in docs/cli.md"
+        )
         words = name.split()
         a = run(*words, "--help", database=False)
         b = run("help", *words, database=False)
@@ -218,15 +225,24 @@ def test_real_pipe_is_byte_exact(home, tmp_path):
     payload = b"a\nb\n\x00" + os.urandom(1000)
     done = subprocess.run(_venv_cli() + ["--database", db, "set", "p.n.k"], input=payload, env=home)
     assert done.returncode == 0
-    got = subprocess.run(_venv_cli() + ["--database", db, "get", "p.n.k"], capture_output=True, env=home)
+    got = subprocess.run(
+        _venv_cli() + ["--database", db, "get", "p.n.k"], capture_output=True, env=home
+    )
     assert got.stdout == payload
     assert not os.path.exists(db + "-wal")
 
 
 def test_dynamic_completion_of_addresses(home, tmp_path):
     db = str(tmp_path / "c.sqlite")
-    subprocess.run(_venv_cli() + ["--database", db, "set", "kb.recipes.pasta", "x"], env=home, check=True)
-    env = dict(home, _PRONTODB_COMPLETE="bash_complete", COMP_WORDS=f"prontodb --database {db} get kb.r", COMP_CWORD="4")
+    subprocess.run(
+        _venv_cli() + ["--database", db, "set", "kb.recipes.pasta", "x"], env=home, check=True
+    )
+    env = dict(
+        home,
+        _PRONTODB_COMPLETE="bash_complete",
+        COMP_WORDS=f"prontodb --database {db} get kb.r",
+        COMP_CWORD="4",
+    )
     out = subprocess.run(_venv_cli(), env=env, capture_output=True, text=True).stdout
     assert "kb.recipes.pasta" in out
 

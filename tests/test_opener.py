@@ -67,3 +67,23 @@ def test_world_writable_store_is_refused(tmp_path):
 def test_default_cursor_means_default_store(home):
     with prontodb.open(cursor="default") as s:
         assert s.backend.path.endswith(os.path.join("users", "default", "default.sqlite"))
+
+
+def test_write_after_the_store_was_deleted_is_refused_even_with_a_settled_directory(
+    file_backend_name, tmp_path
+):
+    from prontodb.errors import StoreNotFoundError
+
+    ext = {"sqlite": ".sqlite", "lmdb": ".lmdb", "diskcache": ".diskcache"}[file_backend_name]
+    folder = tmp_path / "d"
+    folder.mkdir()
+    path = folder / f"s{ext}"
+    with prontodb.open(str(path)) as s:
+        s.set("p.n.a", b"1")
+        old = os.stat(folder).st_mtime - 3600
+        os.utime(folder, (old, old))  # a quiet directory: the cheap check trusts it
+        s.set("p.n.b", b"2")
+        s.set("p.n.c", b"3")
+        os.unlink(path / "cache.db" if path.is_dir() else path)
+        with pytest.raises(StoreNotFoundError):
+            s.set("p.n.d", b"4")

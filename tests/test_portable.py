@@ -867,15 +867,21 @@ def test_backup_under_a_locked_context_holds_only_the_locked_layers(home, tmp_pa
 
     db = str(tmp_path / "shared.sqlite")
     cli = [sys.executable, "-m", "prontodb", "--database", db]
-    subprocess.run(cli + ["--user", "alice", "set", "p.n.secret", "alice-secret"], env=home, check=True)
-    subprocess.run(cli + ["--user", "bob", "--meta", "m", "set", "p.n.x", "bob"], env=home, check=True)
+    subprocess.run(
+        cli + ["--user", "alice", "set", "p.n.secret", "alice-secret"], env=home, check=True
+    )
+    subprocess.run(
+        cli + ["--user", "bob", "--meta", "m", "set", "p.n.x", "bob"], env=home, check=True
+    )
     subprocess.run(cli + ["--user", "bob", "set", "p.n.y", "bob-plain"], env=home, check=True)
     locked = dict(home, PRONTO_FORCE_USER="bob", PRONTO_FORCE_META="m")
     out = str(tmp_path / "b.tar.gz")
     subprocess.run(cli + ["backup", "-o", out], env=locked, check=True, capture_output=True)
     with tarfile.open(out) as tar:
         data = b"".join(
-            tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()  # type: ignore[union-attr]
+            tar.extractfile(m).read()
+            for m in tar.getmembers()
+            if m.isfile()  # type: ignore[union-attr]
         )
     assert b"bob" in data
     assert b"alice-secret" not in data
