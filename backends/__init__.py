@@ -7,6 +7,7 @@ engines can be added with :func:`register_backend`.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import threading
@@ -116,6 +117,7 @@ def sqlite_file_closed(file_id: tuple[int, int] | None) -> None:
 #: directory had been quiet for a while: while the directory is unchanged, so is the file.
 _settled_dirs: dict[tuple[str, tuple[int, int]], tuple[int, int]] = {}
 _SETTLE_NS = 50_000_000
+_folder = functools.lru_cache(maxsize=256)(os.path.dirname)
 
 
 def check_unmoved(path: str, file_id: tuple[int, int] | None) -> None:
@@ -131,7 +133,7 @@ def check_unmoved(path: str, file_id: tuple[int, int] | None) -> None:
         return
     key = (path, file_id)
     try:
-        st = os.stat(os.path.dirname(path))
+        st = os.stat(_folder(path))
         stamp: tuple[int, int] | None = (st.st_ino, st.st_mtime_ns)
     except OSError:
         stamp = None
