@@ -29,7 +29,7 @@ from prontodb.address import DEFAULT_DELIM, Address, check_delim, check_segment,
 from prontodb.duration import parse_duration
 from prontodb.errors import InvalidAddressError, ProntoError, StreamError
 from prontodb.store import DEFAULT_MAX_VALUE_BYTES, Store
-from prontodb.streamtokens import WHITESPACE, StreamSyntaxError, Token, iter_tokens
+from prontodb.streamtokens import WHITESPACE, StreamSyntaxError, Token, TokenError, iter_tokens
 
 __all__ = [
     "Batch",
@@ -88,29 +88,10 @@ ROWS: Final = "rows"
 RowsFn = Callable[[bytes, bytes], Iterable[Iterable[tuple[bytes, bytes]]]]
 
 
-class StreamStateError(StreamError):
+class StreamStateError(TokenError):
     """A well-formed token that the state rules refuse (unknown directive, invalid address, no
     target, a refused ``sec:`` token, a value over the size limit ...). Nothing was written.
-
-    Same attributes and message shape as :class:`~prontodb.streamtokens.StreamSyntaxError`:
-    ``position`` (1-based token number), ``offset`` (0-based character offset), ``line``,
-    ``column``, ``raw`` (the token) and ``rule``.
-    """
-
-    def __init__(
-        self, *, raw: str, position: int, offset: int, line: int, column: int, rule: str
-    ) -> None:
-        self.raw = raw
-        self.position = position
-        self.offset = offset
-        self.line = line
-        self.column = column
-        self.rule = rule
-        preview = raw if len(raw) <= 40 else raw[:37] + "..."
-        super().__init__(
-            f"token {position} {preview!r} at offset {offset} "
-            f"(line {line}, column {column}): {rule}"
-        )
+    Carries the same details as :class:`~prontodb.streamtokens.StreamSyntaxError`."""
 
 
 class StreamEncodingError(StreamError):

@@ -88,8 +88,8 @@ class Token:
     raw: str
 
 
-class StreamSyntaxError(StreamError):
-    """A token breaks the grammar. A :class:`~prontodb.errors.StreamError` with the details.
+class TokenError(StreamError):
+    """A :class:`~prontodb.errors.StreamError` about one token, with where it stands.
 
     ``position`` (1-based token number), ``offset`` (0-based character offset), ``line`` and
     ``column`` (1-based), ``raw`` (the full token text) and ``rule`` (the rule it broke). The
@@ -109,6 +109,10 @@ class StreamSyntaxError(StreamError):
             f"token {position} {_preview(raw)} at offset {offset} "
             f"(line {line}, column {column}): {rule}"
         )
+
+
+class StreamSyntaxError(TokenError):
+    """A token breaks the grammar (see :class:`TokenError` for the details it carries)."""
 
 
 def _preview(raw: str) -> str:
