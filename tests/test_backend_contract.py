@@ -253,12 +253,12 @@ def test_four_processes_write_concurrently(file_backend_name, tmp_path):
     path = store_path(tmp_path, file_backend_name)
     backend_class(file_backend_name)(path).close()
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(file_backend_name, path, w, 400)) for w in range(4)]
+    procs = [ctx.Process(target=_writer, args=(file_backend_name, path, w, 1500)) for w in range(4)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(120)
         assert p.exitcode == 0
     b = backend_class(file_backend_name)(path)
-    assert len(list(b.scan(b"w"))) == 1600
+    assert len(list(b.scan(b"w"))) == 6000
     b.close()
