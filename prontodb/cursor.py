@@ -19,9 +19,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from prontodb import paths
+from prontodb._frozen import Frozen, slot_setters
 from prontodb.errors import ConfigError, ContextLockedError, UsageError
 from prontodb.names import DEFAULT_USER, check_name
 
@@ -38,37 +39,89 @@ EXTENSIONS = {"sqlite": ".sqlite", "lmdb": ".lmdb", "diskcache": ".diskcache"}
 SOURCES = ("--database", "--cursor", "PRONTO_DB", "PRONTO_CURSOR", "selection", "default")
 
 
-@dataclass(frozen=True)
-class CursorSpec:
+class CursorSpec(Frozen):
     """A saved cursor."""
 
+    __slots__ = ("name", "path", "backend", "meta", "project", "namespace", "durability")
     name: str
     path: str
     backend: str
-    meta: str | None = None
-    project: str | None = None
-    namespace: str | None = None
-    durability: str = "normal"
+    meta: str | None
+    project: str | None
+    namespace: str | None
+    durability: str
+
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        backend: str,
+        meta: str | None = None,
+        project: str | None = None,
+        namespace: str | None = None,
+        durability: str = "normal",
+    ) -> None:
+        values = (name, path, backend, meta, project, namespace, durability)
+        for setter, value in zip(_SPEC_SETTERS, values, strict=True):
+            setter(self, value)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields by name (what the cursor file stores, plus ``name``)."""
+        return dict(zip(self.__slots__, self._fields(self), strict=True))
+
+    def replace(self, **changes: Any) -> CursorSpec:
+        """A copy with the given fields changed."""
+        return CursorSpec(**{**self.as_dict(), **changes})
 
 
-@dataclass(frozen=True)
-class Target:
-    """The resolved store of one command: where, which engine, which layer, which defaults."""
+class Target(Frozen):
+    """The resolved store of one command: where, which engine, which layer, which defaults.
 
+    ``explicit_path``: a path the user named (flag, environment or cursor), where reading never
+    creates a store; ``flags``: the global flags a user must repeat to reach this store again
+    (``--user K --cursor C``); ``source``: which rule chose the store, one of :data:`SOURCES`.
+    """
+
+    __slots__ = (
+        "path", "user", "backend", "meta", "project", "namespace", "durability", "cursor",
+        "explicit_path", "flags", "source",
+    )  # fmt: skip
     path: str
     user: str
-    backend: str | None = None
-    meta: str | None = None
-    project: str | None = None
-    namespace: str | None = None
-    durability: str = "normal"
-    cursor: str | None = None
-    #: a path the user named (flag, environment or cursor): reading never creates a store there
-    explicit_path: bool = False
-    #: flags a user must repeat to reach this store again (``--user K --cursor C``)
-    flags: tuple[str, ...] = field(default=())
-    #: which rule chose the store: one of :data:`SOURCES`
-    source: str = "default"
+    backend: str | None
+    meta: str | None
+    project: str | None
+    namespace: str | None
+    durability: str
+    cursor: str | None
+    explicit_path: bool
+    flags: tuple[str, ...]
+    source: str
+
+    def __init__(
+        self,
+        path: str,
+        user: str,
+        backend: str | None = None,
+        meta: str | None = None,
+        project: str | None = None,
+        namespace: str | None = None,
+        durability: str = "normal",
+        cursor: str | None = None,
+        explicit_path: bool = False,
+        flags: tuple[str, ...] = (),
+        source: str = "default",
+    ) -> None:
+        values = (
+            path, user, backend, meta, project, namespace, durability, cursor, explicit_path,
+            flags, source,
+        )  # fmt: skip
+        for setter, value in zip(_TARGET_SETTERS, values, strict=True):
+            setter(self, value)
+
+
+_SPEC_SETTERS = slot_setters(CursorSpec)
+_TARGET_SETTERS = slot_setters(Target)
 
 
 # -- the cursor file ---------------------------------------------------------------------------
@@ -216,7 +269,7 @@ def save(user: str, spec: CursorSpec, env: Mapping[str, str] | None = None) -> N
     check_cursor_name(spec.name)
     with _locked(user, env):
         data = _read(user, env)
-        raw = asdict(spec)
+        raw = spec.as_dict()
         raw.pop("name")
         data["cursors"][spec.name] = raw
         _write(user, data, env)
@@ -327,7 +380,7 @@ def define(
             check_namespace(spec.namespace)
         effective_meta(None, spec.meta, env)  # a locked meta refuses a different cursor meta
         _create_store(spec)
-        raw = asdict(spec)
+        raw = spec.as_dict()
         raw.pop("name")
         data["cursors"][name] = raw
         _write(user, data, env)

@@ -1434,8 +1434,6 @@ def migrate(
     process wrote to it meanwhile, ConflictError is raised and nothing changes. Only then is
     the cursor repointed (an atomic rewrite of the cursor file). The old store is kept unless
     ``remove_old``. A crash at any point leaves the cursor on the old, intact store."""
-    from dataclasses import replace
-
     from prontodb import backends, paths
     from prontodb import cursor as cursors
     from prontodb.clock import system_clock
@@ -1492,7 +1490,7 @@ def migrate(
             f"cursor {name!r} was changed while migrating; it was left alone and the copy "
             f"stays at {new}"
         )
-    cursors.save(user, replace(spec, path=new, backend=backend), env)
+    cursors.save(user, spec.replace(path=new, backend=backend), env)
     removed = cursors.remove_store(old) if remove_old else False
     return MigrateSummary(
         cursor=name,
