@@ -297,6 +297,13 @@ class Store:
             if default is not None:
                 self._sweep(project, namespace, key, now)
 
+    def _sweep_written(self, defaults: dict[tuple[str, str], int | None], now: float) -> None:
+        """After a bulk write: one bounded sweep of each TTL namespace it wrote to."""
+        for (project, namespace), default in defaults.items():
+            if default is not None:
+                start = keyspace.scope_prefix(self._layer, (project, namespace))
+                self._sweep(project, namespace, start, now)
+
     def _sweep(self, project: str, namespace: str, after: bytes, now: float) -> int:
         """Remove up to SWEEP_LIMIT expired entries of a TTL namespace, scanning on from the
         key just written and wrapping to the namespace start: bounded work per write that
@@ -425,21 +432,23 @@ class Store:
         backend = self.backend
         with backend.transaction():
             now = self.clock()
+            heads = list(map(itemgetter(0), map(str.rpartition, addresses, repeat(delim))))
+            defaults: dict[tuple[str, str], int | None] = {}
+            headers: dict[str, bytes] = {}
+            for head in set(heads):
+                project, namespace = head.split(delim)
+                default = defaults[(project, namespace)] = self._namespace_ttl(project, namespace)
+                # each namespace's default TTL gives its entries' envelope header
+                deadline = None if default is None else _ms(now + default)
+                headers[head] = record.pack(b"", deadline)
             if seconds is not None:
                 envelopes = map(record.pack(b"", _ms(now + seconds)).__add__, data)
+            elif len(set(headers.values())) == 1:
+                envelopes = map(next(iter(headers.values())).__add__, data)
             else:
-                # each namespace's default TTL gives its entries' envelope header
-                heads = list(map(itemgetter(0), map(str.rpartition, addresses, repeat(delim))))
-                headers: dict[str, bytes] = {}
-                for head in set(heads):
-                    default = self._namespace_ttl(*head.split(delim))
-                    deadline = None if default is None else _ms(now + default)
-                    headers[head] = record.pack(b"", deadline)
-                if len(set(headers.values())) == 1:
-                    envelopes = map(next(iter(headers.values())).__add__, data)
-                else:
-                    envelopes = map(bytes.__add__, map(headers.__getitem__, heads), data)
+                envelopes = map(bytes.__add__, map(headers.__getitem__, heads), data)
             backend.put_many(zip(keys, envelopes, strict=True))
+            self._sweep_written(defaults, now)
         return len(keys)
 
     def write_entries(
@@ -482,7 +491,9 @@ class Store:
                     envelope = _NO_DEADLINE + data if deadline is None else pack(data, deadline)
                     yield layer + name.encode(), envelope
 
-            return backend.put_many(rows())
+            written = backend.put_many(rows())
+            self._sweep_written(defaults, now)
+            return written
 
     def write_batches(
         self,
@@ -526,7 +537,9 @@ class Store:
                                 self._check_size(envelope[len(header) :])
                         yield group
 
-            return backend.put_many(chain.from_iterable(groups()))
+            written = backend.put_many(chain.from_iterable(groups()))
+            self._sweep_written(defaults, now)
+            return written
 
     def entries(self, scope: str | None = None, pattern: str | None = None) -> Iterator[Entry]:
         """Live entries under ``scope`` (nothing, ``project`` or ``project.namespace``) whose

@@ -264,3 +264,15 @@ def test_store_records_format_and_backend(backend_path, backend_name):
     with prontodb.open(backend_path, backend=backend_name) as s:
         assert s.backend.get(keyspace.INFO_FORMAT) == b"1"
         assert s.backend.get(keyspace.INFO_BACKEND) == backend_name.encode()
+
+
+def test_bulk_writes_to_a_ttl_namespace_sweep_too(store, clock):
+    from prontodb import keyspace
+
+    store.create_cache("p.c", 1)
+    store.set_many([(f"p.c.old{i:03d}", b"v") for i in range(40)])
+    clock.advance(2)
+    store.set_many([("p.c.new", b"v")])
+    left = len(list(store.backend.scan(keyspace.DATA)))
+    assert 41 - 16 <= left < 41  # a bounded number of expired entries went
+    assert store.get("p.c.new") == b"v"
