@@ -409,25 +409,35 @@ def _create_store(spec: CursorSpec) -> None:
 
 def delete(
     user: str, name: str, *, purge: bool = False, env: Mapping[str, str] | None = None
-) -> CursorSpec:
+) -> CursorSpec | None:
     """Remove the cursor; clears the selection when it was selected. With ``purge`` the store's
     files are removed too — refused (nothing changed) when the path holds no ProntoDB store
-    engine's files or another cursor of the user points at the same store."""
-    load(user, name, env)  # an unknown cursor is refused before anything is created
+    engine's files or another cursor of the user points at the same store.
+
+    A damaged cursor entry can be deleted too (returns None; its store, whatever it is, is
+    left alone, and ``purge`` is refused since the entry cannot say which store it is)."""
+    check_cursor_name(name)
+    if not os.path.exists(_file(user, env)):
+        raise _unknown(user, name)  # refused before anything is created
     with _locked(user, env):
         data = _read(user, env)
         if name not in data["cursors"]:
             raise _unknown(user, name)
         where = _file(user, env)
-        spec = _spec(name, data["cursors"][name], where)
-        if purge:
+        try:
+            spec: CursorSpec | None = _spec(name, data["cursors"][name], where)
+        except ConfigError:
+            if purge:
+                raise
+            spec = None
+        if purge and spec is not None:
             others = [_spec(n, r, where) for n, r in data["cursors"].items() if n != name]
             _check_purgeable(spec, others)
         del data["cursors"][name]
         if data.get("selected") == name:
             data["selected"] = None
         _write(user, data, env)
-        if purge:
+        if purge and spec is not None:
             remove_store(spec.path)
     return spec
 

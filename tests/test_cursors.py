@@ -351,3 +351,22 @@ def test_damaged_cursor_file_is_a_config_error(env):
         json.dump({"cursors": {"w": {"path": "/x", "backend": "redis"}}}, fh)
     with pytest.raises(ConfigError, match="damaged"):
         cursor.load("default", "w", env)
+
+
+def test_a_damaged_cursor_entry_can_be_deleted_but_not_purged(env, tmp_path):
+    import json
+
+    _save(env, "good", tmp_path / "good.sqlite")
+    path = cursor._file("default", env)
+    data = json.load(open(path))
+    data["cursors"]["bad"] = {"path": 42, "backend": "sqlite"}
+    data["selected"] = "bad"
+    with open(path, "w") as fh:
+        json.dump(data, fh)
+    with pytest.raises(ConfigError, match="damaged"):
+        cursor.load("default", "bad", env)
+    with pytest.raises(ConfigError, match="damaged"):
+        cursor.delete("default", "bad", purge=True, env=env)
+    assert cursor.delete("default", "bad", env=env) is None
+    assert [c.name for c in cursor.list_cursors("default", env)] == ["good"]
+    assert cursor.selected("default", env) is None

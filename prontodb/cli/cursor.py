@@ -170,12 +170,19 @@ def delete_cmd(ctx: click.Context, name: str, purge: bool) -> None:
     import os
 
     from prontodb import cursor
+    from prontodb.errors import ConfigError
 
     s = session(ctx)
     user = _user(s)
-    had_store = os.path.exists(cursor.load(user, name, s.env).path)
+    try:
+        before: cursor.CursorSpec | None = cursor.load(user, name, s.env)
+    except ConfigError:
+        before = None  # unknown (delete says so) or damaged (delete removes the entry)
+    had_store = before is not None and os.path.exists(before.path)
     spec = cursor.delete(user, name, purge=purge, env=s.env)
-    if purge and had_store:
+    if spec is None:
+        s.status(f"deleted damaged cursor {name!r}; no store was touched")
+    elif purge and had_store:
         s.status(f"deleted cursor {name!r} and its store {spec.path}")
     elif purge:
         s.status(f"deleted cursor {name!r}; there was no store at {spec.path}")
