@@ -254,3 +254,14 @@ def test_help_does_not_import_engines(home):
     )
     done = subprocess.run([sys.executable, "-c", code], env=home, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_dynamic_completion_of_cursor_names(home, tmp_path):
+    subprocess.run(
+        _venv_cli() + ["cursor", "set", "work-lm", "--backend", "lmdb"], env=home, check=True
+    )
+    env = dict(
+        home, _PRONTODB_COMPLETE="bash_complete", COMP_WORDS="prontodb --cursor wo", COMP_CWORD="2"
+    )
+    out = subprocess.run(_venv_cli(), env=env, capture_output=True, text=True).stdout
+    assert "work-lm" in out

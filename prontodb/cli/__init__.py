@@ -10,6 +10,7 @@ import click
 
 from prontodb import __version__
 from prontodb.cli._app import LazyCommands, ProntoGroup
+from prontodb.cli._complete import complete_cursor
 from prontodb.cli._session import Session
 
 CONTEXT_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 100}
@@ -17,7 +18,12 @@ CONTEXT_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 100}
 
 @click.group(cls=ProntoGroup, context_settings=CONTEXT_SETTINGS)
 @click.option("--user", metavar="U", help="User layer (env PRONTO_USER; default 'default').")
-@click.option("--cursor", metavar="C", help="Named cursor to use (env PRONTO_CURSOR).")
+@click.option(
+    "--cursor",
+    metavar="C",
+    shell_complete=complete_cursor,
+    help="Named cursor to use (env PRONTO_CURSOR).",
+)
 @click.option(
     "--database", metavar="PATH", help="Store path, engine sniffed from the file (env PRONTO_DB)."
 )
