@@ -6,6 +6,8 @@ Each command parses its arguments, makes one library call and prints. Exit codes
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from prontodb import __version__
@@ -38,36 +40,17 @@ CONTEXT_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 100}
     __version__, "--version", prog_name="prontodb", message="%(prog)s %(version)s"
 )
 @click.pass_context
-def cli(
-    ctx: click.Context,
-    user: str | None,
-    cursor: str | None,
-    database: str | None,
-    meta: str | None,
-    project: str | None,
-    namespace: str | None,
-    ns_delim: str | None,
-    as_json: bool,
-) -> None:
+def cli(ctx: click.Context, **flags: Any) -> None:
     """ProntoDB: values at dot addresses (project.namespace.key__context).
 
     Global flags work before or after the command. Exit codes: 0 ok, 1 error, 2 not found,
     3 piped content rescued into the pipe cache.
     """
-    if ns_delim is not None:
+    if flags["ns_delim"] is not None:
         from prontodb.address import check_delim
 
-        check_delim(ns_delim)
-    session = Session(
-        user=user,
-        cursor=cursor,
-        database=database,
-        meta=meta,
-        project=project,
-        namespace=namespace,
-        delim=ns_delim,
-        json=as_json,
-    )
+        check_delim(flags["ns_delim"])
+    session = Session.from_flags(flags)
     ctx.obj = session
     ctx.call_on_close(session.close)
 

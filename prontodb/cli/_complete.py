@@ -17,17 +17,7 @@ if TYPE_CHECKING:  # imported when completing, not on every start-up
 def _session_from(ctx: click.Context):  # type: ignore[no-untyped-def]
     from prontodb.cli._session import Session
 
-    params = ctx.find_root().params
-    return Session(
-        user=params.get("user"),
-        cursor=params.get("cursor"),
-        database=params.get("database"),
-        meta=params.get("meta"),
-        project=params.get("project"),
-        namespace=params.get("namespace"),
-        delim=params.get("ns_delim"),
-        json=False,
-    )
+    return Session.from_flags(ctx.find_root().params)
 
 
 def complete_address(

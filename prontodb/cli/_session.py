@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -48,6 +49,22 @@ class Session:
         self.env = dict(os.environ) if env is None else env
         self._target: Target | None = None
         self._stores: list[Store] = []
+
+    @classmethod
+    def from_flags(cls, flags: Mapping[str, Any]) -> Session:
+        """A Session from the root group's parameters by name (``user``, ``cursor``,
+        ``database``, ``meta``, ``project``, ``namespace``, ``ns_delim``, ``as_json``); missing
+        ones are unset."""
+        return cls(
+            user=flags.get("user"),
+            cursor=flags.get("cursor"),
+            database=flags.get("database"),
+            meta=flags.get("meta"),
+            project=flags.get("project"),
+            namespace=flags.get("namespace"),
+            delim=flags.get("ns_delim"),
+            json=bool(flags.get("as_json")),
+        )
 
     # -- store selection -------------------------------------------------------------------
 

@@ -386,15 +386,7 @@ def lenient_session(args: Sequence[str]) -> Session:
             flag, value = arg[:2], arg[2:]
         else:
             continue
-        found.setdefault(short.get(flag, flag), value)
-    delim = found.get("--ns-delim")
-    return Session(
-        user=found.get("--user"),
-        cursor=found.get("--cursor"),
-        database=found.get("--database"),
-        meta=found.get("--meta"),
-        project=found.get("--project"),
-        namespace=found.get("--namespace"),
-        delim=delim if delim in DELIMITERS else None,
-        json=False,
-    )
+        found.setdefault(short.get(flag, flag).lstrip("-").replace("-", "_"), value)
+    if found.get("ns_delim") not in DELIMITERS:
+        found.pop("ns_delim", None)
+    return Session.from_flags(found)
