@@ -682,13 +682,17 @@ class LmdbBackend(Backend):
 
     def _start_txn(self) -> None:
         """Begin the write transaction, adopting a map that another process has grown."""
+        self._txn = self._begin_long(write=True)
+
+    def _begin_long(self, *, write: bool) -> lmdb.Transaction:
+        """Begin a transaction held for a block (counted as long-lived, so map growth waits
+        for it), adopting a map that another process has grown meanwhile."""
         shared = self._shared
         self._check_fork()
         while True:
             shared.enter_long()
             try:
-                self._txn = self._env.begin(write=True)
-                return
+                return self._env.begin(write=write)
             except lmdb.MapResizedError:
                 shared.leave_long()
                 shared.resize(self.path, None)
@@ -716,22 +720,7 @@ class LmdbBackend(Backend):
             return
         if self._closed:
             raise BackendError(f"{self.path}: store is closed")
-        shared = self._shared
-        self._check_fork()
-        while True:
-            shared.enter_long()
-            try:
-                snap = self._env.begin()
-                break
-            except lmdb.MapResizedError:
-                shared.leave_long()
-                shared.resize(self.path, None)
-            except lmdb.Error as exc:
-                shared.leave_long()
-                raise translate(exc, self.path) from exc
-            except BaseException:
-                shared.leave_long()
-                raise
+        snap = self._begin_long(write=False)
         self._snap = snap
         try:
             yield
