@@ -13,7 +13,7 @@ from prontodb.names import check_name
 
 SEGMENT = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,20}", fullmatch=True)
 KEY = SEGMENT.filter(lambda s: "__" not in s and not s.endswith("_"))
-CONTEXT = SEGMENT.filter(lambda s: not s.startswith("_"))
+CONTEXT = SEGMENT.filter(lambda s: not s.startswith("_") and "__" not in s)
 
 
 @pytest.mark.parametrize(
