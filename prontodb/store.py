@@ -730,10 +730,10 @@ class Store:
             if batch:
                 with self.backend.transaction():
                     for key in batch:
-                        raw = self.backend.get(key)
-                        if raw is not None and record.Record(b"", record.deadline_of(raw)).expired(
-                            now
-                        ):
+                        current = self.backend.get(key)
+                        if current is not None and record.Record(
+                            b"", record.deadline_of(current)
+                        ).expired(now):
                             self.backend.delete(key)
                             removed += 1
             if last is None or len(batch) < _GC_BATCH:

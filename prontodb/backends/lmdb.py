@@ -568,16 +568,16 @@ class LmdbBackend(Backend):
             except lmdb.MapFullError as again:
                 cause = again
             except _Conflict:
-                error = StoreBusyError(
+                busy = StoreBusyError(
                     f"{self.path}: transaction rolled back: another process changed data it "
                     "had read while the LMDB map was being grown; nothing was written, retry"
                 )
-                self._break(error)
-                raise error from cause
+                self._break(busy)
+                raise busy from cause
             except lmdb.Error as failure:
-                error = translate(failure, self.path)
-                self._break(error)
-                raise error from failure
+                translated = translate(failure, self.path)
+                self._break(translated)
+                raise translated from failure
 
     def _break(self, error: BackendError) -> None:
         """Abandon the open transaction: nothing in it will commit."""
