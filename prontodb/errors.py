@@ -65,7 +65,24 @@ class StreamError(ProntoError, ValueError):
 
 
 class ConflictError(ProntoError):
-    """An import or restore met existing data it was told not to overwrite."""
+    """Existing data stood in the way and nothing was changed: an import or restore met data
+    it was told not to overwrite, a copy/move met a live destination, or an optimistic
+    engine's commit found that data the transaction read had changed meanwhile."""
+
+
+class DestinationExistsError(ConflictError):
+    """A copy or move found a live entry at its destination and was not told to replace it;
+    nothing changed. ``address`` is the destination as written."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(f"{address!r} exists; pass replace=True to overwrite it")
+        self.address = address
+
+
+class WriteConflictError(ConflictError):
+    """An optimistic engine could not commit a write transaction because data it read was
+    changed by another writer; nothing of the transaction was written. ``run_transaction``
+    re-runs the unit of work on this error before giving up."""
 
 
 class DataFormatError(ProntoError, ValueError):

@@ -33,6 +33,7 @@ from prontodb.clock import Clock, system_clock
 from prontodb.duration import parse_duration
 from prontodb.errors import (
     CorruptStoreError,
+    DestinationExistsError,
     InvalidAddressError,
     NotFoundError,
     UsageError,
@@ -665,13 +666,15 @@ class Store:
         keep: bool = False,
         target: Store | None = None,
         move: bool = False,
+        replace: bool = False,
     ) -> CopyResult:
         """Copy the live entry at ``source`` to ``destination`` (in ``target``, default this
         store). The destination gets its namespace's default TTL, or with ``keep_ttl`` the
         source's remaining deadline. A source in ``pipe.cache`` is removed afterwards unless
         ``keep``; ``move`` always removes it. Within one store the whole operation is one
-        transaction. NotFoundError when the source is missing; an invalid destination raises
-        before anything changes."""
+        transaction. NotFoundError when the source is missing; DestinationExistsError when the
+        destination holds a live entry and ``replace`` is false; an invalid destination raises
+        before anything changes. In every error case nothing changes."""
         dest_store = target or self
         src = self.address(source)
         dst = dest_store.address(destination)
@@ -683,6 +686,8 @@ class Store:
         if same:
             with self.backend.transaction():
                 entry = self.get_entry(src)
+                if not replace and dest_store.exists(dst):
+                    raise DestinationExistsError(dest_store.format(dst))
                 dest_store._put_copy(dst, entry, keep_ttl)
                 if remove:
                     self.backend.delete(self._key(src))
@@ -692,6 +697,8 @@ class Store:
         # between leaves a duplicate, never a loss.
         entry = self.get_entry(src)
         with dest_store.backend.transaction():
+            if not replace and dest_store.exists(dst):
+                raise DestinationExistsError(dest_store.format(dst))
             dest_store._put_copy(dst, entry, keep_ttl)
         if remove:
             self.delete(src)
@@ -706,10 +713,21 @@ class Store:
             self.set(dst, entry.value)
 
     def move(
-        self, source: str | Address, destination: str | Address, *, target: Store | None = None
+        self,
+        source: str | Address,
+        destination: str | Address,
+        *,
+        keep_ttl: bool = False,
+        target: Store | None = None,
+        replace: bool = False,
     ) -> CopyResult:
-        """Copy then delete the source, atomically within one store; keeps the remaining TTL."""
-        return self.copy(source, destination, keep_ttl=True, target=target, move=True)
+        """Copy then delete the source, atomically within one store. The destination follows
+        the same TTL rule as :meth:`copy` (its namespace default, or the source's remaining
+        deadline with ``keep_ttl``), so content moved out of ``pipe.cache`` is permanent unless
+        its new namespace is a TTL namespace."""
+        return self.copy(
+            source, destination, keep_ttl=keep_ttl, target=target, move=True, replace=replace
+        )
 
     # -- maintenance ----------------------------------------------------------------------
 

@@ -625,11 +625,28 @@ def test_an_ordinary_source_is_kept_by_copy(sh):
     assert sh("get", "a.b.c").out == b"v"
 
 
-def test_move_keeps_the_ttl_and_removes_the_source(sh, rescued):
+def test_move_home_is_permanent_and_removes_the_source(sh, rescued):
     r = sh("move", rescued, "a.b.c")
     assert (r.code, r.lines) == (0, [f"✅ Moved: {rescued} → a.b.c"])
     assert sh("get", rescued).code == 2
+    assert sh("ttl", "a.b.c").out == b"-1\n"
+
+
+def test_move_keep_ttl_keeps_the_source_deadline(sh, rescued):
+    assert sh("move", rescued, "a.b.c", "--keep-ttl").code == 0
     assert 0 < int(sh("ttl", "a.b.c").out) <= 900
+
+
+@pytest.mark.parametrize("verb", ["copy", "move"])
+def test_a_live_destination_needs_replace(sh, rescued, verb):
+    assert sh("set", "a.b.c", "mine").code == 0
+    r = sh(verb, rescued, "a.b.c")
+    assert (r.code, r.lines) == (4, ["❌ 'a.b.c' exists; add --replace"])
+    assert sh("get", "a.b.c").out == b"mine"
+    assert sh("get", rescued).code == 0
+    assert sh(verb, rescued, "a.b.c", "--replace").code == 0
+    assert sh("get", "a.b.c").out != b"mine"
+    assert sh("get", rescued).code == 2
 
 
 def test_cross_backend_copy_and_move(sh, rescued):

@@ -12,9 +12,17 @@ in many — may be open on the same path at once; the engine serializes their wr
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from typing import ClassVar
+from typing import ClassVar, TypeVar
+
+from prontodb.errors import WriteConflictError
+
+_T = TypeVar("_T")
+#: How many times ``run_transaction`` runs a unit of work that keeps meeting conflicts.
+TRANSACTION_ATTEMPTS = 32
 
 DURABILITIES = ("normal", "full")
 
@@ -92,6 +100,27 @@ class Backend(abc.ABC):
         """A write transaction: every write inside commits together when the block ends, or
         none does if it raises. Other writers wait (never fail) while it is open. Nested use
         joins the outermost transaction. Reads inside see the transaction's own writes."""
+
+    def run_transaction(self, unit: Callable[[], _T]) -> _T:
+        """Run ``unit`` inside ``transaction()`` and return its result once committed.
+
+        ``unit`` is a retryable unit of work: it reads and writes through this backend and
+        has no other effect. A lock-based engine runs it once. An optimistic engine (one whose
+        commit raises ``WriteConflictError`` when data the transaction read changed) gets it
+        re-run, with a short randomized backoff, up to ``TRANSACTION_ATTEMPTS`` times; the
+        last conflict is then raised and nothing of any attempt is written. Inside an open
+        transaction ``unit`` simply joins it (the outermost transaction owns the retry).
+        """
+        attempt = 1
+        while True:
+            try:
+                with self.transaction():
+                    return unit()
+            except WriteConflictError:
+                if attempt >= TRANSACTION_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0, 0.0005 * 2 ** min(attempt, 8)))
+                attempt += 1
 
     @abc.abstractmethod
     def snapshot(self) -> AbstractContextManager[None]:

@@ -30,7 +30,7 @@ VALUE_FLAGS = {
 }
 BOOL_FLAGS = {"--json", "--version"}
 
-EXIT_OK, EXIT_ERROR, EXIT_MISS, EXIT_RESCUED = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_MISS, EXIT_RESCUED, EXIT_NOT_APPLIED = 0, 1, 2, 3, 4
 
 
 class Exit(Exception):

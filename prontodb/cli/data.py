@@ -7,7 +7,7 @@ import sys
 import click
 
 from prontodb.cli import cli
-from prontodb.cli._app import EXIT_MISS, Exit
+from prontodb.cli._app import EXIT_MISS, EXIT_NOT_APPLIED, Exit
 from prontodb.cli._complete import complete_address, complete_cursor
 from prontodb.cli._session import Session, session
 from prontodb.errors import NotFoundError, UsageError
@@ -159,10 +159,12 @@ def _copy(
     keep_ttl: bool,
     keep: bool,
     move: bool,
+    replace: bool,
     from_cursor: str | None,
     to_cursor: str | None,
 ) -> None:
     from prontodb.address import parse
+    from prontodb.errors import DestinationExistsError
 
     s = session(ctx)
     for text, via in ((src, from_cursor), (dst, to_cursor)):
@@ -171,10 +173,15 @@ def _copy(
         parse(text, project=t.project, namespace=t.namespace, delim=s.delim)
     source, target = s.open_pair(from_cursor, to_cursor)
     try:
-        result = source.copy(src, dst, keep_ttl=keep_ttl, keep=keep, target=target, move=move)
+        result = source.copy(
+            src, dst, keep_ttl=keep_ttl, keep=keep, target=target, move=move, replace=replace
+        )
     except NotFoundError:
         s.status(f"❌ Source key '{src}' not found")
         raise Exit(EXIT_MISS) from None
+    except DestinationExistsError:
+        s.status(f"❌ '{dst}' exists; add --replace")
+        raise Exit(EXIT_NOT_APPLIED) from None
     s.status(f"✅ {'Moved' if move else 'Copied'}: {src} → {dst}")
     if result.removed_source and not move:
         s.status(f"🗑️  Removed from cache: {src}")
@@ -185,6 +192,7 @@ def _copy(
 @click.argument("dst")
 @click.option("--keep-ttl", is_flag=True, help="Give DST the source's remaining TTL.")
 @click.option("--keep", is_flag=True, help="Keep a pipe.cache source instead of removing it.")
+@click.option("--replace", is_flag=True, help="Overwrite a live DST (otherwise exit 4).")
 @click.option(
     "--from-cursor", metavar="C", shell_complete=complete_cursor, help="Read SRC through cursor C."
 )
@@ -198,6 +206,7 @@ def copy_cmd(
     dst: str,
     keep_ttl: bool,
     keep: bool,
+    replace: bool,
     from_cursor: str | None,
     to_cursor: str | None,
 ) -> None:
@@ -212,6 +221,7 @@ def copy_cmd(
         keep_ttl=keep_ttl,
         keep=keep,
         move=False,
+        replace=replace,
         from_cursor=from_cursor,
         to_cursor=to_cursor,
     )
@@ -220,6 +230,8 @@ def copy_cmd(
 @cli.command("move")
 @click.argument("src", shell_complete=complete_address)
 @click.argument("dst")
+@click.option("--keep-ttl", is_flag=True, help="Give DST the source's remaining TTL.")
+@click.option("--replace", is_flag=True, help="Overwrite a live DST (otherwise exit 4).")
 @click.option(
     "--from-cursor", metavar="C", shell_complete=complete_cursor, help="Read SRC through cursor C."
 )
@@ -228,16 +240,26 @@ def copy_cmd(
 )
 @click.pass_context
 def move_cmd(
-    ctx: click.Context, src: str, dst: str, from_cursor: str | None, to_cursor: str | None
+    ctx: click.Context,
+    src: str,
+    dst: str,
+    keep_ttl: bool,
+    replace: bool,
+    from_cursor: str | None,
+    to_cursor: str | None,
 ) -> None:
-    """Move SRC to DST (copy then delete, atomically within one store; TTL kept)."""
+    """Move SRC to DST (copy then delete, atomically within one store).
+
+    DST gets its namespace's default TTL, or the source's remaining TTL with --keep-ttl.
+    """
     _copy(
         ctx,
         src,
         dst,
-        keep_ttl=True,
+        keep_ttl=keep_ttl,
         keep=False,
         move=True,
+        replace=replace,
         from_cursor=from_cursor,
         to_cursor=to_cursor,
     )
