@@ -12,6 +12,9 @@ from typing import NamedTuple
 from prontodb.errors import CorruptStoreError
 
 FORMAT_VERSION = 1
+#: The one range every duration and deadline shares (docs/security.md): a deadline must fall
+#: before 10000-01-01T00:00:00Z. Writers refuse anything at or past it; readers accept all below.
+DEADLINE_LIMIT_MS = 253_402_300_800_000
 _HEADER = struct.Struct(">Bq")
 HEADER_SIZE = _HEADER.size
 _pack = _HEADER.pack
