@@ -7,13 +7,95 @@ exit codes; the library never exits. Backends translate their engine's native er
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
+#: ``{name}`` or ``{name=value}`` in a message template: an argument, optionally with a value.
+#: ``{{`` and ``}}`` stand for literal braces (see :func:`literal`).
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*)(?:=([^{}]*))?\}")
+
+#: How an argument (and optionally a value for it) is written in a message.
+Spelling = Callable[[str, str | None], str]
+
+
+def python_spelling(argument: str, value: str | None) -> str:
+    """How a library message names an argument: as the Python parameter, with its value when
+    the template gives one (``keep_ttl``, ``replace=True``, ``on_conflict='fail'``)."""
+    return argument if value is None else f"{argument}={value}"
+
 
 class ProntoWarning(UserWarning):
     """A warning issued by ProntoDB itself (tests turn these into errors)."""
 
 
 class ProntoError(Exception):
-    """Base class of every error ProntoDB raises on purpose."""
+    """Base class of every error ProntoDB raises on purpose.
+
+    Errors about a caller's input carry structured data: ``argument`` (the Python parameter at
+    fault, or a tuple of them when they conflict), ``value`` (what was given) and ``rule`` (a
+    short name of the rule broken, such as ``"too large"`` or ``"exclusive"``); each is None
+    when it does not apply. The message names Python arguments, never CLI flags: a message
+    built from a ``template`` writes each argument as ``{name}``, and :meth:`describe` renders
+    it with another spelling (the CLI's flags) from the same data.
+    """
+
+    argument: str | tuple[str, ...] | None = None
+    value: object = None
+    rule: str | None = None
+    template: str | None = None
+
+    def __init__(
+        self,
+        message: object = None,
+        *args: object,
+        argument: str | tuple[str, ...] | None = None,
+        value: object = None,
+        rule: str | None = None,
+        template: str | None = None,
+    ) -> None:
+        if template is not None and message is None:
+            message = render(template, python_spelling)
+        if message is None:
+            super().__init__(*args)
+        else:
+            super().__init__(message, *args)
+        self.argument = argument
+        self.value = value
+        self.rule = rule
+        self.template = template
+
+    @property
+    def arguments(self) -> tuple[str, ...]:
+        """The arguments at fault as a tuple (empty when none is named)."""
+        if self.argument is None:
+            return ()
+        return (self.argument,) if isinstance(self.argument, str) else self.argument
+
+    def describe(self, spell: Spelling = python_spelling) -> str:
+        """The message with every argument spelled by ``spell`` (``str(exc)`` uses the Python
+        names); an error without a template is its plain message."""
+        if self.template is None:
+            return str(self)
+        return render(self.template, spell)
+
+
+def render(template: str, spell: Spelling) -> str:
+    """Fill each ``{name}`` / ``{name=value}`` of ``template`` with ``spell(name, value)``;
+    other text is kept as is."""
+
+    def fill(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text in ("{{", "}}"):
+            return text[0]
+        return spell(match.group(1), match.group(2))
+
+    return _PLACEHOLDER.sub(fill, template)
+
+
+def literal(text: object) -> str:
+    """``text`` made safe to put in a message template (its braces doubled), so a value that
+    holds ``{`` is never read as an argument placeholder."""
+    return str(text).replace("{", "{{").replace("}", "}}")
 
 
 class NotFoundError(ProntoError, KeyError):
@@ -36,7 +118,10 @@ class InvalidNameError(ProntoError, ValueError):
 
 
 class InvalidDurationError(ProntoError, ValueError):
-    """A duration is zero, negative or malformed."""
+    """A duration (a TTL) is malformed, not positive, or too large: ``rule`` is one of
+    ``"malformed"``, ``"not positive"``, ``"too large"`` (its deadline would fall in or after
+    the year 10000) or ``"whole seconds"`` (where only whole seconds are kept); ``argument``
+    names the parameter and ``value`` holds what was given."""
 
 
 class UsageError(ProntoError, ValueError):
@@ -47,7 +132,12 @@ class ValueTooLargeError(ProntoError, ValueError):
     """A value is over the configured maximum size."""
 
     def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"value is {size} bytes, over the limit of {limit} bytes")
+        super().__init__(
+            f"value is {size} bytes, over the limit of {limit} bytes",
+            argument="value",
+            value=size,
+            rule="too large",
+        )
         self.size = size
         self.limit = limit
 
@@ -75,7 +165,13 @@ class DestinationExistsError(ConflictError):
     nothing changed. ``address`` is the destination as written."""
 
     def __init__(self, address: str) -> None:
-        super().__init__(f"{address!r} exists; pass replace=True to overwrite it")
+        super().__init__(
+            None,
+            argument="replace",
+            value=address,
+            rule="destination exists",
+            template=f"{literal(repr(address))} exists; pass {{replace=True}} to overwrite it",
+        )
         self.address = address
 
 
