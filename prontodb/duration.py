@@ -42,7 +42,7 @@ def _error(argument: str, value: object, rule: str, why: str) -> InvalidDuration
         argument=argument,
         value=value,
         rule=rule,
-        template=f"invalid {{{argument}}} {literal(repr(value))}: {why}",
+        template=f"invalid duration {literal(repr(value))} for {{{argument}}}: {why}",
     )
 
 

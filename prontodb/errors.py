@@ -59,10 +59,15 @@ class ProntoError(Exception):
             super().__init__(*args)
         else:
             super().__init__(message, *args)
-        self.argument = argument
-        self.value = value
-        self.rule = rule
-        self.template = template
+        # Only what is given is set: a subclass may have set its own fields before calling.
+        if argument is not None:
+            self.argument = argument
+        if value is not None:
+            self.value = value
+        if rule is not None:
+            self.rule = rule
+        if template is not None:
+            self.template = template
 
     @property
     def arguments(self) -> tuple[str, ...]:

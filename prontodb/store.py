@@ -10,11 +10,12 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from fnmatch import fnmatchcase
 from itertools import chain, compress, islice, repeat
 from operator import itemgetter
+from typing import Any, TypeVar, overload
 
 from prontodb import keyspace, record
 from prontodb._frozen import Frozen, slot_setters
@@ -30,7 +31,7 @@ from prontodb.address import (
 )
 from prontodb.backends.base import Backend
 from prontodb.clock import Clock, system_clock
-from prontodb.duration import parse_duration
+from prontodb.duration import TTL, ttl_seconds, whole_seconds
 from prontodb.errors import (
     CorruptStoreError,
     DestinationExistsError,
@@ -53,6 +54,9 @@ _NO_DEADLINE = record.pack(b"", None)
 _GC_BATCH = 1000
 
 Value = bytes | bytearray | memoryview | str
+_D = TypeVar("_D")
+#: Marks "no default given" in :meth:`Store.get` (None is a valid default).
+_MISSING: Any = object()
 KeyValue = tuple[bytes, bytes]
 
 
@@ -90,14 +94,22 @@ _set_source, _set_destination, _set_removed_source = slot_setters(CopyResult)
 
 
 def to_bytes(value: Value) -> bytes:
-    """Values are bytes; ``str`` is encoded as UTF-8. Anything else is a usage error."""
+    """Values are bytes; ``str`` is encoded as UTF-8; any other bytes-like object (bytearray,
+    memoryview, array, ... anything with the buffer protocol) is copied as its bytes. Anything
+    else is a UsageError naming the ``value`` argument."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
         return value.encode()
-    if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    raise UsageError(f"values are bytes or str, not {type(value).__name__}")
+    try:
+        return bytes(memoryview(value))
+    except TypeError:
+        raise UsageError(
+            f"values are bytes, bytes-like or str, not {type(value).__name__}",
+            argument="value",
+            value=value,
+            rule="bytes or str",
+        ) from None
 
 
 def _ms(seconds: float) -> int:
@@ -213,11 +225,13 @@ class Store:
             return PIPE_CACHE_TTL
         return None
 
-    def create_cache(self, namespace: str, seconds: int | str) -> int:
+    def create_cache(self, namespace: str, seconds: TTL) -> int:
         """Make ``project.namespace`` a TTL namespace whose new writes expire after ``seconds``
-        (re-running changes the default). Affects later writes only. Returns the seconds."""
+        (re-running changes the default). Affects later writes only. Returns the seconds.
+        ``seconds`` is whole seconds (int, a whole float, a timedelta or a duration string);
+        a fraction of a second raises InvalidDurationError."""
         project, ns = parse_namespace(namespace, project=self.project, delim=self.delim)
-        secs = parse_duration(seconds)
+        secs = whole_seconds(seconds, argument="seconds", now=self.clock())
         self.backend.put(keyspace.ttl_key(self._ttl_prefix, project, ns), str(secs).encode())
         return secs
 
@@ -248,12 +262,13 @@ class Store:
         address: str | Address,
         value: Value,
         *,
-        ttl: int | str | None = None,
+        ttl: TTL | None = None,
         keep_ttl: bool = False,
     ) -> None:
         """Store ``value`` at ``address``.
 
-        ``ttl`` (seconds or a duration like ``15m``) sets a deadline. Without it the entry gets
+        ``ttl`` (seconds as int or float, a timedelta, or a duration like ``"15m"``; kept to
+        the millisecond) sets a deadline. Without it the entry gets
         its namespace's default TTL, or none; an existing deadline is cleared unless
         ``keep_ttl`` (which on a new key gives the namespace default). ``ttl`` with
         ``keep_ttl`` is a UsageError.
@@ -271,8 +286,14 @@ class Store:
         if len(data) > self.max_value_bytes:
             raise ValueTooLargeError(len(data), self.max_value_bytes)
         if ttl is not None and keep_ttl:
-            raise UsageError("--ttl and --keep-ttl cannot be combined")
-        seconds = None if ttl is None else parse_duration(ttl)
+            raise UsageError(
+                None,
+                argument=("ttl", "keep_ttl"),
+                value=(ttl, keep_ttl),
+                rule="exclusive",
+                template="{ttl} and {keep_ttl} cannot be combined",
+            )
+        seconds = None if ttl is None else ttl_seconds(ttl, now=self.clock())
         backend = self.backend
         # The namespace default is read before the write: create-cache and drop-cache affect
         # later writes only, so a write that races with one may go either way.
@@ -336,13 +357,6 @@ class Store:
             raise NotFoundError(self.format(addr))
         return Entry(addr, rec.value, rec.expires_at)
 
-    def get(self, address: str | Address) -> bytes:
-        """The stored bytes; raises NotFoundError (a KeyError) on a miss or expiry."""
-        raw = self._live_envelope(address)
-        if raw is None:
-            raise NotFoundError(self.format(self.address(address)))
-        return raw[HEADER_SIZE:]
-
     def exists(self, address: str | Address) -> bool:
         """True when a live entry is at ``address``."""
         return self._live_envelope(address) is not None
@@ -380,9 +394,10 @@ class Store:
         left_ms = round(entry.expires_at * 1000) - int(self.clock() * 1000)
         return max(1, math.ceil(left_ms / 1000))
 
-    def expire(self, address: str | Address, seconds: int | str) -> None:
-        """Give the live entry a deadline ``seconds`` from now; NotFoundError on a miss."""
-        secs = parse_duration(seconds)
+    def expire(self, address: str | Address, seconds: TTL) -> None:
+        """Give the live entry a deadline ``seconds`` from now (int/float seconds, timedelta or
+        a duration string, kept to the millisecond); NotFoundError on a miss."""
+        secs = ttl_seconds(seconds, argument="seconds", now=self.clock())
         self._redeadline(address, lambda now: _ms(now + secs))
 
     def persist(self, address: str | Address) -> None:
@@ -402,24 +417,41 @@ class Store:
     # -- many entries ---------------------------------------------------------------------
 
     def set_many(
-        self, pairs: Iterable[tuple[str | Address, Value]], *, ttl: int | str | None = None
+        self,
+        pairs: Mapping[str, Value]
+        | Mapping[Address, Value]
+        | Iterable[tuple[str | Address, Value]],
+        *,
+        ttl: TTL | None = None,
     ) -> int:
-        """Store every (address, value) pair in one transaction, all or nothing. Entries get
+        """Store every (address, value) pair in one transaction, all or nothing. ``pairs`` is a
+        mapping of address to value or an iterable of (address, value) pairs. Entries get
         ``ttl`` or their namespace default. Every address and size is checked before anything
         is written. Returns the number of pairs."""
-        seconds = None if ttl is None else parse_duration(ttl)
+        seconds = None if ttl is None else ttl_seconds(ttl, now=self.clock())
+        if isinstance(pairs, Mapping):
+            pairs = list(pairs.items())
         pairs = list(pairs)
         if _all_pairs(pairs):  # anything else fails below exactly as it always did
             addresses = list(map(itemgetter(0), pairs))
             if all_plain(addresses, self.delim):
                 return self._set_plain_many(addresses, list(map(itemgetter(1), pairs)), seconds)
+        for index, pair in enumerate(pairs):
+            if not isinstance(pair, tuple | list) or len(pair) != 2:
+                raise UsageError(
+                    f"pairs must be a mapping or (address, value) pairs; item {index} is "
+                    f"{type(pair).__name__} {repr(pair)[:60]}",
+                    argument="pairs",
+                    value=pair,
+                    rule="pair",
+                )
         items = [(self.address(a), to_bytes(v)) for a, v in pairs]
         for _, data in items:
             self._check_size(data)
         return self.write_entries(((a, v, seconds) for a, v in items), validated=True)
 
     def _set_plain_many(
-        self, addresses: list[str], values: list[Value], seconds: int | None
+        self, addresses: list[str], values: list[Value], seconds: float | None
     ) -> int:
         """:meth:`set_many` of plain full addresses (all checked by ``all_plain``), with every
         per-entry step done in bulk by C-level iterators instead of a Python loop."""
@@ -643,7 +675,12 @@ class Store:
         """Namespaces of ``project`` (default: the store's default project) with a live entry."""
         project = project or self.project
         if project is None:
-            raise InvalidAddressError("no project given and no default project (-p/--project)")
+            raise InvalidAddressError(
+                None,
+                argument="project",
+                rule="required",
+                template="no project given and no default project ({project})",
+            )
         parse_scope(project, delim=self.delim)
         return self._distinct((project,))
 
@@ -757,6 +794,88 @@ class Store:
             if last is None or len(batch) < _GC_BATCH:
                 return removed
             start = last + b"\x00"
+
+    # -- Python protocols: get with a default, the mapping protocol, repr -----------------
+    # Store speaks the mapping protocol but is not a collections.abc.Mapping: get() without a
+    # default raises NotFoundError, and keys() takes a scope (see docs/python-api.md).
+
+    @overload
+    def get(self, address: str | Address) -> bytes: ...
+
+    @overload
+    def get(self, address: str | Address, default: _D) -> bytes | _D: ...
+
+    def get(self, address: str | Address, default: object = _MISSING) -> object:
+        """The stored bytes at ``address``. On a miss or an expired entry: ``default`` when one
+        is given (None included), else NotFoundError (a KeyError). An invalid address always
+        raises InvalidAddressError."""
+        raw = self._live_envelope(address)
+        if raw is None:
+            if default is not _MISSING:
+                return default
+            raise NotFoundError(self.format(self.address(address)))
+        return raw[HEADER_SIZE:]
+
+    def __getitem__(self, address: str | Address) -> bytes:
+        """``store[address]``: :meth:`get` without a default (NotFoundError is a KeyError)."""
+        return self.get(address)
+
+    def __setitem__(self, address: str | Address, value: Value) -> None:
+        """``store[address] = value``: a plain :meth:`set` (namespace default TTL, or none)."""
+        self.set(address, value)
+
+    def __delitem__(self, address: str | Address) -> None:
+        """``del store[address]``: :meth:`delete`; NotFoundError when no live entry was there."""
+        if not self.delete(address):
+            raise NotFoundError(self.format(self.address(address)))
+
+    def __contains__(self, address: object) -> bool:
+        """``address in store``: a live entry is there. Something that is not an address
+        (not a str or Address) is never in a store; a malformed address string raises
+        InvalidAddressError, as every other call does."""
+        if not isinstance(address, str | Address):
+            return False
+        return self.exists(address)
+
+    def __iter__(self) -> Iterator[str]:
+        """Full addresses of every live entry of this layer, ascending, read a chunk at a time
+        (never the whole store at once). Do not write through this store while iterating:
+        take ``list(store)`` first."""
+        for names, _ in self._live_chunks(None, None):
+            yield from names
+
+    def __len__(self) -> int:
+        """Number of live entries in this layer (a scan: cost grows with the store)."""
+        return self.count()
+
+    def __bool__(self) -> bool:
+        """Always True: an open Store is a handle, truthy even when empty (unlike a dict), so
+        ``store or other`` never swaps an empty store and ``if store:`` never scans it. Test
+        emptiness with ``next(iter(store), None) is None``."""
+        return True
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        """(full address, bytes) of every live entry of this layer, ascending, streamed as
+        :meth:`__iter__` is (``scan()`` of the whole layer)."""
+        return self.scan()
+
+    def values(self) -> Iterator[bytes]:
+        """The bytes of every live entry of this layer, in address order, streamed."""
+        return (value for _, value in self.scan())
+
+    @property
+    def engine(self) -> str:
+        """The engine's registry name (``sqlite``, ``lmdb``, ``diskcache``, ``memory``, ...)."""
+        return self.backend.name
+
+    @property
+    def location(self) -> str:
+        """Where the store is: the absolute path of its file or directory, or its URL."""
+        return self.backend.path
+
+    def __repr__(self) -> str:
+        meta = "" if self.meta is None else f" meta={self.meta!r}"
+        return f"<Store engine={self.engine!r} location={self.location!r} user={self.user!r}{meta}>"
 
 
 def check_store_format(backend: Backend, *, writable: bool) -> None:

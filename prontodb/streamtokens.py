@@ -96,6 +96,8 @@ class TokenError(StreamError):
     message reads ``token 2 'bad_token' at offset 12 (line 1, column 13): missing '=' ...``.
     """
 
+    rule: str
+
     def __init__(
         self, *, raw: str, position: int, offset: int, line: int, column: int, rule: str
     ) -> None:

@@ -289,8 +289,8 @@ def test_forced_meta_conflict_rescues_into_the_locked_meta(sh):
 @pytest.mark.parametrize(
     ("args", "reason"),
     [
-        (["--ttl", "0"], "Invalid duration '0': must be greater than zero"),
-        (["--ttl", "soon"], "Invalid duration 'soon': use whole seconds or a number with s, m, h"),
+        (["--ttl", "0"], "Invalid duration '0' for --ttl: must be greater than zero"),
+        (["--ttl", "soon"], "Invalid duration 'soon' for --ttl: use seconds or numbers with units"),
         (["--ttl", "5", "--keep-ttl"], "--ttl and --keep-ttl cannot be combined"),
     ],
 )

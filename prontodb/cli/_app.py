@@ -234,13 +234,51 @@ def run(group: click.Group, args: list[str], prog_name: str, **extra: Any) -> in
         return report_unexpected(exc)
 
 
+#: How the CLI spells the library's Python arguments in messages (the one place that does).
+FLAG_SPELLING = {
+    "ttl": "--ttl",
+    "keep_ttl": "--keep-ttl",
+    "project": "-p/--project",
+    "namespace": "-n/--namespace",
+    "replace": "--replace",
+    "on_conflict": "--on-conflict",
+    "format": "--format",
+    "path": "--path",
+    "remove_old": "--remove-old",
+    "backend": "--backend",
+    "purge": "--purge",
+    "seconds": "DURATION",
+    "duration": "DURATION",
+    "value": "VALUE",
+}
+
+
+def flag_spelling(argument: str, value: str | None) -> str:
+    """A library argument as the CLI user knows it: ``keep_ttl`` -> ``--keep-ttl``,
+    ``replace=True`` -> ``--replace``, ``on_conflict='fail'`` -> ``--on-conflict fail``."""
+    flag = FLAG_SPELLING.get(argument)
+    if flag is None:
+        return argument if value is None else f"{argument}={value}"
+    if value is None or value == "True":
+        return flag
+    return f"{flag} {value.strip(chr(39) + chr(34))}"
+
+
+def flag_message(exc: BaseException) -> str:
+    """The message of ``exc`` worded for the command line: a library error that carries a
+    template names flags instead of Python arguments; any other error is its plain text."""
+    if isinstance(exc, ProntoError):
+        return exc.describe(flag_spelling)
+    return str(exc)
+
+
 def _with_store(exc: ProntoError) -> str:
-    """The message of ``exc``; a damaged entry (whose message cannot know where it lives) is
-    reported with the store it was read from."""
+    """The message of ``exc`` (worded for flags); a damaged entry (whose message cannot know
+    where it lives) is reported with the store it was read from."""
     from prontodb.cli._session import OPENED
     from prontodb.errors import CorruptStoreError
 
-    text = str(exc)
+    text = flag_message(exc)
     if isinstance(exc, CorruptStoreError) and OPENED and not any(p in text for p in OPENED):
         text = f"{OPENED[-1]}: {text} (check it with: prontodb doctor)"
     return text

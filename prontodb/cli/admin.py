@@ -24,7 +24,7 @@ def create_cache_cmd(ctx: click.Context, namespace: str, seconds: str) -> None:
     if seconds.startswith("timeout="):
         seconds = seconds[len("timeout=") :]
     parse_namespace(namespace, project=s.project, delim=s.delim)
-    parse_duration(seconds)
+    parse_duration(seconds, argument="duration")
     s.open(write=True).create_cache(namespace, seconds)
 
 

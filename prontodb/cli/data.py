@@ -139,7 +139,7 @@ def expire_cmd(ctx: click.Context, address: str, seconds: str) -> None:
     """Give ADDRESS a deadline DURATION from now (90, 15m, 2h, 7d)."""
     from prontodb.duration import parse_duration
 
-    parse_duration(seconds)
+    parse_duration(seconds, argument="duration")
     session(ctx).open(write=True).expire(address, seconds)
 
 

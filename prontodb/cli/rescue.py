@@ -31,6 +31,7 @@ from prontodb.cli._app import (
     VALUE_FLAGS,
     Exit,
     _silence_stdout,
+    flag_message,
     log_unexpected,
     one_line,
 )
@@ -141,7 +142,7 @@ def command(flags: Sequence[str], *words: str) -> str:
 def describe(exc: BaseException, address: str | None) -> str:
     """The real reason content could not be stored, as the start of a sentence. Unexpected
     exceptions are logged (with the traceback under PRONTO_DEBUG=1)."""
-    message = one_line(str(exc))
+    message = one_line(flag_message(exc))
     if (
         isinstance(exc, InvalidAddressError)
         and message.startswith("invalid address")
