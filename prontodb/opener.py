@@ -12,18 +12,37 @@ from prontodb import backends, paths
 from prontodb.address import DEFAULT_DELIM
 from prontodb.backends.base import DURABILITIES, Backend
 from prontodb.clock import Clock
-from prontodb.errors import BackendError, ConfigError, StoreNotFoundError
+from prontodb.errors import BackendError, ConfigError, StoreNotFoundError, UsageError
 from prontodb.names import DEFAULT_USER
 from prontodb.store import DEFAULT_MAX_VALUE_BYTES, Store, check_store_format
 
 
+#: A path as the library takes it: ``str`` or any ``os.PathLike`` (``pathlib.Path``).
+StrPath = str | os.PathLike[str]
+
+
+def path_text(path: StrPath, argument: str = "path") -> str:
+    """``path`` as a ``str`` (``os.fspath``); bytes paths are decoded as the file system does.
+    Anything that is not a path raises UsageError naming ``argument``."""
+    try:
+        return os.fsdecode(path)
+    except TypeError:
+        raise UsageError(
+            f"{argument} must be a str or os.PathLike, not {type(path).__name__}",
+            argument=argument,
+            value=path,
+            rule="path",
+        ) from None
+
+
 def open_backend(
-    path: str, *, backend: str | None = None, durability: str = "normal", create: bool = True
+    path: StrPath, *, backend: str | None = None, durability: str = "normal", create: bool = True
 ) -> Backend:
     """Open the engine at ``path``: the existing store's own format wins, then ``backend``,
     then the extension, then sqlite. Without ``create`` a missing store raises
     StoreNotFoundError. The store's files are checked for foreign write access, and a new
     store records its format version and engine inside itself."""
+    path = path_text(path)
     if durability not in DURABILITIES:
         raise ConfigError(f"unknown durability {durability!r} (choose normal or full)")
     if backend == "memory" or path.startswith("memory://"):
@@ -68,7 +87,7 @@ def _existing_files(path: str) -> list[str]:
 
 
 def open(  # noqa: A001 - the public name is prontodb.open
-    path: str | None = None,
+    path: StrPath | None = None,
     *,
     backend: str | None = None,
     cursor: str | None = None,
@@ -86,8 +105,8 @@ def open(  # noqa: A001 - the public name is prontodb.open
 
     * ``open()`` — the default store of the default user
       (``$XDG_DATA_HOME/prontodb/users/default/default.sqlite``);
-    * ``open(path)`` — the store at ``path`` (engine from the file, else ``backend``, else the
-      extension, else sqlite);
+    * ``open(path)`` — the store at ``path``, a ``str`` or ``os.PathLike`` (engine from the
+      file, else ``backend``, else the extension, else sqlite), or a url engine's URL;
     * ``open(cursor="work", user="keeper")`` — the store a named cursor of that user points
       at, with the cursor's meta, defaults and durability (explicit arguments win).
     """
@@ -104,7 +123,7 @@ def open(  # noqa: A001 - the public name is prontodb.open
         durability = durability or spec.durability
     if path is None:
         path = paths.default_store_path(user)
-    engine = open_backend(path, backend=backend, durability=durability or "normal", create=create)
+    engine = open_backend(path_text(path), backend=backend, durability=durability or "normal", create=create)
     try:
         return Store(
             engine,
