@@ -1,56 +1,105 @@
-"""ProntoDB: values at dot addresses over pluggable file backends.
+"""ProntoDB: values at dot addresses over pluggable storage engines.
+
+Everything public is importable from here: :func:`open`, :class:`Store` and its value classes,
+:class:`FakeClock` and every error class. See docs/python-api.md.
 
 >>> import prontodb
->>> with prontodb.open("/tmp/example.sqlite") as store:   # doctest: +SKIP
-...     store.set("kb.recipes.pasta", b"red")
-...     store.get("kb.recipes.pasta")
+>>> with prontodb.open("memory://doctest") as store:
+...     store["kb.recipes.pasta"] = "red"
+...     store["kb.recipes.pasta"]
 b'red'
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from prontodb.address import Address
 from prontodb.clock import FakeClock
 from prontodb.errors import (
     BackendError,
     ConfigError,
+    ConflictError,
     ContextLockedError,
+    CorruptStoreError,
+    DataFormatError,
+    DestinationExistsError,
+    InsecureStoreError,
     InvalidAddressError,
     InvalidDurationError,
     InvalidNameError,
     NotFoundError,
     ProntoError,
+    ProntoWarning,
+    ReadOnlyStoreError,
     StorageFullError,
     StoreBusyError,
     StoreNotFoundError,
     StreamError,
     UsageError,
     ValueTooLargeError,
+    WriteConflictError,
 )
 from prontodb.opener import open
-from prontodb.store import Entry, Store
+from prontodb.store import CopyResult, Entry, Store
+
+if TYPE_CHECKING:
+    from prontodb.stream import StreamEncodingError, StreamStateError
+    from prontodb.streamtokens import StreamSyntaxError, TokenError
 
 __version__ = "0.1.0"
+
+#: Error classes that live with the stream parser, imported only when first asked for (the
+#: CLI's start-up never pays for the parser it does not use).
+_LAZY = {
+    "StreamEncodingError": "prontodb.stream",
+    "StreamStateError": "prontodb.stream",
+    "StreamSyntaxError": "prontodb.streamtokens",
+    "TokenError": "prontodb.streamtokens",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'prontodb' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "Address",
     "BackendError",
     "ConfigError",
+    "ConflictError",
     "ContextLockedError",
+    "CopyResult",
+    "CorruptStoreError",
+    "DataFormatError",
+    "DestinationExistsError",
     "Entry",
     "FakeClock",
+    "InsecureStoreError",
     "InvalidAddressError",
     "InvalidDurationError",
     "InvalidNameError",
     "NotFoundError",
     "ProntoError",
+    "ProntoWarning",
+    "ReadOnlyStoreError",
     "StorageFullError",
     "Store",
     "StoreBusyError",
     "StoreNotFoundError",
+    "StreamEncodingError",
     "StreamError",
+    "StreamStateError",
+    "StreamSyntaxError",
+    "TokenError",
     "UsageError",
     "ValueTooLargeError",
+    "WriteConflictError",
     "__version__",
     "open",
 ]

@@ -16,7 +16,6 @@ from prontodb.errors import BackendError, ConfigError, StoreNotFoundError, Usage
 from prontodb.names import DEFAULT_USER
 from prontodb.store import DEFAULT_MAX_VALUE_BYTES, Store, check_store_format
 
-
 #: A path as the library takes it: ``str`` or any ``os.PathLike`` (``pathlib.Path``).
 StrPath = str | os.PathLike[str]
 
@@ -123,7 +122,7 @@ def open(  # noqa: A001 - the public name is prontodb.open
         durability = durability or spec.durability
     if path is None:
         path = paths.default_store_path(user)
-    engine = open_backend(path_text(path), backend=backend, durability=durability or "normal", create=create)
+    engine = open_backend(path, backend=backend, durability=durability or "normal", create=create)
     try:
         return Store(
             engine,
