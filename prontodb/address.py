@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from itertools import repeat
 
 from prontodb._frozen import Frozen, slot_setters
-from prontodb.errors import InvalidAddressError
+from prontodb.errors import InvalidAddressError, literal
 
 #: Delimiters a user may choose with ``--ns-delim``; ``.`` is the default.
 DELIMITERS = (".", ":", "/", "|")
@@ -199,15 +199,25 @@ def parse(
     elif len(parts) == 2:
         if project is None:
             raise InvalidAddressError(
-                f"invalid address {text!r}: incomplete, namespace{delim}key needs a default "
-                "project (-p/--project or the cursor's project)"
+                None,
+                argument="project",
+                value=text,
+                rule="incomplete",
+                template=f"invalid address {literal(repr(text))}: incomplete, "
+                f"namespace{literal(delim)}key needs a default project ({{project}} or the "
+                "cursor's project)",
             )
         proj, (ns, name) = project, parts
     else:
         if project is None or namespace is None:
             raise InvalidAddressError(
-                f"invalid address {text!r}: incomplete, a bare key needs a default project and "
-                "namespace (-p/-n or the cursor's defaults)"
+                None,
+                argument=("project", "namespace"),
+                value=text,
+                rule="incomplete",
+                template=f"invalid address {literal(repr(text))}: incomplete, a bare key needs a "
+                "default project and namespace ({project} and {namespace}, or the cursor's "
+                "defaults)",
             )
         proj, ns, name = project, namespace, parts[0]
     check_segment(proj, "project", text)

@@ -23,7 +23,7 @@ from typing import Any
 
 from prontodb import paths
 from prontodb._frozen import Frozen, slot_setters
-from prontodb.errors import ConfigError, ContextLockedError, UsageError
+from prontodb.errors import ConfigError, ContextLockedError, UsageError, literal
 from prontodb.names import DEFAULT_USER, check_name
 
 #: The cursor name that means "the user's default store"; no cursor may be saved under it.
@@ -300,9 +300,13 @@ def _choose_backend(path: str, requested: str | None, fallback: str | None) -> s
     if requested is not None:
         if found is not None and found != requested:
             raise ConfigError(
-                f"{path} is a {found} store, not {requested} "
-                f"(to change a store's engine use: prontodb cursor migrate NAME --backend "
-                f"{requested})"
+                None,
+                argument="backend",
+                value=requested,
+                rule="engine mismatch",
+                template=f"{literal(path)} is a {found} store, not {literal(requested)} (to "
+                "change a store's engine, migrate it: prontodb.portable.migrate, "
+                "or prontodb cursor migrate)",
             )
         return requested
     return found or backends.from_extension(path) or fallback or "sqlite"
@@ -395,8 +399,12 @@ def _default_store(user: str, name: str, backend: str | None, env: Mapping[str, 
     found = [p for b in BACKENDS if os.path.exists(p := default_path(user, name, b, env))]
     if len(found) > 1:
         raise ConfigError(
-            f"several stores are named after cursor {name!r} ({', '.join(found)}); "
-            "choose one with PATH or --backend"
+            None,
+            argument=("path", "backend"),
+            value=found,
+            rule="ambiguous",
+            template=f"several stores are named after cursor {literal(repr(name))} "
+            f"({literal(', '.join(found))}); choose one with {{path}} or {{backend}}",
         )
     return found[0] if found else default_path(user, name, "sqlite", env)
 
@@ -447,12 +455,21 @@ def _check_purgeable(spec: CursorSpec, others: list[CursorSpec]) -> None:
     sharing = sorted(o.name for o in others if os.path.realpath(o.path) == real)
     if sharing:
         raise ConfigError(
-            f"refusing to purge {spec.path}: cursor {sharing[0]!r} uses the same store "
-            "(delete without --purge)"
+            None,
+            argument="purge",
+            value=True,
+            rule="shared",
+            template=f"refusing to purge {literal(spec.path)}: cursor {literal(repr(sharing[0]))} "
+            "uses the same store (delete without {purge=True})",
         )
     if os.path.exists(spec.path) and _store_format(spec.path) is None:
         raise ConfigError(
-            f"refusing to purge {spec.path}: it is not a ProntoDB store (delete without --purge)"
+            None,
+            argument="purge",
+            value=True,
+            rule="not a store",
+            template=f"refusing to purge {literal(spec.path)}: it is not a ProntoDB store "
+            "(delete without {purge=True})",
         )
 
 
@@ -562,9 +579,11 @@ def resolve(
     if who != DEFAULT_USER and not env.get("PRONTO_FORCE_USER"):
         flags += ["--user", who]
     if database is not None and not database:
-        raise UsageError("--database needs a PATH")
+        raise UsageError(
+            None, argument="database", rule="empty", template="{database} needs a PATH"
+        )
     if cursor is not None and not cursor:
-        raise UsageError("--cursor needs a NAME")
+        raise UsageError(None, argument="cursor", rule="empty", template="{cursor} needs a NAME")
     path: str | None = None
     name: str | None = None
     if database:

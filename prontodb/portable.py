@@ -47,7 +47,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from prontodb import keyspace, paths, record
 from prontodb.address import Address, parse, parse_namespace, parse_scope
-from prontodb.errors import ConflictError, DataFormatError, UsageError
+from prontodb.errors import ConflictError, DataFormatError, UsageError, literal
 
 if TYPE_CHECKING:
     from prontodb.backends.base import Backend
@@ -397,13 +397,21 @@ def _check_streamable(rows: Iterable[tuple[str, bytes, int | None]]) -> None:
             text = value.decode()
         except UnicodeDecodeError:
             raise DataFormatError(
-                f"cannot export {address} as a stream: its value is not valid UTF-8 "
-                "(use --format jsonl, which carries any bytes)"
+                None,
+                argument="format",
+                value="stream",
+                rule="utf-8",
+                template=f"cannot export {literal(address)} as a stream: its value is not valid "
+                "UTF-8 (use {format='jsonl'}, which carries any bytes)",
             ) from None
         if ";" in text:
             raise DataFormatError(
-                f"cannot export {address} as a stream: its value contains ';', the stream "
-                "separator, which quotes do not protect (use --format jsonl)"
+                None,
+                argument="format",
+                value="stream",
+                rule="separator",
+                template=f"cannot export {literal(address)} as a stream: its value contains ';', "
+                "the stream separator, which quotes do not protect (use {format='jsonl'})",
             )
 
 
@@ -672,7 +680,14 @@ def import_layer(
     to a TTL namespace definition that differs from the target's. A malformed file raises
     DataFormatError naming the line; nothing is written."""
     if on_conflict not in ON_CONFLICT:
-        raise UsageError(f"unknown --on-conflict {on_conflict!r} (overwrite, skip or fail)")
+        raise UsageError(
+            None,
+            argument="on_conflict",
+            value=on_conflict,
+            rule="choice",
+            template=f"unknown {{on_conflict}} {literal(repr(on_conflict))} "
+            "(overwrite, skip or fail)",
+        )
     backend = store.backend
     reader = _Reader(name, store.max_value_bytes)
     now = store.clock()
@@ -722,9 +737,13 @@ def _apply_import(
             if current is not None and int(current) != seconds:
                 if on_conflict == "fail":
                     raise ConflictError(
-                        f"TTL namespace {project}.{namespace} is already defined with "
-                        f"{int(current)} s, not {seconds} s (--on-conflict fail); nothing "
-                        "was imported"
+                        None,
+                        argument="on_conflict",
+                        value="fail",
+                        rule="conflict",
+                        template=f"TTL namespace {literal(project)}.{literal(namespace)} is "
+                        f"already defined with {int(current)} s, not {seconds} s "
+                        "({on_conflict='fail'}); nothing was imported",
                     )
                 if on_conflict == "skip":
                     continue
@@ -736,8 +755,12 @@ def _apply_import(
                 live = _is_live(backend, keyspace.entry_key(layer, address), now)
                 if live and on_conflict == "fail":
                     raise ConflictError(
-                        f"{address} already exists in the target (--on-conflict fail); "
-                        "nothing was imported"
+                        None,
+                        argument="on_conflict",
+                        value="fail",
+                        rule="conflict",
+                        template=f"{literal(address)} already exists in the target "
+                        "({on_conflict='fail'}); nothing was imported",
                     )
                 skip.append(live)
         if progress is not None:
@@ -1101,8 +1124,12 @@ def restore(
     backend = store.backend
     if not replace and _holds_data(backend, store.clock()):
         raise ConflictError(
-            f"{backend.path} is not empty; restore into an empty store, or pass --replace to "
-            "clear it (every user and meta layer) first"
+            None,
+            argument="replace",
+            value=False,
+            rule="not empty",
+            template=f"{literal(backend.path)} is not empty; restore into an empty store, or "
+            "pass {replace=True} to clear it (every user and meta layer) first",
         )
     with _spool_file(backend) as spool:
         layers, expired = _verify_archive(archive, spool, store, max_uncompressed, progress)
@@ -1449,12 +1476,21 @@ def migrate(
     new = os.path.abspath(os.path.expanduser(path)) if path else migrate_path(old, backend)
     if os.path.realpath(new) == os.path.realpath(old):
         raise UsageError(
-            f"cursor {name!r} already uses {old}; give --path to migrate to another file"
+            None,
+            argument="path",
+            value=path,
+            rule="same file",
+            template=f"cursor {literal(repr(name))} already uses {literal(old)}; give {{path}} "
+            "to migrate to another file",
         )
     if os.path.lexists(new):
         raise ConfigError(
-            f"{new} already exists; choose another --path or remove it (an interrupted migrate "
-            "may have left it)"
+            None,
+            argument="path",
+            value=new,
+            rule="exists",
+            template=f"{literal(new)} already exists; choose another {{path}} or remove it (an "
+            "interrupted migrate may have left it)",
         )
     if remove_old:
         sharing = [
@@ -1463,7 +1499,14 @@ def migrate(
             if c.name != name and os.path.realpath(c.path) == os.path.realpath(old)
         ]
         if sharing:
-            raise ConfigError(f"refusing --remove-old: cursor {sharing[0]!r} also uses {old}")
+            raise ConfigError(
+                None,
+                argument="remove_old",
+                value=True,
+                rule="shared",
+                template=f"refusing {{remove_old=True}}: cursor {literal(repr(sharing[0]))} also "
+                f"uses {literal(old)}",
+            )
     folder = paths.make_private_dir(os.path.dirname(new))
     _remove_stale_copies(folder, os.path.basename(new))
     tmp = os.path.join(folder, f".{os.path.basename(new)}.migrating-{os.getpid()}")

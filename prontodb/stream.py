@@ -27,7 +27,14 @@ from typing import Any, Final, Literal, NamedTuple, NoReturn
 from prontodb import keyspace
 from prontodb.address import DEFAULT_DELIM, Address, check_delim, check_segment, split_key
 from prontodb.duration import parse_duration
-from prontodb.errors import InvalidAddressError, ProntoError, StreamError
+from prontodb.errors import (
+    InvalidAddressError,
+    ProntoError,
+    StreamError,
+    literal,
+    python_spelling,
+    render,
+)
 from prontodb.store import DEFAULT_MAX_VALUE_BYTES, Store
 from prontodb.streamtokens import WHITESPACE, StreamSyntaxError, Token, TokenError, iter_tokens
 
@@ -108,7 +115,12 @@ class StreamEncodingError(StreamError):
 
 
 class _Refused(Exception):
-    """Raised by the state rules with the rule text; the caller adds where the token is."""
+    """Raised by the state rules with the rule text; the caller adds where the token is. A
+    rule that names an argument is given as a ``template`` (see ProntoError.describe)."""
+
+    def __init__(self, rule: str | None = None, *, template: str | None = None) -> None:
+        super().__init__(rule if template is None else render(template, python_spelling))
+        self.template = template
 
 
 class Batch(NamedTuple):
@@ -509,6 +521,7 @@ class _Planner:
                     line=line,
                     column=column,
                     rule=str(refused),
+                    template=refused.template,
                 ) from None
 
     # -- locations (only computed for errors) --
@@ -643,8 +656,9 @@ class _Planner:
         if len(parts) == 1:
             if self.project is None:
                 raise _Refused(
-                    f"no current project for ns={value}: write "
-                    f"ns=PROJECT{self.delim}{value}, or give -p/--project or meta:project first"
+                    template=f"no current project for ns={literal(value)}: write "
+                    f"ns=PROJECT{literal(self.delim)}{literal(value)}, or give {{project}} or "
+                    "meta:project first"
                 )
             self.target = self._namespace(self.project, parts[0], value)
         elif len(parts) == 2:
@@ -666,9 +680,9 @@ class _Planner:
         if len(parts) == 1:
             if self.project is None:
                 raise _Refused(
-                    f"no current project for the namespace prefix '{parts[0]}:': write "
-                    f"PROJECT{delim}{parts[0]}:key=value, or give -p/--project or meta:project "
-                    "first"
+                    template=f"no current project for the namespace prefix "
+                    f"'{literal(parts[0])}:': write PROJECT{literal(delim)}{literal(parts[0])}"
+                    ":key=value, or give {project} or meta:project first"
                 )
             where = self._namespace(self.project, parts[0], prefix)
         elif len(parts) == 2:

@@ -31,7 +31,7 @@ import re
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 
-from prontodb.errors import StreamError
+from prontodb.errors import StreamError, literal
 
 __all__ = [
     "WHITESPACE",
@@ -99,7 +99,15 @@ class TokenError(StreamError):
     rule: str
 
     def __init__(
-        self, *, raw: str, position: int, offset: int, line: int, column: int, rule: str
+        self,
+        *,
+        raw: str,
+        position: int,
+        offset: int,
+        line: int,
+        column: int,
+        rule: str,
+        template: str | None = None,
     ) -> None:
         self.raw = raw
         self.position = position
@@ -107,9 +115,13 @@ class TokenError(StreamError):
         self.line = line
         self.column = column
         self.rule = rule
+        where = (
+            f"token {position} {_preview(raw)} at offset {offset} (line {line}, column {column})"
+        )
+        # ``template``: the rule naming Python arguments as {name} (see ProntoError.describe)
         super().__init__(
-            f"token {position} {_preview(raw)} at offset {offset} "
-            f"(line {line}, column {column}): {rule}"
+            f"{where}: {rule}",
+            template=None if template is None else f"{literal(where)}: {template}",
         )
 
 

@@ -433,7 +433,7 @@ def test_restore_needs_replace_for_a_non_empty_target(tmp_path):
     b = open_store(tmp_path, "lmdb" if _available("lmdb") else "sqlite", "b", clock)
     b.set("old.data.k", "v")
     b.layer(user="carol").set("c.c.c", "carol")
-    with pytest.raises(ConflictError, match="--replace"):
+    with pytest.raises(ConflictError, match="replace=True"):
         portable.restore(b, archive)
     assert b.get("old.data.k") == b"v"
     summary = portable.restore(b, archive, replace=True)

@@ -247,6 +247,8 @@ FLAG_SPELLING = {
     "remove_old": "--remove-old",
     "backend": "--backend",
     "purge": "--purge",
+    "database": "--database",
+    "cursor": "--cursor",
     "seconds": "DURATION",
     "duration": "DURATION",
     "value": "VALUE",
