@@ -207,7 +207,8 @@ def _spec(name: str, raw: object, where: str = CURSORS_FILE) -> CursorSpec:
     if spec.backend not in BACKENDS or spec.durability not in DURABILITIES:
         raise ConfigError(
             f"{damaged}: backend {spec.backend!r}, durability "
-            f"{spec.durability!r} (see: prontodb cursor set {name} --help)"
+            f"{spec.durability!r} (backend is one of {', '.join(BACKENDS)}; durability is "
+            f"one of {', '.join(DURABILITIES)})"
         )
     return spec
 
