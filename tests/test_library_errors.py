@@ -48,9 +48,9 @@ def test_no_library_message_names_a_cli_flag():
             if not isinstance(node, ast.Raise) or node.exc is None:
                 continue
             for const in ast.walk(node.exc):
-                if isinstance(const, ast.Constant) and isinstance(const.value, str):
-                    if " --" in const.value or const.value.startswith("--"):
-                        offenders.append(f"{path.name}:{node.lineno}: {const.value!r}")
+                text = const.value if isinstance(const, ast.Constant) else None
+                if isinstance(text, str) and (" --" in text or text.startswith("--")):
+                    offenders.append(f"{path.name}:{node.lineno}: {text!r}")
     # effective_user/effective_meta name where a locked value came from, which is a flag
     # only when the CLI passed one (see docs/python-api.md, Errors)
     assert offenders == []
@@ -173,9 +173,11 @@ def test_the_cli_rewords_library_errors_for_flags(tmp_path):
         stream.plan("ns=x; a=1;")
     assert "give project or meta:project" in str(caught.value)
     assert "give -p/--project or meta:project" in flag_message(caught.value)
-    with prontodb.open(tmp_path / "s.sqlite") as store:
-        with pytest.raises(prontodb.InvalidAddressError) as missing:
-            store.get("n.k")
+    with (
+        prontodb.open(tmp_path / "s.sqlite") as store,
+        pytest.raises(prontodb.InvalidAddressError) as missing,
+    ):
+        store.get("n.k")
     assert "(project or the cursor's project)" in str(missing.value)
     assert "(-p/--project or the cursor's project)" in flag_message(missing.value)
 
