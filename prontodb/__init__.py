@@ -44,14 +44,18 @@ from prontodb.opener import open
 from prontodb.store import CopyResult, Entry, Store
 
 if TYPE_CHECKING:
+    from prontodb.aio import AsyncStore
+    from prontodb.codec import JsonStore
     from prontodb.stream import StreamEncodingError, StreamStateError
     from prontodb.streamtokens import StreamSyntaxError, TokenError
 
 __version__ = "0.1.0"
 
-#: Error classes that live with the stream parser, imported only when first asked for (the
-#: CLI's start-up never pays for the parser it does not use).
+#: Names imported only when first asked for (the CLI's start-up never pays for the stream
+#: parser, asyncio or json it does not use).
 _LAZY = {
+    "AsyncStore": "prontodb.aio",
+    "JsonStore": "prontodb.codec",
     "StreamEncodingError": "prontodb.stream",
     "StreamStateError": "prontodb.stream",
     "StreamSyntaxError": "prontodb.streamtokens",
@@ -70,6 +74,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Address",
+    "AsyncStore",
     "BackendError",
     "ConfigError",
     "ConflictError",
@@ -81,6 +86,7 @@ __all__ = [
     "Entry",
     "FakeClock",
     "InsecureStoreError",
+    "JsonStore",
     "InvalidAddressError",
     "InvalidDurationError",
     "InvalidNameError",
