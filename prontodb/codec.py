@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, TypeVar, overload
+from typing import Any
 
 from prontodb.address import Address
 from prontodb.duration import TTL
 from prontodb.errors import DataFormatError, NotFoundError, UsageError
 from prontodb.store import _MISSING, Store
 
-_D = TypeVar("_D")
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
@@ -59,13 +58,7 @@ class JsonStore:
         """:meth:`Store.set` of ``value`` as JSON."""
         self.store.set(address, encode(value), ttl=ttl, keep_ttl=keep_ttl)
 
-    @overload
-    def get(self, address: str | Address) -> Any: ...
-
-    @overload
-    def get(self, address: str | Address, default: _D) -> Any | _D: ...
-
-    def get(self, address: str | Address, default: object = _MISSING) -> Any:
+    def get(self, address: str | Address, default: Any = _MISSING) -> Any:
         """The decoded value; ``default`` on a miss when given, else NotFoundError."""
         data = self.store.get(address, None)
         if data is None:
