@@ -255,3 +255,49 @@ def test_iteration_streams_a_chunk_at_a_time(store):
 
 def test_every_engine_is_covered():
     assert set(REGISTRY) <= set(ALL_BACKENDS)
+
+
+def test_json_view(store):
+    docs = prontodb.JsonStore(store)
+    docs["app.profiles.alice"] = {"name": "Alice", "roles": ["admin"], "n": 1.5, "ok": None}
+    assert docs["app.profiles.alice"] == {"name": "Alice", "roles": ["admin"], "n": 1.5, "ok": None}
+    assert store["app.profiles.alice"] == b'{"name":"Alice","roles":["admin"],"n":1.5,"ok":null}'
+    docs.set_many({"app.flags.beta": True, "app.flags.name": "é"})
+    assert store["app.flags.name"] == '"é"'.encode()
+    assert dict(docs.items("app.flags")) == {"beta": True, "name": "é"}
+    assert docs.get("app.flags.none", 0) == 0
+    assert "app.flags.beta" in docs and len(docs) == 3
+    with pytest.raises(KeyError):
+        docs["app.flags.none"]
+    for bad in ({1, 2}, b"bytes", float("nan"), object()):
+        with pytest.raises(UsageError) as caught:
+            docs["app.flags.bad"] = bad
+        assert (caught.value.argument, caught.value.rule) == ("value", "json")
+    assert "app.flags.bad" not in store
+    store["app.raw.blob"] = b"\xff not json"
+    with pytest.raises(prontodb.DataFormatError, match="app.raw.blob"):
+        docs["app.raw.blob"]
+
+
+def test_async_store_serializes_concurrent_calls(tmp_path, backend_name):
+    """Concurrent tasks on one AsyncStore: each write runs a transaction (a TTL namespace
+    sweeps), which several threads on one Store at once would break; one worker never does."""
+    import asyncio
+
+    path = store_path(tmp_path, backend_name)
+
+    async def main() -> tuple[int, bytes | None, int | None]:
+        async with await prontodb.AsyncStore.open(path, backend=backend_name) as astore:
+            await astore.run(astore.store.create_cache, "app.jobs", 60)
+            await asyncio.gather(
+                *(astore.set(f"app.jobs.j{i:03d}", b"queued") for i in range(200)),
+                *(astore.get(f"app.jobs.j{i:03d}", None) for i in range(200)),
+            )
+            await astore.set_many({"app.jobs.extra": b"x"}, ttl=timedelta(seconds=5))
+            return (
+                await astore.count("app.jobs"),
+                await astore.get("app.jobs.none", None),
+                await astore.ttl("app.jobs.extra"),
+            )
+
+    assert asyncio.run(main()) == (201, None, 5)
