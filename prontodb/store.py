@@ -268,10 +268,9 @@ class Store:
         """Store ``value`` at ``address``.
 
         ``ttl`` (seconds as int or float, a timedelta, or a duration like ``"15m"``; kept to
-        the millisecond) sets a deadline. Without it the entry gets
-        its namespace's default TTL, or none; an existing deadline is cleared unless
-        ``keep_ttl`` (which on a new key gives the namespace default). ``ttl`` with
-        ``keep_ttl`` is a UsageError.
+        the millisecond) sets a deadline. Without it the entry gets its namespace's default
+        TTL, or none; an existing deadline is cleared unless ``keep_ttl`` (which on a new key
+        gives the namespace default). ``ttl`` with ``keep_ttl`` is a UsageError.
         """
         delim = self.delim
         if type(address) is str and is_plain(address, delim):
@@ -432,7 +431,7 @@ class Store:
         if isinstance(pairs, Mapping):
             pairs = list(pairs.items())
         pairs = list(pairs)
-        if _all_pairs(pairs):  # anything else fails below exactly as it always did
+        if _all_pairs(pairs):  # anything else is checked pair by pair below
             addresses = list(map(itemgetter(0), pairs))
             if all_plain(addresses, self.delim):
                 return self._set_plain_many(addresses, list(map(itemgetter(1), pairs)), seconds)
