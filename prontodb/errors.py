@@ -186,6 +186,32 @@ class WriteConflictError(ConflictError):
     re-runs the unit of work on this error before giving up."""
 
 
+class NotACounterError(ProntoError, ValueError):
+    """``incr``/``decr`` found a value that is not an integer counter (ASCII decimal, optionally
+    signed, surrounding ASCII whitespace allowed); nothing changed. ``address`` is the entry as
+    written, ``value`` its stored bytes (the first 64)."""
+
+    def __init__(self, address: str, value: bytes) -> None:
+        super().__init__(f"{address!r} does not hold an integer: {value[:64]!r}")
+        self.address = address
+        self.value = value[:64]
+
+
+class CounterOverflowError(ProntoError, ValueError):
+    """``incr``/``decr`` would take a counter outside the 64-bit signed range (or was given a
+    step outside it); nothing changed. ``address``, ``value`` (the current count) and ``by``
+    (the requested change) say which."""
+
+    def __init__(self, address: str, value: int, by: int) -> None:
+        super().__init__(
+            f"{address!r}: {value} {'+' if by >= 0 else '-'} {abs(by)} is outside the 64-bit "
+            "signed range"
+        )
+        self.address = address
+        self.value = value
+        self.by = by
+
+
 class DataFormatError(ProntoError, ValueError):
     """An export file or backup archive is malformed, damaged or unsafe (or data cannot be
     written in the requested format); nothing was written."""

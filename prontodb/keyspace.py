@@ -6,7 +6,7 @@ context sorts before its contexts. Three families share one keyspace:
 
 * ``D\\0user\\0meta\\0project\\0namespace\\0key\\0context`` — entries (context empty if none);
 * ``T\\0user\\0meta\\0project\\0namespace`` — TTL namespace definitions (ASCII seconds);
-* ``S\\0name`` — facts about the store itself (format version, backend).
+* ``S\\0name`` — facts about the store itself (format version, backend, revision).
 
 ``meta`` is empty when no meta layer is selected.
 """
@@ -26,7 +26,17 @@ INFO = b"S\x00"
 
 INFO_FORMAT = INFO + b"format"
 INFO_BACKEND = INFO + b"backend"
+#: The store revision: ASCII decimal, raised by every committed write transaction (absent: 0).
+INFO_REVISION = INFO + b"revision"
+#: The keyspace layout version. Envelope formats are per entry (see prontodb.record), so a
+#: store of an earlier release with envelope format 1 keeps keyspace format 1.
 STORE_FORMAT = b"1"
+
+
+def revision_of(raw: bytes | None) -> int:
+    """The revision stored under :data:`INFO_REVISION` (``raw`` None: a store never written
+    by a release that counts revisions, revision 0)."""
+    return 0 if raw is None else int(raw)
 
 
 def layer_prefix(user: str, meta: str | None) -> bytes:
@@ -50,7 +60,7 @@ def entry_name(key: str, context: str | None) -> bytes:
 
 
 def entry_key(layer: bytes, address: Address) -> bytes:
-    """The backend key of ``address`` inside ``layer``."""
+    """The backend key of ``address`` inside ``layer`` (the one place it is built)."""
     a = address
     return layer + f"{a.project}\x00{a.namespace}\x00{a.key}\x00{a.context or ''}".encode()
 

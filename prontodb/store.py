@@ -1,8 +1,14 @@
-"""The Store: addresses, user and meta layers, TTL and TTL namespaces over one Backend.
+"""The Store: addresses, user and meta layers, TTL, versions and the coordination primitives
+(conditional writes, counters, watch, bulk delete) over one Backend.
 
 Everything that gives values meaning is implemented here, once, for every engine. A Store is
 one (user, meta) layer of one backend; several Stores may share a backend (see
 :meth:`Store.layer`). Expired entries are invisible to every read; reads never write.
+
+Every write goes through one helper, :meth:`Store._write`: a retryable unit of work run by
+:meth:`Backend.run_transaction`, which raises the store revision (``S\\0revision``) once when
+the unit first writes and stamps every envelope it writes with that revision (the entry's
+version) and the write time. So versions only grow and a watcher can poll one counter.
 """
 
 from __future__ import annotations
@@ -10,12 +16,14 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from fnmatch import fnmatchcase
+from functools import partial
 from itertools import chain, compress, islice, repeat
 from operator import itemgetter
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 from prontodb import keyspace, record
 from prontodb._frozen import Frozen, slot_setters
@@ -34,14 +42,16 @@ from prontodb.clock import Clock, system_clock
 from prontodb.duration import TTL, ttl_seconds, whole_seconds
 from prontodb.errors import (
     CorruptStoreError,
+    CounterOverflowError,
     DestinationExistsError,
     InvalidAddressError,
+    NotACounterError,
     NotFoundError,
     UsageError,
     ValueTooLargeError,
 )
 from prontodb.names import DEFAULT_USER, check_name
-from prontodb.record import HEADER_SIZE
+from prontodb.record import HEADER_SIZE, NO_DEADLINE
 
 DEFAULT_MAX_VALUE_BYTES = 64 * 1024 * 1024
 PIPE_CACHE = ("pipe", "cache")
@@ -49,29 +59,102 @@ PIPE_CACHE_TTL = 900
 SWEEP_LIMIT = 16
 #: Entries decoded per chunk by the listing paths.
 _CHUNK = 1000
-#: The envelope header of an entry without a deadline.
-_NO_DEADLINE = record.pack(b"", None)
 _GC_BATCH = 1000
+#: The 64-bit signed range of a counter.
+COUNTER_MIN, COUNTER_MAX = -(2**63), 2**63 - 1
+_COUNTER = re.compile(rb"[ \t\n\r\f\v]*([+-]?[0-9]{1,20})[ \t\n\r\f\v]*")
+#: Watch polling: the first interval after a change, the cap the backoff grows to (the
+#: wake-up latency is at most about the cap; docs/coordination.md has the measured figures).
+WATCH_MIN_INTERVAL = 0.005
+WATCH_MAX_INTERVAL = 0.05
 
 Value = bytes | bytearray | memoryview | str
 _D = TypeVar("_D")
 #: Marks "no default given" in :meth:`Store.get` (None is a valid default).
 _MISSING: Any = object()
 KeyValue = tuple[bytes, bytes]
+_T = TypeVar("_T")
 
 
 class Entry(Frozen):
-    """A live entry as listed: its address, bytes and deadline (epoch seconds or None)."""
+    """A live entry: its address, bytes, deadline (epoch seconds or None), version (the store
+    revision of its last write; 0 for an entry not rewritten since an earlier release) and
+    write time (epoch seconds; None when unknown, for those same entries)."""
 
-    __slots__ = ("address", "value", "expires_at")
+    __slots__ = ("address", "value", "expires_at", "version", "written_at")
     address: Address
     value: bytes
     expires_at: float | None
+    version: int
+    written_at: float | None
 
-    def __init__(self, address: Address, value: bytes, expires_at: float | None) -> None:
+    def __init__(
+        self,
+        address: Address,
+        value: bytes,
+        expires_at: float | None,
+        version: int = 0,
+        written_at: float | None = None,
+    ) -> None:
         _set_address(self, address)
         _set_value(self, value)
         _set_expires_at(self, expires_at)
+        _set_version(self, version)
+        _set_written_at(self, written_at)
+
+    @classmethod
+    def of(cls, address: Address, rec: record.Record) -> Entry:
+        """The entry at ``address`` holding the decoded envelope ``rec``."""
+        return cls(address, rec.value, rec.expires_at, rec.version, rec.written_at)
+
+
+WatchKind = Literal["written", "deleted", "expired"]
+
+
+class WatchEvent(Frozen):
+    """What :meth:`Store.watch` saw: ``kind`` is ``written`` (``entry`` is the new live entry),
+    ``deleted`` or ``expired`` (``entry`` is None)."""
+
+    __slots__ = ("kind", "entry")
+    kind: WatchKind
+    entry: Entry | None
+
+    def __init__(self, kind: WatchKind, entry: Entry | None) -> None:
+        _set_kind(self, kind)
+        _set_entry(self, entry)
+
+
+class _Write:
+    """One run of a write unit: the time it runs at, and the revision it stamps. The store's
+    revision is read and raised on first use only, so a unit that writes nothing (a condition
+    that did not hold) commits nothing."""
+
+    __slots__ = ("backend", "now", "now_ms", "_revision")
+
+    def __init__(self, backend: Backend, now: float) -> None:
+        self.backend = backend
+        self.now = now
+        self.now_ms = _ms(now)
+        self._revision: int | None = None
+
+    def revision(self) -> int:
+        """The revision this write commits as (the store's counter raised once)."""
+        if self._revision is None:
+            backend = self.backend
+            self._revision = keyspace.revision_of(backend.get(keyspace.INFO_REVISION)) + 1
+            backend.put(keyspace.INFO_REVISION, str(self._revision).encode())
+        return self._revision
+
+    def header(self, deadline_ms: int | None) -> bytes:
+        """The envelope header of an entry this unit writes with ``deadline_ms``."""
+        return record.header(deadline_ms, self.revision(), self.now_ms)
+
+    def delete(self, key: bytes) -> bool:
+        """Remove ``key``; True when something was removed (and then the revision rises)."""
+        removed = self.backend.delete(key)
+        if removed:
+            self.revision()
+        return removed
 
 
 class CopyResult(Frozen):
@@ -89,8 +172,9 @@ class CopyResult(Frozen):
         _set_removed_source(self, removed_source)
 
 
-_set_address, _set_value, _set_expires_at = slot_setters(Entry)
+_set_address, _set_value, _set_expires_at, _set_version, _set_written_at = slot_setters(Entry)
 _set_source, _set_destination, _set_removed_source = slot_setters(CopyResult)
+_set_kind, _set_entry = slot_setters(WatchEvent)
 
 
 def to_bytes(value: Value) -> bytes:
@@ -190,19 +274,35 @@ class Store:
     def _key(self, address: Address) -> bytes:
         return keyspace.entry_key(self._layer, address)
 
-    def _live(self, raw: bytes | None, now: float) -> record.Record | None:
-        if raw is None:
-            return None
-        rec = record.unpack(raw)
-        return None if rec.expired(now) else rec
-
     def _check_size(self, value: bytes) -> None:
         if len(value) > self.max_value_bytes:
             raise ValueTooLargeError(len(value), self.max_value_bytes)
 
+    def _write(self, unit: Callable[[_Write], _T]) -> _T:
+        """Run the write unit ``unit`` (every write of the Store goes through here) in one
+        write transaction via :meth:`Backend.run_transaction`, which may run it again on an
+        optimistic engine's conflict; each run gets a fresh :class:`_Write` (its time, and the
+        revision it stamps). ``unit`` reads and writes through the backend only."""
+        backend = self.backend
+        clock = self.clock
+        return backend.run_transaction(lambda: unit(_Write(backend, clock())))
+
     def transaction(self) -> AbstractContextManager[None]:
-        """Several writes, all or nothing: ``with store.transaction(): ...``."""
+        """Several writes, all or nothing: ``with store.transaction(): ...``. On an optimistic
+        engine a conflict at commit raises ConflictError and nothing is written; prefer
+        :meth:`run_transaction`, which re-runs the work."""
         return self.backend.transaction()
+
+    def run_transaction(self, fn: Callable[[Store], _T]) -> _T:
+        """Run ``fn(self)`` in one write transaction and return its result once committed;
+        on an optimistic engine's conflict ``fn`` is run again (so it must have no effect
+        outside this store)."""
+        return self.backend.run_transaction(lambda: fn(self))
+
+    def revision(self) -> int:
+        """The store revision: raised by every committed write transaction (0 for a store
+        never written by a release that counts revisions)."""
+        return keyspace.revision_of(self.backend.get(keyspace.INFO_REVISION))
 
     def close(self) -> None:
         """Close the backend (unless this Store is a borrowed :meth:`layer`)."""
@@ -232,13 +332,20 @@ class Store:
         a fraction of a second raises InvalidDurationError."""
         project, ns = parse_namespace(namespace, project=self.project, delim=self.delim)
         secs = whole_seconds(seconds, argument="seconds", now=self.clock())
-        self.backend.put(keyspace.ttl_key(self._ttl_prefix, project, ns), str(secs).encode())
+        key = keyspace.ttl_key(self._ttl_prefix, project, ns)
+
+        def unit(w: _Write) -> None:
+            w.revision()
+            self.backend.put(key, str(secs).encode())
+
+        self._write(unit)
         return secs
 
     def drop_cache(self, namespace: str) -> bool:
         """Make a TTL namespace ordinary again (later writes only). True if it was one."""
         project, ns = parse_namespace(namespace, project=self.project, delim=self.delim)
-        return self.backend.delete(keyspace.ttl_key(self._ttl_prefix, project, ns))
+        key = keyspace.ttl_key(self._ttl_prefix, project, ns)
+        return self._write(lambda w: w.delete(key))
 
     def caches(self) -> dict[str, int]:
         """Every TTL namespace of this layer (``project.namespace`` -> seconds), ordered; the
@@ -264,13 +371,21 @@ class Store:
         *,
         ttl: TTL | None = None,
         keep_ttl: bool = False,
-    ) -> None:
-        """Store ``value`` at ``address``.
+        only_if_absent: bool = False,
+        only_if_present: bool = False,
+        if_version: int | None = None,
+    ) -> bool:
+        """Store ``value`` at ``address``; returns True when written (always, for a plain set).
 
         ``ttl`` (seconds as int or float, a timedelta, or a duration like ``"15m"``; kept to
         the millisecond) sets a deadline. Without it the entry gets its namespace's default
         TTL, or none; an existing deadline is cleared unless ``keep_ttl`` (which on a new key
         gives the namespace default). ``ttl`` with ``keep_ttl`` is a UsageError.
+
+        At most one condition may be given; when it does not hold, nothing is written and the
+        result is False: ``only_if_absent`` (no live entry at ``address``), ``only_if_present``
+        (a live entry), ``if_version=N`` (a live entry whose version is N; a dead entry never
+        matches). The check and the write are one transaction.
         """
         delim = self.delim
         if type(address) is str and is_plain(address, delim):
@@ -292,31 +407,36 @@ class Store:
                 rule="exclusive",
                 template="{ttl} and {keep_ttl} cannot be combined",
             )
+        conditional = _check_condition(only_if_absent, only_if_present, if_version)
         seconds = None if ttl is None else ttl_seconds(ttl, now=self.clock())
         backend = self.backend
         # The namespace default is read before the write: create-cache and drop-cache affect
         # later writes only, so a write that races with one may go either way.
         default = self._namespace_ttl(project, namespace)
-        if default is None and not keep_ttl:
-            # Nothing to read back and nothing to sweep: one committed put is the whole write,
-            # without the cost of an explicit transaction around it.
-            if seconds is None:
-                backend.put(key, _NO_DEADLINE + data)
-            else:
-                backend.put(key, record.pack(data, _ms(self.clock() + seconds)))
-            return
-        with backend.transaction():
-            now = self.clock()
+        read_old = keep_ttl or conditional
+
+        def unit(w: _Write) -> bool:
+            now = w.now
+            old = record.live(backend.get(key), now) if read_old else None
+            if conditional:
+                if only_if_absent:
+                    if old is not None:
+                        return False
+                elif old is None or (if_version is not None and old.version != if_version):
+                    return False
             deadline: int | None
             if seconds is not None:
                 deadline = _ms(now + seconds)
-            elif keep_ttl and (old := self._live(backend.get(key), now)) is not None:
+            elif old is not None and keep_ttl:
                 deadline = old.deadline_ms
             else:
                 deadline = None if default is None else _ms(now + default)
-            backend.put(key, record.pack(data, deadline))
+            backend.put(key, w.header(deadline) + data)
             if default is not None:
                 self._sweep(project, namespace, key, now)
+            return True
+
+        return self._write(unit)
 
     def _sweep_written(self, defaults: dict[tuple[str, str], int | None], now: float) -> None:
         """After a bulk write: one bounded sweep of each TTL namespace it wrote to."""
@@ -331,14 +451,13 @@ class Store:
         visits the whole namespace over time. Runs inside the caller's write transaction, so
         an entry rewritten by another process is never swept."""
         prefix = keyspace.scope_prefix(self._layer, (project, namespace))
-        now_ms = now * 1000.0
         seen = 0
         doomed: list[bytes] = []
+        expired = record.expired
         for start in (after, prefix):
             for key, raw in self.backend.scan(prefix, start=start):
                 seen += 1
-                deadline = record.deadline_of(raw)
-                if deadline is not None and now_ms >= deadline:
+                if expired(raw, now):
                     doomed.append(key)
                 if seen >= SWEEP_LIMIT:
                     break
@@ -348,42 +467,48 @@ class Store:
             self.backend.delete(key)
         return len(doomed)
 
-    def get_entry(self, address: str | Address) -> Entry:
-        """The live entry at ``address``; raises NotFoundError on a miss or expiry."""
+    def entry(self, address: str | Address) -> Entry:
+        """The live entry at ``address`` (value, version, written_at, expires_at); raises
+        NotFoundError on a miss or expiry."""
         addr = self.address(address)
-        rec = self._live(self.backend.get(self._key(addr)), self.clock())
+        rec = record.live(self.backend.get(self._key(addr)), self.clock())
         if rec is None:
             raise NotFoundError(self.format(addr))
-        return Entry(addr, rec.value, rec.expires_at)
+        return Entry.of(addr, rec)
+
+    def get_entry(self, address: str | Address) -> Entry:
+        """The same as :meth:`entry`."""
+        return self.entry(address)
 
     def exists(self, address: str | Address) -> bool:
         """True when a live entry is at ``address``."""
-        return self._live_envelope(address) is not None
+        raw = self._raw(address)
+        return raw is not None and not record.expired(raw, self.clock())
 
-    def _live_envelope(self, address: str | Address) -> bytes | None:
-        """The stored envelope at ``address``, or None on a miss or expiry (the hot read path:
-        a plain full address goes to its key without building an Address or a Record)."""
+    def _raw(self, address: str | Address) -> bytes | None:
+        """The stored envelope at ``address``, live or not (the hot read path: a plain full
+        address goes to its key without building an Address)."""
         delim = self.delim
         if type(address) is str and is_plain(address, delim):
-            raw = self.backend.get(keyspace.plain_key(self._layer, address, delim))
-        else:
-            raw = self.backend.get(self._key(self.address(address)))
-        if raw is None or raw.startswith(_NO_DEADLINE):
-            return raw
-        deadline = record.deadline_of(raw)
-        if deadline is not None and self.clock() * 1000.0 >= deadline:
-            return None
-        return raw
+            return self.backend.get(keyspace.plain_key(self._layer, address, delim))
+        return self.backend.get(self._key(self.address(address)))
 
     def delete(self, address: str | Address) -> bool:
         """Remove the entry. True when a live entry was removed; an expired one is removed too
         but counts as a miss."""
         addr = self.address(address)
         key = self._key(addr)
-        with self.backend.transaction():
-            live = self._live(self.backend.get(key), self.clock())
-            removed = self.backend.delete(key)
-        return removed and live is not None
+        backend = self.backend
+
+        def unit(w: _Write) -> bool:
+            raw = backend.get(key)
+            if raw is None:
+                return False
+            live = not record.expired(raw, w.now)
+            w.delete(key)
+            return live
+
+        return self._write(unit)
 
     def ttl(self, address: str | Address) -> int | None:
         """Whole seconds left (rounded up), or None for no expiry; NotFoundError on a miss."""
@@ -403,15 +528,164 @@ class Store:
         """Clear the entry's deadline (until its next plain set); NotFoundError on a miss."""
         self._redeadline(address, lambda now: None)
 
-    def _redeadline(self, address: str | Address, deadline) -> None:  # type: ignore[no-untyped-def]
+    def _redeadline(self, address: str | Address, deadline: Callable[[float], int | None]) -> None:
         addr = self.address(address)
         key = self._key(addr)
-        with self.backend.transaction():
-            now = self.clock()
-            rec = self._live(self.backend.get(key), now)
+        backend = self.backend
+
+        def unit(w: _Write) -> None:
+            rec = record.live(backend.get(key), w.now)
             if rec is None:
                 raise NotFoundError(self.format(addr))
-            self.backend.put(key, record.pack(rec.value, deadline(now)))
+            backend.put(key, w.header(deadline(w.now)) + rec.value)
+
+        self._write(unit)
+
+    # -- coordination primitives ------------------------------------------------------------
+
+    def incr(self, address: str | Address, by: int = 1) -> int:
+        """Add ``by`` to the integer counter at ``address`` atomically (across processes, on
+        every engine) and return the new value.
+
+        A counter is ASCII decimal (``[+-]?[0-9]+``, surrounding ASCII whitespace tolerated),
+        written back as bare decimal. A missing or expired entry counts from 0 and gets its
+        namespace's default TTL; an existing entry keeps its deadline. Counters are 64-bit
+        signed: NotACounterError for a value that is not one, CounterOverflowError when the
+        result (or ``by``) is outside the range; in both cases nothing changes.
+        """
+        return self._add(address, by, 1)
+
+    def decr(self, address: str | Address, by: int = 1) -> int:
+        """Subtract ``by`` from the counter at ``address``; see :meth:`incr`."""
+        return self._add(address, by, -1)
+
+    def _add(self, address: str | Address, by: int, sign: int) -> int:
+        addr = self.address(address)
+        if type(by) is not int:
+            raise UsageError(
+                None,
+                argument="by",
+                value=by,
+                rule="not an integer",
+                template="{by} must be an int",
+            )
+        if not COUNTER_MIN <= by <= COUNTER_MAX:
+            raise CounterOverflowError(self.format(addr), 0, sign * by)
+        delta = sign * by
+        key = self._key(addr)
+        default = self._namespace_ttl(addr.project, addr.namespace)
+        backend = self.backend
+
+        def unit(w: _Write) -> int:
+            old = record.live(backend.get(key), w.now)
+            if old is None:
+                current = 0
+                deadline = None if default is None else _ms(w.now + default)
+            else:
+                found = _COUNTER.fullmatch(old.value)
+                if found is None:
+                    raise NotACounterError(self.format(addr), old.value)
+                current = int(found.group(1))
+                if not COUNTER_MIN <= current <= COUNTER_MAX:
+                    raise NotACounterError(self.format(addr), old.value)
+                deadline = old.deadline_ms
+            new = current + delta
+            if not COUNTER_MIN <= new <= COUNTER_MAX:
+                raise CounterOverflowError(self.format(addr), current, delta)
+            backend.put(key, w.header(deadline) + str(new).encode())
+            if default is not None:
+                self._sweep(addr.project, addr.namespace, key, w.now)
+            return new
+
+        return self._write(unit)
+
+    def watch(
+        self,
+        address: str | Address,
+        timeout: float | None = None,
+        *,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> WatchEvent | None:
+        """Wait until the entry at ``address`` changes and say how; None on timeout.
+
+        A change is a new version of the entry (``written``, with the new entry), its removal
+        (``deleted``) or its deadline passing (``expired``); a missing entry is waited for
+        until it is written. ``timeout`` is in seconds (None: wait for ever) and measured with
+        the store's clock.
+
+        It polls the store revision (one small read, never a write lock), with an interval that
+        starts at WATCH_MIN_INTERVAL after each change seen and doubles up to
+        WATCH_MAX_INTERVAL, and reads the entry only when the revision moved; it also wakes at
+        the entry's own deadline, since an expiry commits nothing. ``sleep`` is injectable so a
+        test can drive it with a fake clock.
+        """
+        addr = self.address(address)
+        key = self._key(addr)
+        backend = self.backend
+        clock = self.clock
+        start = clock()
+        until = None if timeout is None else start + float(timeout)
+        seen = record.live(backend.get(key), start)
+        revision = self.revision()
+        interval = WATCH_MIN_INTERVAL
+        while True:
+            now = clock()
+            if seen is not None and seen.expired(now):
+                return WatchEvent("expired", None)
+            current = self.revision()
+            if current != revision:
+                revision = current
+                interval = WATCH_MIN_INTERVAL
+                raw = backend.get(key)
+                rec = record.live(raw, now)
+                if rec is not None:
+                    if seen is None or rec.version != seen.version:
+                        return WatchEvent("written", Entry.of(addr, rec))
+                elif seen is not None:
+                    return WatchEvent("deleted" if raw is None else "expired", None)
+            if until is not None and now >= until:
+                return None
+            wait = interval
+            if until is not None:
+                wait = min(wait, until - now)
+            if seen is not None and seen.deadline_ms is not None:
+                wait = min(wait, max(0.0, seen.deadline_ms / 1000.0 - now))
+            sleep(wait)
+            interval = min(interval * 2, WATCH_MAX_INTERVAL)
+
+    def delete_scope(self, scope: str, pattern: str | None = None, *, dry_run: bool = False) -> int:
+        """Delete every live entry under ``scope`` (``project`` or ``project.namespace``) of
+        this layer whose address relative to the scope matches the glob ``pattern``, in one
+        transaction; returns how many live entries were deleted (with ``dry_run``, would be,
+        and nothing changes). Expired entries in the scope are removed too, uncounted. Other
+        layers (users, metas) are never touched."""
+        parts = parse_scope(scope, delim=self.delim)
+        if not parts:
+            raise InvalidAddressError("delete_scope needs a project or project.namespace scope")
+        if dry_run:
+            return len(self.keys(scope, pattern))
+        prefix = keyspace.scope_prefix(self._layer, parts)
+        layer_len = len(self._layer)
+        depth = len(parts)
+        delim = self.delim
+        backend = self.backend
+
+        def unit(w: _Write) -> int:
+            doomed: list[tuple[bytes, bool]] = []
+            for key, raw in backend.scan(prefix):
+                live = not record.expired(raw, w.now)
+                if pattern is not None:
+                    name = keyspace.decode_entry(layer_len, key).relative(depth, delim)
+                    if not fnmatchcase(name, pattern):
+                        continue
+                doomed.append((key, live))
+            count = 0
+            for key, live in doomed:
+                if w.delete(key) and live:
+                    count += 1
+            return count
+
+        return self._write(unit)
 
     # -- many entries ---------------------------------------------------------------------
 
@@ -462,26 +736,28 @@ class Store:
         delim = self.delim
         keys = keyspace.plain_keys(self._layer, addresses, delim)
         backend = self.backend
-        with backend.transaction():
-            now = self.clock()
-            heads = list(map(itemgetter(0), map(str.rpartition, addresses, repeat(delim))))
+        heads = list(map(itemgetter(0), map(str.rpartition, addresses, repeat(delim))))
+
+        def unit(w: _Write) -> int:
+            now = w.now
             defaults: dict[tuple[str, str], int | None] = {}
             headers: dict[str, bytes] = {}
             for head in set(heads):
                 project, namespace = head.split(delim)
                 default = defaults[(project, namespace)] = self._namespace_ttl(project, namespace)
                 # each namespace's default TTL gives its entries' envelope header
-                deadline = None if default is None else _ms(now + default)
-                headers[head] = record.pack(b"", deadline)
+                headers[head] = w.header(None if default is None else _ms(now + default))
             if seconds is not None:
-                envelopes = map(record.pack(b"", _ms(now + seconds)).__add__, data)
+                envelopes = map(w.header(_ms(now + seconds)).__add__, data)
             elif len(set(headers.values())) == 1:
                 envelopes = map(next(iter(headers.values())).__add__, data)
             else:
                 envelopes = map(bytes.__add__, map(headers.__getitem__, heads), data)
             backend.put_many(zip(keys, envelopes, strict=True))
             self._sweep_written(defaults, now)
-        return len(keys)
+            return len(keys)
+
+        return self._write(unit)
 
     def write_entries(
         self,
@@ -498,12 +774,14 @@ class Store:
         """
         backend = self.backend
         layer = self._layer
-        defaults: dict[tuple[str, str], int | None] = {}
-        with backend.transaction():
-            now = self.clock()
+        entry_key = keyspace.entry_key
+
+        def unit(w: _Write) -> int:
+            now = w.now
+            defaults: dict[tuple[str, str], int | None] = {}
+            headers: dict[int | None, bytes] = {}
 
             def rows() -> Iterator[tuple[bytes, bytes]]:
-                pack = record.pack
                 for addr, data, when in entries:
                     if not validated:
                         self._check_size(data)
@@ -517,15 +795,16 @@ class Store:
                             defaults[ns] = self._namespace_ttl(*ns)
                         default = defaults[ns]
                         deadline = None if default is None else _ms(now + default)
-                    # keyspace.entry_key and record.pack, inline: this runs once per entry
-                    a = addr
-                    name = f"{a.project}\x00{a.namespace}\x00{a.key}\x00{a.context or ''}"
-                    envelope = _NO_DEADLINE + data if deadline is None else pack(data, deadline)
-                    yield layer + name.encode(), envelope
+                    head = headers.get(deadline)
+                    if head is None:
+                        head = headers[deadline] = w.header(deadline)
+                    yield entry_key(layer, addr), head + data
 
             written = backend.put_many(rows())
             self._sweep_written(defaults, now)
             return written
+
+        return self._write(unit)
 
     def write_batches(
         self,
@@ -543,15 +822,17 @@ class Store:
         deadline (``ttl`` seconds from now, or the namespace default when None), and calls
         ``rows(prefix, header)``, which yields groups of pairs ``(prefix + name, header +
         value)``, each name :func:`keyspace.entry_name` of an already validated key and context
-        (an envelope is its header followed by the value, see :func:`record.pack`). So a bulk
+        (an envelope is its header followed by the value, see :func:`record.header`; the
+        header carries the revision of this write and its time). So a bulk
         importer can build the pairs with a few passes over its input in C, not a Python step
         per entry. Values are size-checked unless ``validated``. Returns the number of pairs.
         """
         backend = self.backend
         layer = self._layer
         batches = list(batches)
-        with backend.transaction():
-            now = self.clock()
+
+        def unit(w: _Write) -> int:
+            now = w.now
             defaults: dict[tuple[str, str], int | None] = {}
             for project, namespace, ttl, _ in batches:
                 if ttl is None and (project, namespace) not in defaults:
@@ -560,7 +841,7 @@ class Store:
             def groups() -> Iterator[Iterable[KeyValue]]:
                 for project, namespace, ttl, rows in batches:
                     seconds = defaults[(project, namespace)] if ttl is None else ttl
-                    header = record.pack(b"", None if seconds is None else _ms(now + seconds))
+                    header = w.header(None if seconds is None else _ms(now + seconds))
                     prefix = keyspace.scope_prefix(layer, (project, namespace))
                     for group in rows(prefix, header):
                         if not validated:
@@ -573,6 +854,8 @@ class Store:
             self._sweep_written(defaults, now)
             return written
 
+        return self._write(unit)
+
     def entries(self, scope: str | None = None, pattern: str | None = None) -> Iterator[Entry]:
         """Live entries under ``scope`` (nothing, ``project`` or ``project.namespace``) whose
         address relative to the scope matches the glob ``pattern``, ascending."""
@@ -580,21 +863,21 @@ class Store:
         depth = len(parts)
         prefix = keyspace.scope_prefix(self._layer, parts)
         layer_len = len(self._layer)
-        now_ms = self.clock() * 1000.0
+        now = self.clock()
         delim = self.delim
         for key, raw in self.backend.scan(prefix):
             rec = record.unpack(raw)
-            if rec.deadline_ms is not None and now_ms >= rec.deadline_ms:
+            if rec.expired(now):
                 continue
             addr = keyspace.decode_entry(layer_len, key)
             if pattern is not None and not fnmatchcase(addr.relative(depth, delim), pattern):
                 continue
-            yield Entry(addr, rec.value, rec.expires_at)
+            yield Entry.of(addr, rec)
 
     def keys(self, scope: str | None = None, pattern: str | None = None) -> list[str]:
         """Ascending live addresses relative to ``scope`` (see :meth:`entries`)."""
         found: list[str] = []
-        for names, _ in self._live_chunks(scope, pattern):
+        for names, _ in self._live_chunks(scope, pattern, values=False):
             found += names
         return found
 
@@ -602,18 +885,18 @@ class Store:
         self, scope: str | None = None, pattern: str | None = None
     ) -> Iterator[tuple[str, bytes]]:
         """Ascending (relative address, bytes) pairs of live entries (see :meth:`entries`)."""
-        value = itemgetter(slice(HEADER_SIZE, None))
-        for names, envelopes in self._live_chunks(scope, pattern):
-            yield from zip(names, map(value, envelopes), strict=True)
+        for names, values in self._live_chunks(scope, pattern, values=True):
+            yield from zip(names, values, strict=True)
 
     def _live_chunks(
-        self, scope: str | None, pattern: str | None
+        self, scope: str | None, pattern: str | None, *, values: bool
     ) -> Iterator[tuple[list[str], list[bytes]]]:
-        """What :meth:`entries` lists, as (relative addresses, envelopes) a chunk at a time.
+        """What :meth:`entries` lists, as (relative addresses, values) a chunk at a time (the
+        values only with ``values``, else an empty list).
 
-        A chunk whose entries have neither a deadline nor a context (the common case) is
-        checked and decoded in bulk; any other entry is handled one at a time, exactly as
-        :meth:`entries` does."""
+        A chunk whose entries are all format-2 envelopes with neither a deadline nor a context
+        (the common case) is checked and decoded in bulk; any other entry is handled one at a
+        time, exactly as :meth:`entries` does."""
         delim = self.delim
         parts = parse_scope(scope, delim=delim)
         depth = len(parts)
@@ -621,13 +904,15 @@ class Store:
         cut = len(prefix)
         layer_len = len(self._layer)
         match = None if pattern is None else re.compile(fnmatch.translate(pattern)).match
-        now_ms = self.clock() * 1000.0
+        now = self.clock()
+        expired = record.expired
         rows = self.backend.scan(prefix)
+        value = itemgetter(slice(HEADER_SIZE, None))
         while chunk := list(islice(rows, _CHUNK)):
             envelopes = list(map(itemgetter(1), chunk))
             names = None
             try:
-                if all(map(bytes.startswith, envelopes, repeat(_NO_DEADLINE))):
+                if all(map(bytes.startswith, envelopes, repeat(NO_DEADLINE))):
                     keys = list(map(itemgetter(0), chunk))
                     names = keyspace.relative_names(keys, cut, depth, delim)
             except TypeError:  # not bytes: the one-at-a-time path says what is wrong
@@ -637,15 +922,14 @@ class Store:
                     keep = list(map(match, names))
                     names = list(compress(names, keep))
                     envelopes = list(compress(envelopes, keep))
-                yield names, envelopes
+                yield names, list(map(value, envelopes)) if values else []
                 continue
             for key, raw in chunk:
-                deadline = record.deadline_of(raw)
-                if deadline is not None and now_ms >= deadline:
+                if expired(raw, now):
                     continue
                 name = keyspace.decode_entry(layer_len, key).relative(depth, delim)
                 if match is None or match(name):
-                    yield [name], [raw]
+                    yield [name], [record.value_of(raw)] if values else []
 
     def _distinct(self, parts: tuple[str, ...]) -> list[str]:
         """Names one level below ``parts`` that hold at least one live entry, skipping over
@@ -658,7 +942,7 @@ class Store:
             found = None
             for key, raw in self.backend.scan(prefix, start=start):
                 name = key[len(prefix) :].split(keyspace.SEP, 1)[0]
-                if not record.Record(b"", record.deadline_of(raw)).expired(now):
+                if not record.expired(raw, now):
                     found = name
                     break
             if found is None:
@@ -689,7 +973,7 @@ class Store:
 
     def count(self, scope: str | None = None) -> int:
         """Number of live entries under ``scope``."""
-        return sum(len(names) for names, _ in self._live_chunks(scope, None))
+        return sum(len(names) for names, _ in self._live_chunks(scope, None, values=False))
 
     # -- copy / move ----------------------------------------------------------------------
 
@@ -720,33 +1004,41 @@ class Store:
             entry = self.get_entry(src)
             return CopyResult(src, dst, False)
         if same:
-            with self.backend.transaction():
+
+            def unit(w: _Write) -> None:
                 entry = self.get_entry(src)
-                if not replace and dest_store.exists(dst):
-                    raise DestinationExistsError(dest_store.format(dst))
-                dest_store._put_copy(dst, entry, keep_ttl)
+                dest_store._put_copy(w, dst, entry, keep_ttl, replace)
                 if remove:
-                    self.backend.delete(self._key(src))
+                    w.delete(self._key(src))
+
+            self._write(unit)
             return CopyResult(src, dst, remove)
         # Two backends (possibly two handles on one file): never hold both write locks at
         # once. The destination is committed before the source is removed, so a failure in
         # between leaves a duplicate, never a loss.
         entry = self.get_entry(src)
-        with dest_store.backend.transaction():
-            if not replace and dest_store.exists(dst):
-                raise DestinationExistsError(dest_store.format(dst))
-            dest_store._put_copy(dst, entry, keep_ttl)
+        dest_store._write(lambda w: dest_store._put_copy(w, dst, entry, keep_ttl, replace))
         if remove:
             self.delete(src)
         return CopyResult(src, dst, remove)
 
-    def _put_copy(self, dst: Address, entry: Entry, keep_ttl: bool) -> None:
+    def _put_copy(
+        self, w: _Write, dst: Address, entry: Entry, keep_ttl: bool, replace: bool
+    ) -> None:
+        """Write ``entry``'s value at ``dst`` in this store, inside the write unit ``w``."""
+        if not replace and self.exists(dst):
+            raise DestinationExistsError(self.format(dst))
         self._check_size(entry.value)
+        default = None
         if keep_ttl:
             deadline = None if entry.expires_at is None else _ms(entry.expires_at)
-            self.backend.put(self._key(dst), record.pack(entry.value, deadline))
         else:
-            self.set(dst, entry.value)
+            default = self._namespace_ttl(dst.project, dst.namespace)
+            deadline = None if default is None else _ms(w.now + default)
+        key = self._key(dst)
+        self.backend.put(key, w.header(deadline) + entry.value)
+        if default is not None:
+            self._sweep(dst.project, dst.namespace, key, w.now)
 
     def move(
         self,
@@ -777,22 +1069,33 @@ class Store:
             last = None
             for key, raw in self.backend.scan(keyspace.DATA, start=start):
                 last = key
-                if record.Record(b"", record.deadline_of(raw)).expired(now):
+                if record.expired(raw, now):
                     batch.append(key)
                     if len(batch) >= _GC_BATCH:
                         break
             if batch:
-                with self.backend.transaction():
-                    for key in batch:
-                        current = self.backend.get(key)
-                        if current is not None and record.Record(
-                            b"", record.deadline_of(current)
-                        ).expired(now):
-                            self.backend.delete(key)
-                            removed += 1
+                removed += self._write(partial(self._remove_expired, keys=batch))
             if last is None or len(batch) < _GC_BATCH:
                 return removed
             start = last + b"\x00"
+
+    def _remove_expired(self, w: _Write, *, keys: list[bytes]) -> int:
+        """Delete those of ``keys`` that are still expired now (another process may have
+        rewritten one since it was seen); returns how many."""
+        backend = self.backend
+        removed = 0
+        for key in keys:
+            current = backend.get(key)
+            if current is not None and record.expired(current, w.now):
+                w.delete(key)
+                removed += 1
+        return removed
+
+    def envelope_formats(self) -> dict[int, int]:
+        """How many entries of every layer are stored in each envelope format (``{1: n, 2:
+        m}``; format 1 is an earlier release's, upgraded on the entry's next write), expired
+        entries included. What ``doctor`` reports as the mix."""
+        return record.format_counts(raw for _, raw in self.backend.scan(keyspace.DATA))
 
     # -- Python protocols: get with a default, the mapping protocol, repr -----------------
     # Store speaks the mapping protocol but is not a collections.abc.Mapping: get() without a
@@ -808,12 +1111,16 @@ class Store:
         """The stored bytes at ``address``. On a miss or an expired entry: ``default`` when one
         is given (None included), else NotFoundError (a KeyError). An invalid address always
         raises InvalidAddressError."""
-        raw = self._live_envelope(address)
-        if raw is None:
-            if default is not _MISSING:
-                return default
-            raise NotFoundError(self.format(self.address(address)))
-        return raw[HEADER_SIZE:]
+        raw = self._raw(address)
+        if raw is not None:
+            if raw.startswith(NO_DEADLINE):
+                return raw[HEADER_SIZE:]
+            rec = record.unpack(raw)
+            if not rec.expired(self.clock()):
+                return rec.value
+        if default is not _MISSING:
+            return default
+        raise NotFoundError(self.format(self.address(address)))
 
     def __getitem__(self, address: str | Address) -> bytes:
         """``store[address]``: :meth:`get` without a default (NotFoundError is a KeyError)."""
@@ -840,7 +1147,7 @@ class Store:
         """Full addresses of every live entry of this layer, ascending, read a chunk at a time
         (never the whole store at once). Do not write through this store while iterating:
         take ``list(store)`` first."""
-        for names, _ in self._live_chunks(None, None):
+        for names, _ in self._live_chunks(None, None, values=False):
             yield from names
 
     def __len__(self) -> int:
@@ -875,6 +1182,29 @@ class Store:
     def __repr__(self) -> str:
         meta = "" if self.meta is None else f" meta={self.meta!r}"
         return f"<Store engine={self.engine!r} location={self.location!r} user={self.user!r}{meta}>"
+
+
+def _check_condition(only_if_absent: bool, only_if_present: bool, if_version: int | None) -> bool:
+    """True when a set is conditional; UsageError for more than one condition or a version
+    that is not a non-negative int."""
+    if if_version is not None and (type(if_version) is not int or not 0 <= if_version <= 2**64 - 1):
+        raise UsageError(
+            None,
+            argument="if_version",
+            value=if_version,
+            rule="not a version",
+            template="{if_version} must be a non-negative integer",
+        )
+    given = sum((bool(only_if_absent), bool(only_if_present), if_version is not None))
+    if given > 1:
+        raise UsageError(
+            None,
+            argument=("only_if_absent", "only_if_present", "if_version"),
+            value=(only_if_absent, only_if_present, if_version),
+            rule="exclusive",
+            template="{only_if_absent}, {only_if_present} and {if_version} exclude each other",
+        )
+    return given == 1
 
 
 def check_store_format(backend: Backend, *, writable: bool) -> None:
