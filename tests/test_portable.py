@@ -87,15 +87,20 @@ def dump(store) -> tuple[list, dict]:
     return [(str(e.address), e.value, e.expires_at) for e in store.entries()], store.caches()
 
 
-def raw_dump(backend, now: float) -> list[tuple[bytes, bytes]]:
-    """Every live entry and TTL definition of every layer, as raw key/envelope pairs."""
-    rows = []
+def raw_dump(backend, now: float) -> list[tuple[bytes, object]]:
+    """Every live entry and TTL definition of every layer: raw keys, with each entry's value
+    and deadline (a restore gives entries fresh versions) or a definition's raw bytes."""
+    rows: list[tuple[bytes, object]] = []
     for key, raw in backend.scan(b""):
         if key.startswith(keyspace.INFO):
             continue
-        if key.startswith(keyspace.DATA) and record.unpack(raw).expired(now):
-            continue
-        rows.append((key, raw))
+        if key.startswith(keyspace.DATA):
+            if record.expired(raw, now):
+                continue
+            rec = record.unpack(raw)
+            rows.append((key, (rec.value, rec.deadline_ms)))
+        else:
+            rows.append((key, raw))
     return rows
 
 
