@@ -78,7 +78,7 @@ def test_old_store_upgrades_entry_by_entry(old_store):
     assert store.entry("app.cfg.name__dev").version == 0
     assert store.gc() == 1  # the expired old entry
     assert store.envelope_formats() == {1: 6, 2: 3}
-    store.set_many([(a, store.get(a)) for a in store.keys() if store.entry(a).version == 0])
+    store.set_many([(a, store.get(a)) for a in store.keys(None) if store.entry(a).version == 0])
     for s in (store.layer(user="alice"), store.layer(meta="prod")):
         s.set("app.cfg.name", s.get("app.cfg.name"))
     assert store.envelope_formats() == {2: 9}
