@@ -127,7 +127,15 @@ def test_keys_scan_listing(run):
     assert run("scan", "a.x")[1] == b"bin=\\xff\x00\nk1=1\nk2=two\\nlines\\\\\n"
     lines = run("scan-pairs", "a.x", "*", "--json")[1].decode().splitlines()
     objs = [json.loads(line) for line in lines]
-    assert objs[0] == {"address": "bin", "value": "/wA=", "encoding": "base64", "expires_at": None}
+    written_at = objs[0].pop("written_at")
+    assert isinstance(written_at, float)
+    assert objs[0] == {
+        "address": "bin",
+        "value": "/wA=",
+        "encoding": "base64",
+        "version": 5,
+        "expires_at": None,
+    }
     assert objs[2]["value"] == "two\nlines\\"
     assert run("projects")[1] == b"a\nb\n"
     assert run("namespaces", "a")[1] == b"x\ny\n"

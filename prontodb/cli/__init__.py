@@ -65,7 +65,10 @@ def main() -> None:
 # commands (help, completion) imports them all. A module missing here is never reached.
 cli.commands = LazyCommands(
     {
-        "prontodb.cli.data": ("set", "get", "del", "ttl", "expire", "persist", "copy", "move"),
+        "prontodb.cli.data": (
+            *("set", "get", "del", "exists", "ttl", "expire", "persist", "copy", "move"),
+        ),
+        "prontodb.cli.coordination": ("incr", "decr", "watch"),
         "prontodb.cli.listing": (
             *("keys", "list-keys", "ls", "scan", "scan-pairs"),
             *("projects", "namespaces", "nss", "caches"),

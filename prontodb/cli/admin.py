@@ -70,6 +70,7 @@ def info_cmd(ctx: click.Context) -> None:
         "backend": backend.name,
         "format": int(fmt) if fmt else None,
         "durability": backend.durability,
+        "revision": store.revision(),
         "cursor": t.cursor,
         "user": store.user,
         "meta": store.meta,

@@ -1,8 +1,9 @@
-"""Commands on single entries: set, get, del, ttl, expire, persist, copy, move."""
+"""Commands on entries: set, get, del, exists, ttl, expire, persist, copy, move."""
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,7 +11,15 @@ from prontodb.cli import cli
 from prontodb.cli._app import EXIT_MISS, EXIT_NOT_APPLIED, Exit
 from prontodb.cli._complete import complete_address, complete_cursor
 from prontodb.cli._session import Session, session
-from prontodb.errors import NotFoundError, UsageError
+from prontodb.errors import ConflictError, NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from prontodb.store import Entry
+
+
+class NotAppliedError(ConflictError):
+    """A conditional ``set`` (--nx, --xx, --if-version) whose condition did not hold: nothing
+    was written. Exit 4, or with piped content its rescue (exit 3)."""
 
 
 def read_stdin() -> bytes:
@@ -27,15 +36,41 @@ def read_stdin() -> bytes:
 
 
 def store_value(
-    s: Session, address: str | None, value: bytes, ttl: str | None, keep_ttl: bool
+    s: Session,
+    address: str | None,
+    value: bytes,
+    ttl: str | None,
+    keep_ttl: bool,
+    nx: bool = False,
+    xx: bool = False,
+    if_version: int | None = None,
 ) -> None:
-    """The library call of ``set``."""
+    """The library call of ``set``; NotAppliedError when its condition did not hold."""
     if address is None:
         raise UsageError("no ADDRESS given (usage: prontodb set ADDRESS [VALUE])")
     if ttl is not None and keep_ttl:
         raise UsageError("--ttl and --keep-ttl cannot be combined")
+    if nx + xx + (if_version is not None) > 1:
+        raise UsageError("--nx, --xx and --if-version cannot be combined")
     store = s.open(write=True)
-    store.set(address, value, ttl=ttl, keep_ttl=keep_ttl)
+    applied = store.set(
+        address,
+        value,
+        ttl=ttl,
+        keep_ttl=keep_ttl,
+        only_if_absent=nx,
+        only_if_present=xx,
+        if_version=if_version,
+    )
+    if not applied:
+        why = (
+            "exists (--nx)"
+            if nx
+            else "does not exist (--xx)"
+            if xx
+            else f"is not a live entry at version {if_version} (--if-version)"
+        )
+        raise NotAppliedError(f"not applied: {address} {why}")
 
 
 @cli.command("set")
@@ -46,6 +81,14 @@ def store_value(
 @click.option(
     "--stdin", "from_stdin", is_flag=True, help="Read the value from stdin (same as VALUE '-')."
 )
+@click.option("--nx", is_flag=True, help="Only if ADDRESS has no live entry (else exit 4).")
+@click.option("--xx", is_flag=True, help="Only if ADDRESS has a live entry (else exit 4).")
+@click.option(
+    "--if-version",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Only if the live entry's version is N (else exit 4).",
+)
 @click.pass_context
 def set_cmd(
     ctx: click.Context,
@@ -54,22 +97,31 @@ def set_cmd(
     ttl: str | None,
     keep_ttl: bool,
     from_stdin: bool,
+    nx: bool,
+    xx: bool,
+    if_version: int | None,
 ) -> None:
     """Store VALUE at ADDRESS; without VALUE (or with - / --stdin) store all of stdin.
 
     Piped content is never lost: when it cannot be stored at ADDRESS it is rescued into the
     pipe cache (exit 3) with the command to copy it home. A plain set clears any TTL unless
-    --keep-ttl; in a TTL namespace the entry gets the namespace default.
+    --keep-ttl; in a TTL namespace the entry gets the namespace default. With --nx, --xx or
+    --if-version a condition that does not hold writes nothing: exit 4 (piped content: 3).
     """
     s = session(ctx)
     if not (from_stdin or value is None or value == "-"):
-        store_value(s, address, value.encode("utf-8", "surrogateescape"), ttl, keep_ttl)
+        data = value.encode("utf-8", "surrogateescape")
+        try:
+            store_value(s, address, data, ttl, keep_ttl, nx, xx, if_version)
+        except NotAppliedError as exc:
+            click.echo(str(exc), err=True)
+            raise Exit(EXIT_NOT_APPLIED) from None
         return
     content = read_stdin()
     try:
         if from_stdin and value not in (None, "-"):
             raise UsageError("give VALUE or --stdin, not both")
-        store_value(s, address, content, ttl, keep_ttl)
+        store_value(s, address, content, ttl, keep_ttl, nx, xx, if_version)
     except BaseException as exc:  # noqa: BLE001 - piped content must never be lost
         from prontodb.cli.rescue import rescue_piped
 
@@ -77,42 +129,125 @@ def set_cmd(
 
 
 @cli.command("get")
-@click.argument("address", shell_complete=complete_address)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object with value and expiry.")
+@click.argument(
+    "addresses", nargs=-1, required=True, metavar="ADDRESS...", shell_complete=complete_address
+)
+@click.option("--default", "default", metavar="V", help="Print V for a missing address (exit 0).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object per address.")
 @click.pass_context
-def get_cmd(ctx: click.Context, address: str, as_json: bool) -> None:
-    """Write the bytes stored at ADDRESS exactly (exit 2 when missing or expired)."""
+def get_cmd(
+    ctx: click.Context, addresses: tuple[str, ...], default: str | None, as_json: bool
+) -> None:
+    """Write the bytes stored at ADDRESS exactly (exit 2 when missing or expired).
+
+    Several addresses print one ADDRESS=value line each (escaped like scan), in argument
+    order; a missing one prints `not found: ADDRESS` on stderr, and then the exit is 2.
+    --default V stands in for every missing address.
+    """
     s = session(ctx)
     store = s.open(write=False)
-    entry = store.get_entry(address)
-    if as_json or s.json:
-        s.emit_json(entry_json(store.format(entry.address), entry.value, entry.expires_at))
-        return
-    data = entry.value
-    if sys.stdout.isatty() and not data.endswith(b"\n"):
-        data += b"\n"
-    s.out(data)
+    parsed = [store.address(a) for a in addresses]  # validate every address first
+    fallback = None if default is None else default.encode("utf-8", "surrogateescape")
+    missing = False
+    for text, address in zip(addresses, parsed, strict=True):
+        entry: Entry | None
+        try:
+            entry = store.entry(address)
+        except NotFoundError:
+            if fallback is None:
+                click.echo(f"not found: {store.format(address)}", err=True)
+                missing = True
+                continue
+            entry = None
+        if as_json or s.json:
+            if entry is None:
+                s.emit_json(entry_json(store.format(address), fallback or b"", None))
+            else:
+                s.emit_json(entry_json(store.format(address), entry.value, entry))
+            continue
+        data = fallback if entry is None else entry.value
+        assert data is not None
+        if len(addresses) > 1:
+            from prontodb.cli.listing import escape_value
+
+            click.echo(f"{text}={escape_value(data)}")
+            continue
+        if sys.stdout.isatty() and not data.endswith(b"\n"):
+            data += b"\n"
+        s.out(data)
+    if missing:
+        raise Exit(EXIT_MISS)
 
 
-def entry_json(address: str, value: bytes, expires_at: float | None) -> dict[str, object]:
-    """The lossless JSON form of an entry: UTF-8 text, else base64."""
+def entry_json(address: str, value: bytes, entry: Entry | None) -> dict[str, object]:
+    """The lossless JSON form of an entry: UTF-8 text, else base64; its version, write time
+    and deadline (epoch seconds, or null) from ``entry`` (all null without one)."""
     try:
         text, encoding = value.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         import base64
 
         text, encoding = base64.b64encode(value).decode("ascii"), "base64"
-    return {"address": address, "value": text, "encoding": encoding, "expires_at": expires_at}
+    return {
+        "address": address,
+        "value": text,
+        "encoding": encoding,
+        "version": None if entry is None else entry.version,
+        "written_at": None if entry is None else entry.written_at,
+        "expires_at": None if entry is None else entry.expires_at,
+    }
 
 
-@cli.command("del")
+@cli.command("exists")
 @click.argument(
     "addresses", nargs=-1, required=True, metavar="ADDRESS...", shell_complete=complete_address
 )
 @click.pass_context
-def del_cmd(ctx: click.Context, addresses: tuple[str, ...]) -> None:
-    """Delete entries; exit 2 if any named entry did not exist."""
+def exists_cmd(ctx: click.Context, addresses: tuple[str, ...]) -> None:
+    """Exit 0 when every ADDRESS holds a live entry, 2 otherwise; prints nothing (--json: an
+    object mapping each ADDRESS to true or false)."""
     s = session(ctx)
+    store = s.open(write=False)
+    parsed = [store.address(a) for a in addresses]  # validate every address first
+    found = {text: store.exists(a) for text, a in zip(addresses, parsed, strict=True)}
+    if s.json:
+        s.emit_json(found)
+    if not all(found.values()):
+        raise Exit(EXIT_MISS)
+
+
+@cli.command("del")
+@click.argument("addresses", nargs=-1, metavar="ADDRESS...", shell_complete=complete_address)
+@click.option("--scope", metavar="SCOPE", help="Delete every entry of a project or namespace.")
+@click.option("--dry-run", is_flag=True, help="With --scope: print what would be deleted.")
+@click.pass_context
+def del_cmd(
+    ctx: click.Context, addresses: tuple[str, ...], scope: str | None, dry_run: bool
+) -> None:
+    """Delete entries; exit 2 if any named entry did not exist.
+
+    With --scope SCOPE [PATTERN], delete every live entry of a project or namespace (whose
+    address below SCOPE matches PATTERN) in one transaction and print how many (0 is a
+    success); --dry-run prints the addresses instead and deletes nothing.
+    """
+    s = session(ctx)
+    if scope is not None:
+        if len(addresses) > 1:
+            raise UsageError("del --scope takes SCOPE and at most one PATTERN")
+        pattern = addresses[0] if addresses else None
+        store = s.open(write=not dry_run)
+        if dry_run:
+            for entry in store.entries(scope, pattern):
+                name = store.format(entry.address)
+                s.emit_json(name) if s.json else click.echo(name)
+            return
+        count = store.delete_scope(scope, pattern)
+        s.emit_json({"count": count}) if s.json else click.echo(count)
+        return
+    if dry_run:
+        raise UsageError("--dry-run goes with --scope")
+    if not addresses:
+        raise UsageError("no ADDRESS given (usage: prontodb del ADDRESS... | --scope SCOPE)")
     store = s.open(write=True)
     parsed = [store.address(a) for a in addresses]  # validate every address first
     missing = [store.format(a) for a in parsed if not store.delete(a)]

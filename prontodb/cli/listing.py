@@ -58,7 +58,7 @@ def scan_cmd(ctx: click.Context, scope: str | None, pattern: str | None) -> None
     for entry in store.entries(scope, pattern):
         name = entry.address.relative(depth, store.delim)
         if s.json:
-            s.emit_json(entry_json(name, entry.value, entry.expires_at))
+            s.emit_json(entry_json(name, entry.value, entry))
         else:
             click.echo(f"{name}={escape_value(entry.value)}")
 
