@@ -22,12 +22,14 @@ from prontodb.errors import (
     ConflictError,
     ContextLockedError,
     CorruptStoreError,
+    CounterOverflowError,
     DataFormatError,
     DestinationExistsError,
     InsecureStoreError,
     InvalidAddressError,
     InvalidDurationError,
     InvalidNameError,
+    NotACounterError,
     NotFoundError,
     ProntoError,
     ProntoWarning,
@@ -41,7 +43,7 @@ from prontodb.errors import (
     WriteConflictError,
 )
 from prontodb.opener import open
-from prontodb.store import CopyResult, Entry, Store
+from prontodb.store import CopyResult, Entry, Store, WatchEvent
 
 if TYPE_CHECKING:
     from prontodb.aio import AsyncStore
@@ -81,6 +83,7 @@ __all__ = [
     "ContextLockedError",
     "CopyResult",
     "CorruptStoreError",
+    "CounterOverflowError",
     "DataFormatError",
     "DestinationExistsError",
     "Entry",
@@ -90,6 +93,7 @@ __all__ = [
     "InvalidAddressError",
     "InvalidDurationError",
     "InvalidNameError",
+    "NotACounterError",
     "NotFoundError",
     "ProntoError",
     "ProntoWarning",
@@ -105,6 +109,7 @@ __all__ = [
     "TokenError",
     "UsageError",
     "ValueTooLargeError",
+    "WatchEvent",
     "WriteConflictError",
     "__version__",
     "open",
