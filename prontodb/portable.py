@@ -1599,6 +1599,10 @@ def _copy_store(
             def rows() -> Iterator[tuple[bytes, bytes]]:
                 for key, raw in source.scan(b""):
                     if key.startswith(keyspace.INFO):
+                        if key == keyspace.INFO_REVISION:
+                            # entries keep their versions, so the counter must come along:
+                            # a restarted revision would hand out versions again
+                            yield key, raw
                         continue
                     _feed(stats.everything, key, raw)
                     if key.startswith(keyspace.DATA):

@@ -659,6 +659,8 @@ def test_migrate_preserves_everything_and_repoints(home, src, dst):
     store = _cursor_store(src, clock)
     old_path = store.backend.path
     expected = raw_dump(store.backend, clock.now)
+    revision = store.revision()
+    assert revision > 0
     store.close()
     summary = portable.migrate("default", "work", dst, clock=clock)
     spec = cursor.load("default", "work")
@@ -669,6 +671,7 @@ def test_migrate_preserves_everything_and_repoints(home, src, dst):
     moved = prontodb.open(cursor="work", clock=clock)
     assert moved.backend.name == dst
     assert raw_dump(moved.backend, clock.now) == expected
+    assert moved.revision() == revision  # versions are carried, so is the counter
     assert moved.ttl("kb.notes.later") == 3598
     folder = os.path.dirname(old_path)
     assert not [n for n in os.listdir(folder) if ".migrating-" in n]
