@@ -73,6 +73,8 @@ _D = TypeVar("_D")
 #: Marks "no default given" in :meth:`Store.get` (None is a valid default).
 _MISSING: Any = object()
 KeyValue = tuple[bytes, bytes]
+#: An item of :meth:`Store.write_entries`: (address, value, ttl or deadline[, written_at]).
+EntryRow = tuple[Address, bytes, float | None] | tuple[Address, bytes, float | None, float | None]
 _T = TypeVar("_T")
 
 
@@ -761,7 +763,7 @@ class Store:
 
     def write_entries(
         self,
-        entries: Iterable[tuple[Address, bytes, float | None]],
+        entries: Iterable[EntryRow],
         *,
         validated: bool = False,
         absolute: bool = False,
@@ -770,7 +772,10 @@ class Store:
 
         ``ttl`` None means the namespace default; with ``absolute`` the third item is instead an
         absolute deadline in epoch seconds (None: no expiry), as import and migrate need.
-        Values are size-checked unless ``validated``.
+        An item may carry a fourth element, the entry's original write time in epoch seconds
+        (None: now), which its envelope then keeps (import and restore keep write times); every
+        entry gets the one fresh version of this write. Values are size-checked unless
+        ``validated``.
         """
         backend = self.backend
         layer = self._layer
@@ -782,7 +787,9 @@ class Store:
             headers: dict[int | None, bytes] = {}
 
             def rows() -> Iterator[tuple[bytes, bytes]]:
-                for addr, data, when in entries:
+                for row in entries:
+                    addr, data, when = row[0], row[1], row[2]
+                    written = row[3] if len(row) > 3 else None  # type: ignore[misc]
                     if not validated:
                         self._check_size(data)
                     if absolute:
@@ -795,9 +802,12 @@ class Store:
                             defaults[ns] = self._namespace_ttl(*ns)
                         default = defaults[ns]
                         deadline = None if default is None else _ms(now + default)
-                    head = headers.get(deadline)
-                    if head is None:
-                        head = headers[deadline] = w.header(deadline)
+                    if written is not None:  # a kept write time: a header of its own
+                        head = record.header(deadline, w.revision(), _ms(written))
+                    else:
+                        cached = headers.get(deadline)
+                        head = cached if cached is not None else w.header(deadline)
+                        headers[deadline] = head
                     yield entry_key(layer, addr), head + data
 
             written = backend.put_many(rows())

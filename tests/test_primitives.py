@@ -349,3 +349,12 @@ def test_envelope_round_trip_and_both_formats():
     assert record.expired(record.pack(b"", 1000), 1.0)
     assert not record.expired(record.pack(b"", 1000), 0.999)
     assert not record.expired(record.pack(b"", None), 1e12)
+
+
+def test_write_entries_keeps_a_given_write_time_and_gives_a_fresh_version(store, clock):
+    store.set("p.n.old", b"x")
+    a, b = store.address("p.n.a"), store.address("p.n.b")
+    store.write_entries([(a, b"1", None, 1_600_000_000.5), (b, b"2", None)])
+    first, second = store.entry("p.n.a"), store.entry("p.n.b")
+    assert (first.written_at, second.written_at) == (1_600_000_000.5, clock.now)
+    assert first.version == second.version == 2 == store.revision()
