@@ -1,6 +1,6 @@
-"""diskcache-specific behaviour of the diskcache backend (the shared contract lives in
-``test_backend_contract.py``): raw bytes only, value files, index-driven scans, permissions,
-rollback of file-backed values, snapshots and error translation."""
+"""diskcache-specific behaviour of the diskcache backend: raw bytes only, value files,
+index-driven scans, permissions, rollback of file-backed values, snapshots and error
+translation. The shared contract is the kit (prontodb.testing), run by TestDiskcacheContract."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import diskcache
 import pytest
 
 from prontodb.backends import diskcache as module
-from prontodb.backends import sniff
+from prontodb.backends import looks_like, sniff
 from prontodb.backends.diskcache import DiskcacheBackend
 from prontodb.errors import (
     BackendError,
@@ -23,10 +23,15 @@ from prontodb.errors import (
     ReadOnlyStoreError,
     StorageFullError,
     StoreBusyError,
-    StoreNotFoundError,
+    UsageError,
 )
+from prontodb.testing import BackendContract
 
 BIG = 64 * 1024  # over diskcache's 32 KiB disk_min_file_size: a file in ``normal``
+
+
+class TestDiskcacheContract(BackendContract):
+    engine = "diskcache"
 
 
 @pytest.fixture
@@ -367,23 +372,17 @@ def test_no_side_files_after_the_last_close(store_path):
     assert sorted(os.listdir(store_path)) == ["cache.db"]
     with pytest.raises(BackendError):
         second.get(b"k1")
-    assert sniff(store_path) == "diskcache" and DiskcacheBackend.sniff(store_path)
+    assert sniff(store_path) == "diskcache" and looks_like(store_path, "diskcache")
 
 
 def test_sniff_wants_a_directory_holding_a_sqlite_cache_db(tmp_path):
-    assert not DiskcacheBackend.sniff(str(tmp_path))
+    assert not looks_like(str(tmp_path), "diskcache")
     (tmp_path / "cache.db").write_bytes(b"not sqlite")
-    assert not DiskcacheBackend.sniff(str(tmp_path))
-    assert not DiskcacheBackend.sniff(str(tmp_path / "cache.db"))
+    assert not looks_like(str(tmp_path), "diskcache")
+    assert not looks_like(str(tmp_path / "cache.db"), "diskcache")
 
 
 # -- errors -----------------------------------------------------------------------------------
-
-
-def test_missing_store_is_not_created_without_create(store_path):
-    with pytest.raises(StoreNotFoundError, match=f"no store at {store_path}"):
-        DiskcacheBackend(store_path, create=False)
-    assert not os.path.exists(store_path)
 
 
 def test_damaged_database_is_corrupt_and_named(store_path):
@@ -464,9 +463,9 @@ def test_snapshot_without_value_files_lets_writers_go_on(store_path, monkeypatch
             writer.put(b"c", os.urandom(BIG))
             assert reader.get(b"a") == b"1"
             assert dict(reader.scan()) == {b"a": b"1", b"b": b"2"}
-            with pytest.raises(BackendError):
+            with pytest.raises(UsageError):
                 reader.put(b"x", b"y")
-            with pytest.raises(BackendError), reader.transaction():
+            with pytest.raises(UsageError), reader.transaction():
                 pass
         assert reader.get(b"a") == b"changed" and reader.get(b"b") is None
     finally:

@@ -1,5 +1,6 @@
 """LMDB-specific behaviour: map growth, resizes by other processes and threads, stale readers,
-file format and modes. The behaviour every backend shares is in test_backend_contract.py."""
+file format and modes. The behaviour every engine shares is the kit (prontodb.testing), run here
+by TestLmdbContract."""
 
 from __future__ import annotations
 
@@ -14,16 +15,19 @@ import threading
 
 import pytest
 
-from prontodb.backends import sniff
+from prontodb.backends import looks_like, sniff
 from prontodb.backends.lmdb import INITIAL_MAP_SIZE, LmdbBackend, _SharedEnv
 from prontodb.errors import (
     BackendError,
-    CorruptStoreError,
     StoreBusyError,
-    StoreNotFoundError,
 )
+from prontodb.testing import BackendContract
 
 MB = 1024 * 1024
+
+
+class TestLmdbContract(BackendContract):
+    engine = "lmdb"
 
 
 @pytest.fixture
@@ -400,16 +404,16 @@ def test_forked_child_gets_a_clear_error_not_a_broken_environment(path):
 
 def test_sniff_recognizes_lmdb_and_rejects_others(tmp_path, path):
     LmdbBackend(path).close()
-    assert LmdbBackend.sniff(path)
+    assert looks_like(path, "lmdb")
     assert sniff(path) == "lmdb"
     other = str(tmp_path / "other.lmdb")
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
-    assert not LmdbBackend.sniff(other)
+    assert not looks_like(other, "lmdb")
     empty = tmp_path / "empty.lmdb"
     empty.write_bytes(b"")
-    assert not LmdbBackend.sniff(str(empty))
-    assert not LmdbBackend.sniff(str(tmp_path / "missing.lmdb"))
-    assert not LmdbBackend.sniff(str(tmp_path))
+    assert not looks_like(str(empty), "lmdb")
+    assert not looks_like(str(tmp_path / "missing.lmdb"), "lmdb")
+    assert not looks_like(str(tmp_path), "lmdb")
 
 
 def test_files_are_private_whatever_the_umask(path):
@@ -422,19 +426,6 @@ def test_files_are_private_whatever_the_umask(path):
         os.umask(old)
     assert files == [path, path + "-lock"]
     assert [stat.S_IMODE(os.stat(f).st_mode) for f in files] == [0o600, 0o600]
-
-
-def test_missing_store_without_create(path):
-    with pytest.raises(StoreNotFoundError, match="no store at"):
-        LmdbBackend(path, create=False)
-    assert not os.path.exists(path)
-
-
-def test_garbage_file_is_a_corrupt_store_naming_the_file(tmp_path):
-    bad = tmp_path / "bad.lmdb"
-    bad.write_bytes(b"\x01" * 16384)
-    with pytest.raises(CorruptStoreError, match="bad.lmdb"):
-        LmdbBackend(str(bad))
 
 
 def test_keys_outside_lmdb_limits(path):

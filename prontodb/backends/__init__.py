@@ -1,8 +1,13 @@
-"""The registry of storage engines, loaded lazily by name.
+"""The registry of storage engines: one record per engine, loaded lazily by name.
 
-Importing this package imports no engine: ``prontodb --help`` and a sqlite command never pay for
-lmdb or diskcache. Each entry is a ``"module:Class"`` string, imported on first use. Third-party
-engines can be added with :func:`register_backend`.
+Every fact about an engine (its name, kind ``file``/``directory``/``url``, extensions, magic
+bytes, side files, install hint and the dotted path of its :class:`Backend` subclass) lives in
+one :class:`EngineSpec`; nothing else in ProntoDB lists engines or their suffixes, other modules
+ask the queries below. Built-in engines are records in this module, described the same way as
+outside ones, which are discovered through the entry-point group ``prontodb.backends``: each
+entry point names an :class:`EngineSpec` (or a mapping of its fields) in a light module.
+Importing this package imports no engine, and entry points are read only when a built-in record
+does not answer the question (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -10,61 +15,309 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import stat
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
+from prontodb.backends.base import Backend
 from prontodb.errors import ConfigError
 
-if TYPE_CHECKING:
-    from prontodb.backends.base import Backend
-
-_REGISTRY: dict[str, str] = {
-    "sqlite": "prontodb.backends.sqlite:SqliteBackend",
-    "lmdb": "prontodb.backends.lmdb:LmdbBackend",
-    "diskcache": "prontodb.backends.diskcache:DiskcacheBackend",
-    "memory": "prontodb.backends.memory:MemoryBackend",
-}
-
-#: Read-only view of the registry: engine name -> "module:Class".
-REGISTRY: Mapping[str, str] = MappingProxyType(_REGISTRY)
-
-#: Engines a user may choose for a store on disk (memory is for tests).
-FILE_BACKENDS = ("sqlite", "lmdb", "diskcache")
-
-_EXTENSIONS = {
-    ".sqlite": "sqlite",
-    ".sqlite3": "sqlite",
-    ".db": "sqlite",
-    ".lmdb": "lmdb",
-    ".mdb": "lmdb",
-    ".diskcache": "diskcache",
-}
+__all__ = [
+    "Backend",
+    "EngineSpec",
+    "backend_class",
+    "default_extension",
+    "discover",
+    "engine_names",
+    "engine_spec",
+    "file_engines",
+    "from_extension",
+    "is_url",
+    "register",
+    "register_backend",
+    "resolve_backend",
+    "side_files",
+    "sniff",
+    "store_files",
+    "strip_extension",
+]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 LMDB_MAGIC = (0xBEEFC0DE).to_bytes(4, "little")
+#: The entry-point group that outside engines register under.
+ENTRY_POINT_GROUP = "prontodb.backends"
+KINDS = ("file", "directory", "url")
 
 
-def register_backend(name: str, target: str) -> None:
-    """Register an engine under ``name`` as ``"module.path:Class"`` (imported lazily)."""
-    if ":" not in target:
-        raise ValueError(f"backend target must look like 'module:Class', got {target!r}")
-    _REGISTRY[name] = target
+@dataclass(frozen=True)
+class EngineSpec:
+    """Every fact about one engine, without importing it.
+
+    ``target`` is ``"module.path:Class"`` of the :class:`Backend` subclass, imported when a
+    store of the engine is opened. ``kind`` says what a location is: a ``file`` (with
+    ``side_suffixes`` naming the files kept next to it, e.g. ``-wal``), a ``directory``, or a
+    ``url`` (one of ``schemes``; never turned into a local path). ``magic`` lists
+    ``(offset, bytes)`` that all appear at the start of the engine's main file — for a
+    directory engine, of ``probe``, a file inside the directory. ``extensions`` select the
+    engine for a new store (the first is the one given to new stores). ``selectable`` is False
+    for engines that users do not choose for a store on disk (memory, for tests).
+    """
+
+    name: str
+    target: str
+    kind: str = "file"
+    extensions: tuple[str, ...] = ()
+    magic: tuple[tuple[int, bytes], ...] = ()
+    probe: str | None = None
+    side_suffixes: tuple[str, ...] = ()
+    schemes: tuple[str, ...] = ()
+    install_hint: str = ""
+    selectable: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"engine name must be letters, digits, '-' or '_': {self.name!r}")
+        if ":" not in self.target:
+            raise ValueError(f"engine target must look like 'module:Class', got {self.target!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"engine kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.kind == "url" and not self.schemes:
+            raise ValueError(f"url engine {self.name!r} needs at least one URL scheme")
+        for ext in self.extensions:
+            if not ext.startswith(".") or ext != ext.lower():
+                raise ValueError(f"extension must be lower case and start with '.': {ext!r}")
+
+    @classmethod
+    def from_object(cls, obj: object) -> EngineSpec:
+        """An :class:`EngineSpec` from what an entry point names: a spec or a mapping."""
+        if isinstance(obj, EngineSpec):
+            return obj
+        if isinstance(obj, Mapping):
+            fields = dict(obj)
+            for key in ("extensions", "side_suffixes", "schemes"):
+                if key in fields:
+                    fields[key] = tuple(fields[key])
+            if "magic" in fields:
+                fields["magic"] = tuple((int(off), bytes(data)) for off, data in fields["magic"])
+            return cls(**fields)
+        raise TypeError(f"an engine spec must be an EngineSpec or a mapping, not {obj!r}")
+
+    def matches_head(self, head: bytes) -> bool:
+        """True when ``head`` (the start of the main or probe file) carries this engine's magic."""
+        return bool(self.magic) and all(
+            head[off : off + len(data)] == data for off, data in self.magic
+        )
+
+    @property
+    def head_size(self) -> int:
+        """How many leading bytes :meth:`matches_head` needs."""
+        return max((off + len(data) for off, data in self.magic), default=0)
+
+
+_BUILTIN = (
+    EngineSpec(
+        name="sqlite",
+        target="prontodb.backends.sqlite:SqliteBackend",
+        kind="file",
+        extensions=(".sqlite", ".sqlite3", ".db"),
+        magic=((0, SQLITE_MAGIC),),
+        side_suffixes=("-wal", "-shm", "-journal"),
+        install_hint="built in (Python's sqlite3)",
+    ),
+    EngineSpec(
+        name="lmdb",
+        target="prontodb.backends.lmdb:LmdbBackend",
+        kind="file",
+        extensions=(".lmdb", ".mdb"),
+        magic=((16, LMDB_MAGIC),),
+        side_suffixes=("-lock",),
+        install_hint="pip install lmdb",
+    ),
+    EngineSpec(
+        name="diskcache",
+        target="prontodb.backends.diskcache:DiskcacheBackend",
+        kind="directory",
+        extensions=(".diskcache",),
+        magic=((0, SQLITE_MAGIC),),
+        probe="cache.db",
+        install_hint="pip install diskcache",
+    ),
+    EngineSpec(
+        name="memory",
+        target="prontodb.backends.memory:MemoryBackend",
+        kind="url",
+        schemes=("memory",),
+        install_hint="built in (in-process, for tests)",
+        selectable=False,
+    ),
+)
+
+_REGISTRY: dict[str, EngineSpec] = {spec.name: spec for spec in _BUILTIN}
+#: Read-only view of the registry: engine name -> its record.
+REGISTRY: Mapping[str, EngineSpec] = MappingProxyType(_REGISTRY)
+_discovered = False
+_discovery_errors: dict[str, str] = {}
+
+
+def register(spec: EngineSpec, *, replace: bool = False) -> None:
+    """Add an engine record. A second record under a taken name is refused unless ``replace``."""
+    if spec.name in _REGISTRY and not replace and _REGISTRY[spec.name] != spec:
+        raise ConfigError(f"an engine named {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+
+
+def register_backend(name: str, target: str, **facts: object) -> None:
+    """Register a file engine ``name`` as ``"module.path:Class"`` with optional record fields."""
+    register(EngineSpec.from_object({"name": name, "target": target, **facts}), replace=True)
+
+
+def discover(*, refresh: bool = False) -> Mapping[str, str]:
+    """Read the ``prontodb.backends`` entry points once (again with ``refresh``) and register
+    the engine records they name. Returns the entry points that could not be loaded, by name,
+    with the reason (they are left out; :func:`engine_spec` reports them)."""
+    global _discovered
+    if _discovered and not refresh:
+        return MappingProxyType(_discovery_errors)
+    from importlib.metadata import entry_points
+
+    _discovered = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _REGISTRY and not refresh:
+            continue
+        try:
+            spec = EngineSpec.from_object(ep.load())
+            if spec.name != ep.name:
+                raise ValueError(f"entry point {ep.name!r} names an engine called {spec.name!r}")
+        except Exception as exc:  # an outside package's bug must not break ProntoDB
+            _discovery_errors[ep.name] = f"{type(exc).__name__}: {exc}"
+            continue
+        if any(b.name == spec.name for b in _BUILTIN):
+            _discovery_errors[ep.name] = "a built-in engine has this name"
+            continue
+        _REGISTRY[spec.name] = spec
+        _discovery_errors.pop(ep.name, None)
+    return MappingProxyType(_discovery_errors)
+
+
+def engine_spec(name: str) -> EngineSpec:
+    """The record of engine ``name``; ConfigError naming the known engines when there is none."""
+    spec = _REGISTRY.get(name)
+    if spec is None:
+        discover()
+        spec = _REGISTRY.get(name)
+    if spec is None:
+        why = _discovery_errors.get(name)
+        if why is not None:
+            raise ConfigError(f"engine {name!r} is installed but its spec cannot load ({why})")
+        known = ", ".join(sorted(_REGISTRY))
+        raise ConfigError(f"unknown backend {name!r} (known: {known})")
+    return spec
+
+
+def engine_names(*, selectable_only: bool = False) -> tuple[str, ...]:
+    """Names of every registered engine (outside ones included), sorted; with
+    ``selectable_only``, only those a user may choose for a store."""
+    discover()
+    return tuple(sorted(n for n, s in _REGISTRY.items() if s.selectable or not selectable_only))
+
+
+def file_engines() -> tuple[str, ...]:
+    """Engines a user may choose for a store on disk (kind ``file`` or ``directory``)."""
+    discover()
+    return tuple(sorted(n for n, s in _REGISTRY.items() if s.selectable and s.kind != "url"))
 
 
 def backend_class(name: str) -> type[Backend]:
-    """Import and return the backend class registered under ``name``."""
+    """Import and return the :class:`Backend` subclass of engine ``name``."""
+    spec = engine_spec(name)
+    module_name, _, class_name = spec.target.partition(":")
     try:
-        target = _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ConfigError(f"unknown backend {name!r} (known: {known})") from None
-    module_name, _, class_name = target.partition(":")
-    module = importlib.import_module(module_name)
-    cls: type[Backend] = getattr(module, class_name)
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = f"; install it: {spec.install_hint}" if spec.install_hint else ""
+        raise ConfigError(f"engine {name!r} cannot be imported ({exc}){hint}") from exc
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise ConfigError(f"engine {name!r}: {spec.target} is not a prontodb Backend subclass")
     return cls
+
+
+def default_extension(name: str) -> str:
+    """The extension given to a new store of engine ``name`` ("" when it has none)."""
+    spec = engine_spec(name)
+    return spec.extensions[0] if spec.extensions else ""
+
+
+def _scheme(location: str) -> str | None:
+    head, sep, _ = location.partition("://")
+    return head.lower() if sep and head.replace("+", "").replace("-", "").isalnum() else None
+
+
+def is_url(location: str) -> bool:
+    """True when ``location`` names a store of a ``url`` engine (never a local path)."""
+    return url_engine(location) is not None
+
+
+def url_engine(location: str) -> str | None:
+    """The url engine whose scheme ``location`` uses, or None (a local path)."""
+    scheme = _scheme(location)
+    if scheme is None:
+        return None
+    for pass_ in (0, 1):
+        for spec in _REGISTRY.values():
+            if spec.kind == "url" and scheme in spec.schemes:
+                return spec.name
+        if pass_ == 0:
+            discover()
+    return None
+
+
+def kind(name: str) -> str:
+    """``file``, ``directory`` or ``url``: what a location of engine ``name`` is."""
+    return engine_spec(name).kind
+
+
+def side_files(path: str, name: str | None = None) -> list[str]:
+    """The side files (``-wal``, ``-lock``, ...) that exist next to the store file ``path`` —
+    of engine ``name``, or of any registered engine when it is not given."""
+    specs = [engine_spec(name)] if name is not None else list(_all_specs())
+    found: list[str] = []
+    for spec in specs:
+        for suffix in spec.side_suffixes:
+            candidate = path + suffix
+            if candidate not in found and os.path.lexists(candidate):
+                found.append(candidate)
+    return found
+
+
+def side_suffixes() -> tuple[str, ...]:
+    """Every side-file suffix any registered engine uses, without repeats."""
+    seen: list[str] = []
+    for spec in _all_specs():
+        seen.extend(s for s in spec.side_suffixes if s not in seen)
+    return tuple(seen)
+
+
+def store_files(path: str, name: str | None = None) -> list[str]:
+    """The files of the store at ``path`` that exist: the path itself (for a directory store,
+    everything under it) and its side files."""
+    if not os.path.lexists(path):
+        return side_files(path, name)
+    found = [path]
+    if os.path.isdir(path):
+        for root, dirs, files in os.walk(path):
+            found.extend(os.path.join(root, d) for d in dirs)
+            found.extend(os.path.join(root, f) for f in files)
+    return found + side_files(path, name)
+
+
+def _all_specs() -> Iterator[EngineSpec]:
+    discover()
+    return iter(list(_REGISTRY.values()))
 
 
 # POSIX drops every fcntl lock a process holds on a file as soon as the process closes ANY
@@ -151,6 +404,20 @@ def check_unmoved(path: str, file_id: tuple[int, int] | None) -> None:
         _settled_dirs[key] = stamp
 
 
+def refuse_special(path: str) -> None:
+    """Raise CorruptStoreError when ``path`` exists but is neither a regular file nor a
+    directory (a FIFO, socket or device): such a path is never opened, since opening a FIFO
+    blocks forever and a device is nobody's store."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        from prontodb.errors import CorruptStoreError
+
+        raise CorruptStoreError(f"{path} is not a ProntoDB store (not a regular file or directory)")
+
+
 def read_head(path: str, size: int) -> bytes:
     """The first ``size`` bytes of the file at ``path`` (empty when unreadable), read without
     ever closing a descriptor of a file this process holds SQLite connections on (their locks
@@ -162,9 +429,13 @@ def read_head(path: str, size: int) -> bytes:
         if file_id in _sqlite_files:
             return SQLITE_MAGIC
         try:
-            fh = open(path, "rb")  # noqa: SIM115 - closed below unless that would unlock
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return b""
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device is nobody's store
+            os.close(fd)
+            return b""
+        fh = os.fdopen(fd, "rb")
         try:
             head = fh.read(size)
         except OSError:
@@ -183,34 +454,73 @@ _read_head = read_head
 def sniff(path: str) -> str | None:
     """Name the engine of the existing store at ``path`` from its bytes, or None.
 
-    SQLite files start with ``SQLite format 3``; an LMDB file has the LMDB meta-page magic at
-    offset 16; a diskcache store is a directory holding a SQLite ``cache.db``.
+    Each file and directory engine's record says which magic bytes its main file (or, for a
+    directory engine, its probe file) starts with; only the bytes are read, never the name.
     """
-    if os.path.isdir(path):
-        if _read_head(os.path.join(path, "cache.db"), 16) == SQLITE_MAGIC:
-            return "diskcache"
-        return None
-    head = _read_head(path, 32)
-    if head[:16] == SQLITE_MAGIC:
-        return "sqlite"
-    if head[16:20] == LMDB_MAGIC:
-        return "lmdb"
+    for pass_ in (0, 1):
+        found = _sniff_known(path)
+        if found is not None or pass_:
+            return found
+        discover()
     return None
+
+
+def _sniff_known(path: str) -> str | None:
+    is_dir = os.path.isdir(path)
+    heads: dict[str, bytes] = {}
+    for spec in list(_REGISTRY.values()):
+        if spec.kind == "url" or not spec.magic or is_dir != (spec.kind == "directory"):
+            continue
+        target = os.path.join(path, spec.probe) if is_dir and spec.probe else path
+        if is_dir and not spec.probe:
+            continue
+        head = heads.get(target)
+        if head is None or len(head) < spec.head_size:
+            head = heads[target] = read_head(target, max(spec.head_size, 32))
+        if spec.matches_head(head):
+            return spec.name
+    return None
+
+
+def looks_like(path: str, name: str) -> bool:
+    """True when the existing file or directory at ``path`` carries engine ``name``'s magic."""
+    spec = engine_spec(name)
+    if spec.kind == "url" or not spec.magic:
+        return False
+    if os.path.isdir(path) != (spec.kind == "directory"):
+        return False
+    target = os.path.join(path, spec.probe) if spec.kind == "directory" and spec.probe else path
+    return spec.matches_head(read_head(target, max(spec.head_size, 32)))
 
 
 def from_extension(path: str) -> str | None:
     """Name the engine that a path's extension suggests, or None."""
-    return _EXTENSIONS.get(os.path.splitext(path.rstrip(os.sep))[1].lower())
+    ext = os.path.splitext(path.rstrip(os.sep))[1].lower()
+    if not ext:
+        return None
+    for pass_ in (0, 1):
+        for spec in list(_REGISTRY.values()):
+            if ext in spec.extensions:
+                return spec.name
+        if pass_ == 0:
+            discover()
+    return None
+
+
+def strip_extension(path: str) -> str:
+    """``path`` without an extension that selects an engine (unchanged when it has none)."""
+    return os.path.splitext(path)[0] if from_extension(path) else path
 
 
 def resolve_backend(path: str, requested: str | None = None) -> str:
-    """Choose the engine for ``path``: the existing store's own format, else ``requested``,
-    else the extension, else sqlite. A request that contradicts an existing store is an error.
-    """
+    """Choose the engine for the local ``path``: the existing store's own format, else
+    ``requested``, else the extension, else sqlite. A request that contradicts an existing
+    store is an error; so is an existing path that holds something else, or a FIFO, socket
+    or device (refused without opening it)."""
+    refuse_special(path)
     found = sniff(path) if os.path.exists(path) else None
     if requested is not None:
-        if requested not in _REGISTRY:
-            backend_class(requested)  # raises ConfigError naming the known engines
+        engine_spec(requested)  # raises ConfigError naming the known engines
         if found is not None and found != requested:
             raise ConfigError(f"{path} is a {found} store, not {requested}")
         return requested

@@ -3,7 +3,7 @@
 A backend stores opaque byte values under opaque byte keys, in ascending byte order of keys.
 It knows nothing of addresses, users, TTL or serialization: those live in the Store, once.
 Each sentence of a method's docstring is part of the contract and is tested by the shared
-``BackendContract`` suite in ``tests/test_backend_contract.py``.
+``BackendContract`` kit in :mod:`prontodb.testing`.
 
 A backend object is used from one thread at a time. Many backend objects — in one process or
 in many — may be open on the same path at once; the engine serializes their writes.
@@ -15,10 +15,10 @@ import abc
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import ClassVar, TypeVar
 
-from prontodb.errors import WriteConflictError
+from prontodb.errors import BackendError, ConfigError, UsageError, WriteConflictError
 
 _T = TypeVar("_T")
 #: How many times ``run_transaction`` runs a unit of work that keeps meeting conflicts.
@@ -39,51 +39,76 @@ def prefix_successor(prefix: bytes) -> bytes | None:
 
 
 class Backend(abc.ABC):
-    """One store at one path on one engine: bytes in, bytes out."""
+    """One store at one location on one engine: bytes in, bytes out.
 
-    #: Registry name of the engine (``sqlite``, ``lmdb``, ``diskcache``, ``memory``).
+    The public methods are the contract and are the same for every engine: this class enforces
+    the invariants every engine shares (a durability it knows, use after ``close()`` refused,
+    nested transactions joining the outermost one, no write inside ``snapshot()``) and then
+    calls the engine's primitives, the ``_underscore`` methods a subclass implements. A
+    primitive is only called on an open backend; ``_transaction`` and ``_snapshot`` only for
+    the outermost block; ``_put``/``_put_many``/``_delete`` never inside a snapshot.
+    """
+
+    #: Registry name of the engine (``sqlite``, ``lmdb``, ``diskcache``, ``memory``, ...).
     name: ClassVar[str]
-    #: File-name extensions that select this engine when nothing else says which.
-    extensions: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, path: str, *, durability: str = "normal", create: bool = True) -> None:
         """Open (and with ``create``, create) the store at ``path``.
 
         ``durability`` is ``normal`` (a killed process never loses an acknowledged write; a
         power loss never corrupts the store) or ``full`` (every acknowledged write survives a
-        power loss). Without ``create`` a missing store raises ``StoreNotFoundError``.
+        power loss); anything else raises ``ConfigError`` before the store is touched. Without
+        ``create`` a missing store raises ``StoreNotFoundError``. A subclass calls this first.
         """
+        if durability not in DURABILITIES:
+            raise ConfigError(
+                f"unknown durability {durability!r} (known: {', '.join(DURABILITIES)})"
+            )
         self.path = path
         self.durability = durability
+        self._base_closed = False
+        self._base_txn_depth = 0
+        self._base_snap_depth = 0
 
-    @classmethod
-    @abc.abstractmethod
-    def sniff(cls, path: str) -> bool:
-        """Return True when the existing file or directory at ``path`` is this engine's store.
+    # -- shared invariants -----------------------------------------------------------------
 
-        Looks only at the file's own bytes (magic numbers), never at its name.
-        """
+    def _require_open(self) -> None:
+        if self._base_closed:
+            raise BackendError(f"{self.path}: store is closed")
 
-    @abc.abstractmethod
+    def _require_writable(self) -> None:
+        self._require_open()
+        if self._base_snap_depth and not self._base_txn_depth:
+            raise UsageError(
+                f"{self.path}: writes are not allowed inside snapshot() (it is a read view)"
+            )
+
+    # -- the contract ----------------------------------------------------------------------
+
     def get(self, key: bytes) -> bytes | None:
         """Return the value stored under ``key``, or None when there is none. Never raises for a
         missing key. Inside ``transaction()`` it sees the transaction's own writes."""
+        self._require_open()
+        return self._get(key)
 
-    @abc.abstractmethod
     def put(self, key: bytes, value: bytes) -> None:
         """Store ``value`` under ``key``, replacing any value. Committed and durable (per the
         durability mode) when it returns, unless inside ``transaction()``."""
+        self._require_writable()
+        self._put(key, value)
 
-    @abc.abstractmethod
     def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         """Store every (key, value) pair in one transaction, all or nothing; later pairs win
-        over earlier ones with the same key. Returns the number of pairs written."""
+        over earlier ones with the same key. Returns the number of pairs written. Memory use
+        does not grow with the number of pairs."""
+        self._require_writable()
+        return self._put_many(items)
 
-    @abc.abstractmethod
     def delete(self, key: bytes) -> bool:
         """Remove ``key``. Returns True when a value was removed, False when there was none."""
+        self._require_writable()
+        return self._delete(key)
 
-    @abc.abstractmethod
     def scan(
         self, prefix: bytes = b"", *, start: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
@@ -94,12 +119,29 @@ class Backend(abc.ABC):
         object until the iterator is exhausted or closed (materialize first). Outside
         ``snapshot()``/``transaction()`` a long scan may see writes made while it runs.
         """
+        self._require_open()
+        return self._scan(prefix, start=start)
 
-    @abc.abstractmethod
-    def transaction(self) -> AbstractContextManager[None]:
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
         """A write transaction: every write inside commits together when the block ends, or
         none does if it raises. Other writers wait (never fail) while it is open. Nested use
-        joins the outermost transaction. Reads inside see the transaction's own writes."""
+        joins the outermost transaction. Reads inside see the transaction's own writes. It
+        cannot begin inside ``snapshot()`` (UsageError)."""
+        self._require_writable()
+        if self._base_txn_depth:
+            self._base_txn_depth += 1
+            try:
+                yield
+            finally:
+                self._base_txn_depth -= 1
+            return
+        with self._transaction():
+            self._base_txn_depth = 1
+            try:
+                yield
+            finally:
+                self._base_txn_depth = 0
 
     def run_transaction(self, unit: Callable[[], _T]) -> _T:
         """Run ``unit`` inside ``transaction()`` and return its result once committed.
@@ -122,23 +164,89 @@ class Backend(abc.ABC):
                 time.sleep(random.uniform(0, 0.0005 * 2 ** min(attempt, 8)))
                 attempt += 1
 
-    @abc.abstractmethod
-    def snapshot(self) -> AbstractContextManager[None]:
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
         """A consistent read view: reads and scans inside see one point in time while other
-        processes keep writing. Writes through this object are not allowed inside."""
+        processes keep writing. Writes through this object are not allowed inside (UsageError).
+        Inside ``transaction()`` it joins the transaction, whose view is already fixed."""
+        self._require_open()
+        if self._base_txn_depth or self._base_snap_depth:
+            self._base_snap_depth += 1
+            try:
+                yield
+            finally:
+                self._base_snap_depth -= 1
+            return
+        with self._snapshot():
+            self._base_snap_depth = 1
+            try:
+                yield
+            finally:
+                self._base_snap_depth = 0
+
+    def check(self) -> list[str]:
+        """Run the engine's own integrity check; return the problems found (empty when sound).
+        Damage is reported here, never raised."""
+        self._require_open()
+        return self._check()
+
+    def close(self) -> None:
+        """Release the store. Leaves no journal or WAL side file, so the closed store can be
+        copied as its files. Closing twice is harmless; any other use after it raises
+        BackendError."""
+        if self._base_closed:
+            return
+        self._base_closed = True
+        self._close()
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+        return self._base_closed
 
     @abc.abstractmethod
     def files(self) -> list[str]:
-        """The paths of the files (and directories) that make up the store on disk."""
+        """The paths of the files (and directories) that make up the store on disk (empty for
+        an engine whose store is not local)."""
+
+    # -- primitives every engine implements ---------------------------------------------
 
     @abc.abstractmethod
-    def check(self) -> list[str]:
-        """Run the engine's own integrity check; return the problems found (empty when sound)."""
+    def _get(self, key: bytes) -> bytes | None:
+        """``get`` on an open backend."""
 
     @abc.abstractmethod
-    def close(self) -> None:
-        """Release the store. Leaves no journal or WAL side file, so the closed store can be
-        copied as its files. Closing twice is harmless."""
+    def _put(self, key: bytes, value: bytes) -> None:
+        """``put`` on an open backend, outside any snapshot."""
+
+    @abc.abstractmethod
+    def _put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
+        """``put_many`` on an open backend, outside any snapshot."""
+
+    @abc.abstractmethod
+    def _delete(self, key: bytes) -> bool:
+        """``delete`` on an open backend, outside any snapshot."""
+
+    @abc.abstractmethod
+    def _scan(self, prefix: bytes, *, start: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        """``scan`` on an open backend."""
+
+    @abc.abstractmethod
+    def _transaction(self) -> AbstractContextManager[None]:
+        """Begin the outermost write transaction; commit when the block ends, roll back when
+        it raises (an optimistic engine raises WriteConflictError from the commit)."""
+
+    @abc.abstractmethod
+    def _snapshot(self) -> AbstractContextManager[None]:
+        """Pin the outermost read view for the block."""
+
+    @abc.abstractmethod
+    def _check(self) -> list[str]:
+        """``check`` on an open backend."""
+
+    @abc.abstractmethod
+    def _close(self) -> None:
+        """Release the store's resources; called once."""
 
     def __enter__(self) -> Backend:
         return self

@@ -67,12 +67,10 @@ import diskcache
 from diskcache.core import MODE_BINARY, MODE_RAW
 
 from prontodb import backends
-from prontodb.backends import SQLITE_MAGIC
-from prontodb.backends.base import DURABILITIES, Backend, prefix_successor
+from prontodb.backends.base import Backend, prefix_successor
 from prontodb.backends.sqlite import create_private_file, translate
 from prontodb.errors import (
     BackendError,
-    ConfigError,
     CorruptStoreError,
     ReadOnlyStoreError,
     StorageFullError,
@@ -338,16 +336,13 @@ class DiskcacheBackend(Backend):
     """Key-value pairs as raw-bytes rows of diskcache's ``Cache`` table (and value files)."""
 
     name = "diskcache"
-    extensions = (".diskcache",)
 
     def __init__(self, path: str, *, durability: str = "normal", create: bool = True) -> None:
         super().__init__(path, durability=durability, create=create)
-        if durability not in DURABILITIES:
-            raise ConfigError(f"unknown durability {durability!r} (known: normal, full)")
         self._depth = 0
-        self._snapshot = False
+        self._in_snapshot = False
         self._closed = False
-        if not self.sniff(path):
+        if not backends.looks_like(path, "diskcache"):
             self._prepare(path, create)
         try:
             self._cache = _Cache(
@@ -379,15 +374,9 @@ class DiskcacheBackend(Backend):
         except OSError as exc:
             raise _translate_os(exc, path, "cannot create store") from exc
 
-    @classmethod
-    def sniff(cls, path: str) -> bool:
-        if not os.path.isdir(path):
-            return False
-        return backends.read_head(os.path.join(path, DBNAME), 16) == SQLITE_MAGIC
-
     # -- reads ---------------------------------------------------------------------------------
 
-    def get(self, key: bytes) -> bytes | None:
+    def _get(self, key: bytes) -> bytes | None:
         key = _as_bytes(key, "key")
         try:
             row = self._cache._con.execute(_GET, (key,)).fetchone()
@@ -422,7 +411,7 @@ class DiskcacheBackend(Backend):
                 raise self._translate(exc) from exc
         raise CorruptStoreError(f"{self.path}: the value file {missing} of an entry is missing")
 
-    def scan(
+    def _scan(
         self, prefix: bytes = b"", *, start: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
         prefix = _as_bytes(prefix, "prefix")
@@ -475,7 +464,7 @@ class DiskcacheBackend(Backend):
 
     # -- writes --------------------------------------------------------------------------------
 
-    def put(self, key: bytes, value: bytes) -> None:
+    def _put(self, key: bytes, value: bytes) -> None:
         key, value = _as_bytes(key, "key"), _as_bytes(value, "value")
         self._writable()
         if self._depth:
@@ -511,7 +500,7 @@ class DiskcacheBackend(Backend):
         except _ENGINE_ERRORS as exc:
             raise self._translate(exc) from exc
 
-    def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
+    def _put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         """Inline values go in batches of one upsert statement each (``Cache.set`` costs a
         SELECT plus an INSERT or UPDATE per pair); file-backed values go through ``Cache.set``
         one at a time, in order, so later pairs still win."""
@@ -549,7 +538,7 @@ class DiskcacheBackend(Backend):
         for (filename,) in old_files:
             self._disk.remove(filename)  # deferred to the commit
 
-    def delete(self, key: bytes) -> bool:
+    def _delete(self, key: bytes) -> bool:
         key = _as_bytes(key, "key")
         with self.transaction():
             try:
@@ -566,13 +555,13 @@ class DiskcacheBackend(Backend):
             return True
 
     def _writable(self) -> None:
-        if self._snapshot:
+        if self._in_snapshot:
             raise BackendError(f"{self.path}: writes are not allowed inside snapshot()")
 
     # -- transactions --------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def _transaction(self) -> Iterator[None]:
         self._writable()
         if self._depth:
             self._depth += 1
@@ -644,16 +633,16 @@ class DiskcacheBackend(Backend):
             self._disk.abort()
 
     @contextmanager
-    def snapshot(self) -> Iterator[None]:
+    def _snapshot(self) -> Iterator[None]:
         if self._depth:
             yield
             return
         end = self._begin_snapshot()
-        self._depth, self._snapshot = 1, True
+        self._depth, self._in_snapshot = 1, True
         try:
             yield
         finally:
-            self._depth, self._snapshot = 0, False
+            self._depth, self._in_snapshot = 0, False
             end()
 
     def _begin_snapshot(self) -> Callable[[], None]:
@@ -690,7 +679,7 @@ class DiskcacheBackend(Backend):
             found.extend(os.path.join(dirpath, name) for name in sorted(filenames))
         return found
 
-    def check(self) -> list[str]:
+    def _check(self) -> list[str]:
         """SQLite's integrity check, then diskcache's own ``check(fix=False)``.
 
         ``Cache.check`` only reports when ``fix`` is false; it holds the write lock while it
@@ -698,7 +687,7 @@ class DiskcacheBackend(Backend):
         points at, and empty value directories, are not problems: a writer killed between
         writing a value file and its commit leaves them, and every entry is still intact.
         """
-        if self._snapshot:
+        if self._in_snapshot:
             raise BackendError(f"{self.path}: check() cannot run inside snapshot()")
         try:
             con = self._cache._con
@@ -726,7 +715,7 @@ class DiskcacheBackend(Backend):
         problems.extend(str(warning.message) for warning in found if not _leftover(warning))
         return problems
 
-    def close(self) -> None:
+    def _close(self) -> None:
         if self._closed:
             return
         self._closed = True

@@ -39,11 +39,10 @@ from typing import Any
 
 import lmdb
 
-from prontodb.backends import LMDB_MAGIC, check_unmoved
-from prontodb.backends.base import DURABILITIES, Backend
+from prontodb.backends import check_unmoved
+from prontodb.backends.base import Backend
 from prontodb.errors import (
     BackendError,
-    ConfigError,
     CorruptStoreError,
     ReadOnlyStoreError,
     StorageFullError,
@@ -400,13 +399,10 @@ class LmdbBackend(Backend):
     """Keys and values in the main (unnamed) database of one LMDB environment."""
 
     name = "lmdb"
-    extensions = (".lmdb", ".mdb")
 
     def __init__(self, path: str, *, durability: str = "normal", create: bool = True) -> None:
         path = os.path.realpath(path)  # one lock file per data file, however it is reached
         super().__init__(path, durability=durability, create=create)
-        if durability not in DURABILITIES:
-            raise ConfigError(f"unknown durability {durability!r} (known: normal, full)")
         self._closed = True
         self._reading = False
         self._depth = 0
@@ -424,15 +420,9 @@ class LmdbBackend(Backend):
             shared.members.add(self)
         self._closed = False
 
-    @classmethod
-    def sniff(cls, path: str) -> bool:
-        from prontodb.backends import read_head
-
-        return read_head(path, 20)[16:20] == LMDB_MAGIC
-
     # -- reads ---------------------------------------------------------------------------
 
-    def get(self, key: bytes) -> bytes | None:
+    def _get(self, key: bytes) -> bytes | None:
         if self._depth:
             return self._txn_get(key)
         try:
@@ -460,7 +450,7 @@ class LmdbBackend(Backend):
         self._log.append(("get", _as_bytes(key), value))
         return value
 
-    def scan(
+    def _scan(
         self, prefix: bytes = b"", *, start: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
         prefix = bytes(prefix)
@@ -494,12 +484,12 @@ class LmdbBackend(Backend):
 
     # -- writes --------------------------------------------------------------------------
 
-    def put(self, key: bytes, value: bytes) -> None:
+    def _put(self, key: bytes, value: bytes) -> None:
         key, value = _as_bytes(key), _as_bytes(value)
         with self.transaction():
             self._apply(("put", key, value))
 
-    def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
+    def _put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         # Checked before anything is written, so that a bad key inside an outer transaction
         # cannot leave half of the batch behind; the copy is what a replay writes again.
         # Both checks run in bulk (C-level iterators, no Python step per pair).
@@ -518,7 +508,7 @@ class LmdbBackend(Backend):
                 self._apply(("many", pairs, None))
         return len(pairs)
 
-    def delete(self, key: bytes) -> bool:
+    def _delete(self, key: bytes) -> bool:
         key = _as_bytes(key)
         if not 0 < len(key) <= self._shared.max_key:
             return False  # an empty or over-long key can never be stored
@@ -602,7 +592,7 @@ class LmdbBackend(Backend):
     # -- transactions ----------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def _transaction(self) -> Iterator[None]:
         if self._depth:
             self._depth += 1
             try:
@@ -714,7 +704,7 @@ class LmdbBackend(Backend):
         self._shared.leave_long()
 
     @contextmanager
-    def snapshot(self) -> Iterator[None]:
+    def _snapshot(self) -> Iterator[None]:
         if self._depth or self._snap is not None:
             yield  # a transaction's write lock (or the outer snapshot) already fixes the view
             return
@@ -772,7 +762,7 @@ class LmdbBackend(Backend):
     def files(self) -> list[str]:
         return [p for p in (self.path, self.path + "-lock") if os.path.exists(p)]
 
-    def check(self) -> list[str]:
+    def _check(self) -> list[str]:
         problems: list[str] = []
         if self._closed:
             raise BackendError(f"{self.path}: store is closed")
@@ -800,7 +790,7 @@ class LmdbBackend(Backend):
             self._reading = False
         return problems
 
-    def close(self) -> None:
+    def _close(self) -> None:
         if self._closed:
             return
         self._depth = 0

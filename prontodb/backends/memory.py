@@ -51,7 +51,6 @@ class MemoryBackend(Backend):
     """A sorted in-process table; transactions keep an undo log and roll back on error."""
 
     name = "memory"
-    extensions = ()
 
     def __init__(self, path: str, *, durability: str = "normal", create: bool = True) -> None:
         super().__init__(path, durability=durability, create=create)
@@ -65,10 +64,6 @@ class MemoryBackend(Backend):
         self._undo: list[tuple[bytes, bytes | None]] | None = None
         self._depth = 0
 
-    @classmethod
-    def sniff(cls, path: str) -> bool:
-        return path in _TABLES
-
     def _write(self, key: bytes, value: bytes | None) -> bytes | None:
         table = self._table
         old = table.put(key, value) if value is not None else table.delete(key)
@@ -76,15 +71,15 @@ class MemoryBackend(Backend):
             self._undo.append((key, old))
         return old
 
-    def get(self, key: bytes) -> bytes | None:
+    def _get(self, key: bytes) -> bytes | None:
         with self._table.lock:
             return self._table.values.get(key)
 
-    def put(self, key: bytes, value: bytes) -> None:
+    def _put(self, key: bytes, value: bytes) -> None:
         with self._table.lock:
             self._write(bytes(key), bytes(value))
 
-    def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
+    def _put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         count = 0
         with self.transaction():
             for key, value in items:
@@ -92,11 +87,11 @@ class MemoryBackend(Backend):
                 count += 1
         return count
 
-    def delete(self, key: bytes) -> bool:
+    def _delete(self, key: bytes) -> bool:
         with self._table.lock:
             return self._write(key, None) is not None
 
-    def scan(
+    def _scan(
         self, prefix: bytes = b"", *, start: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
         table = self._table
@@ -111,7 +106,7 @@ class MemoryBackend(Backend):
         return iter(pairs)
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def _transaction(self) -> Iterator[None]:
         with self._table.lock:
             if self._depth:
                 self._depth += 1
@@ -136,19 +131,19 @@ class MemoryBackend(Backend):
                 self._depth = 0
 
     @contextmanager
-    def snapshot(self) -> Iterator[None]:
+    def _snapshot(self) -> Iterator[None]:
         with self._table.lock:
             yield
 
     def files(self) -> list[str]:
         return []
 
-    def check(self) -> list[str]:
+    def _check(self) -> list[str]:
         table = self._table
         with table.lock:
             if table.keys != sorted(table.values):
                 return ["key index is out of order"]
         return []
 
-    def close(self) -> None:
+    def _close(self) -> None:
         pass

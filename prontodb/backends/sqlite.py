@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from operator import itemgetter
 
 from prontodb import backends
-from prontodb.backends import SQLITE_MAGIC
 from prontodb.backends.base import Backend, prefix_successor
 from prontodb.errors import (
     BackendError,
@@ -65,7 +64,6 @@ class SqliteBackend(Backend):
     """Key-value pairs in ``kv(k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID``."""
 
     name = "sqlite"
-    extensions = (".sqlite", ".sqlite3", ".db")
 
     def __init__(self, path: str, *, durability: str = "normal", create: bool = True) -> None:
         super().__init__(path, durability=durability, create=create)
@@ -135,18 +133,14 @@ class SqliteBackend(Backend):
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
 
-    @classmethod
-    def sniff(cls, path: str) -> bool:
-        return backends.read_head(path, 16) == SQLITE_MAGIC
-
-    def get(self, key: bytes) -> bytes | None:
+    def _get(self, key: bytes) -> bytes | None:
         try:
             row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
         except sqlite3.Error as exc:
             raise translate(exc, self.path) from exc
         return None if row is None else bytes(row[0])
 
-    def put(self, key: bytes, value: bytes) -> None:
+    def _put(self, key: bytes, value: bytes) -> None:
         if self._depth:
             self._exec(_UPSERT, (key, value))
             return
@@ -170,7 +164,7 @@ class SqliteBackend(Backend):
             except sqlite3.Error as final:
                 raise translate(final, self.path) from final
 
-    def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
+    def _put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         # Counted by a C-level iterator on the way through: no Python step per pair.
         counter = itertools.count()
         pairs = map(itemgetter(0), zip(items, counter, strict=False))
@@ -181,7 +175,7 @@ class SqliteBackend(Backend):
                 raise translate(exc, self.path) from exc
         return next(counter)
 
-    def delete(self, key: bytes) -> bool:
+    def _delete(self, key: bytes) -> bool:
         with self.transaction():
             cur = self._exec("DELETE FROM kv WHERE k = ?", (key,))
         return cur.rowcount > 0
@@ -192,7 +186,7 @@ class SqliteBackend(Backend):
         except sqlite3.Error as exc:
             raise translate(exc, self.path) from exc
 
-    def scan(
+    def _scan(
         self, prefix: bytes = b"", *, start: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
         low = max(prefix, start) if start is not None else prefix
@@ -217,7 +211,7 @@ class SqliteBackend(Backend):
             inclusive = False
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def _transaction(self) -> Iterator[None]:
         if self._depth:
             self._depth += 1
             try:
@@ -256,7 +250,7 @@ class SqliteBackend(Backend):
             raise translate(exc, self.path) from exc
 
     @contextmanager
-    def snapshot(self) -> Iterator[None]:
+    def _snapshot(self) -> Iterator[None]:
         if self._depth:
             yield
             return
@@ -279,7 +273,7 @@ class SqliteBackend(Backend):
     def files(self) -> list[str]:
         return [p for p in (self.path, self.path + "-wal", self.path + "-shm") if os.path.exists(p)]
 
-    def check(self) -> list[str]:
+    def _check(self) -> list[str]:
         try:
             rows = self._conn.execute("PRAGMA integrity_check").fetchall()
         except sqlite3.Error as exc:
@@ -287,7 +281,7 @@ class SqliteBackend(Backend):
         problems = [row[0] for row in rows if row[0] != "ok"]
         return problems
 
-    def close(self) -> None:
+    def _close(self) -> None:
         if self._closed:
             return
         self._closed = True
