@@ -30,10 +30,20 @@ from prontodb.names import DEFAULT_USER, check_name
 DEFAULT_CURSOR = "default"
 RESERVED = (DEFAULT_CURSOR,)
 CURSORS_FILE = "cursors.json"
-BACKENDS = ("sqlite", "lmdb", "diskcache")
 DURABILITIES = ("normal", "full")
-#: The file-name extension of a cursor's default store path, per engine.
-EXTENSIONS = {"sqlite": ".sqlite", "lmdb": ".lmdb", "diskcache": ".diskcache"}
+
+
+def __getattr__(name: str) -> Any:
+    """``BACKENDS`` and ``EXTENSIONS`` (the file-name extension of a cursor's default store
+    path, per engine) are asked of the engine registry, which owns them."""
+    from prontodb import backends
+
+    if name == "BACKENDS":
+        return backends.engine_names()
+    if name == "EXTENSIONS":
+        return {n: backends.default_extension(n) for n in backends.engine_names()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Where a Target's store came from (``Target.source``).
 SOURCES = ("--database", "--cursor", "PRONTO_DB", "PRONTO_CURSOR", "selection", "default")
@@ -204,7 +214,7 @@ def _spec(name: str, raw: object, where: str = CURSORS_FILE) -> CursorSpec:
             value is None and key in ("meta", "project", "namespace")
         ):
             raise ConfigError(f"{damaged}: {key} is {value!r}")
-    if spec.backend not in BACKENDS or spec.durability not in DURABILITIES:
+    if not _known_engine(spec.backend) or spec.durability not in DURABILITIES:
         raise ConfigError(
             f"{damaged}: backend {spec.backend!r}, durability "
             f"{spec.durability!r} (backend is one of {', '.join(BACKENDS)}; durability is "
@@ -278,7 +288,23 @@ def save(user: str, spec: CursorSpec, env: Mapping[str, str] | None = None) -> N
 
 def default_path(user: str, name: str, backend: str, env: Mapping[str, str] | None = None) -> str:
     """Where a cursor's store lives when no PATH is given: ``<data dir>/<name>.<ext>``."""
-    return os.path.join(paths.user_data_dir(user, env), f"{name}{EXTENSIONS[backend]}")
+    from prontodb import backends
+
+    if backends.kind(backend) == "url":
+        raise ConfigError(f"a {backend} store is addressed by URL, not by a default path")
+    return os.path.join(
+        paths.user_data_dir(user, env), f"{name}{backends.default_extension(backend)}"
+    )
+
+
+def _known_engine(name: str) -> bool:
+    from prontodb import backends
+
+    try:
+        backends.engine_spec(name)
+    except ConfigError:
+        return False
+    return True
 
 
 def _store_format(path: str) -> str | None:
@@ -295,6 +321,11 @@ def _choose_backend(path: str, requested: str | None, fallback: str | None) -> s
     ``fallback`` (the cursor's current engine), else sqlite."""
     from prontodb import backends
 
+    url_engine = backends.url_engine(path)
+    if url_engine is not None:  # a URL names its engine by its scheme
+        if requested is not None and requested != url_engine:
+            raise ConfigError(f"{path} is a {url_engine} location, not {requested}")
+        return url_engine
     found = _store_format(path)
     if found is None and os.path.exists(path):
         backends.resolve_backend(path)  # refuses a file or directory that is not a store
@@ -311,6 +342,15 @@ def _choose_backend(path: str, requested: str | None, fallback: str | None) -> s
             )
         return requested
     return found or backends.from_extension(path) or fallback or "sqlite"
+
+
+def _local_or_url(location: str) -> str:
+    """An absolute path for a local store; a url engine's location exactly as given."""
+    from prontodb import backends
+
+    if backends.is_url(location):
+        return location
+    return os.path.abspath(os.path.expanduser(location))
 
 
 def _change(value: str | None, current: str | None) -> str | None:
@@ -343,8 +383,10 @@ def define(
     """
     env = os.environ if env is None else env
     check_cursor_name(name)
-    if backend is not None and backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r} (choose {', '.join(BACKENDS)})")
+    if backend is not None:
+        from prontodb import backends
+
+        backends.engine_spec(backend)  # ConfigError naming the known engines
     if durability is not None and durability not in DURABILITIES:
         raise ConfigError(f"unknown durability {durability!r} (choose normal or full)")
     if path is not None and not path:
@@ -354,7 +396,7 @@ def define(
         cursors = data["cursors"]
         old = _spec(name, cursors[name], _file(user, env)) if name in cursors else None
         if path is not None:
-            where = os.path.abspath(os.path.expanduser(path))
+            where = _local_or_url(path)
             engine = _choose_backend(where, backend, old.backend if old else None)
         elif old is not None:
             where = old.path
@@ -397,7 +439,11 @@ def _default_store(user: str, name: str, backend: str | None, env: Mapping[str, 
     store a former cursor of that name left behind (whatever its engine), else ``.sqlite``."""
     if backend is not None:
         return default_path(user, name, backend, env)
-    found = [p for b in BACKENDS if os.path.exists(p := default_path(user, name, b, env))]
+    from prontodb import backends
+
+    found = [
+        p for b in backends.file_engines() if os.path.exists(p := default_path(user, name, b, env))
+    ]
     if len(found) > 1:
         raise ConfigError(
             None,
@@ -589,7 +635,7 @@ def resolve(
     name: str | None = None
     if database:
         path, source = database, "--database"
-        flags += ["--database", os.path.abspath(os.path.expanduser(database))]
+        flags += ["--database", _local_or_url(database)]
     elif cursor:
         name, source = cursor, "--cursor"
         flags += ["--cursor", cursor]

@@ -44,9 +44,19 @@ def open_backend(
     path = path_text(path)
     if durability not in DURABILITIES:
         raise ConfigError(f"unknown durability {durability!r} (choose normal or full)")
-    if backend == "memory" or path.startswith("memory://"):
-        engine = backends.backend_class("memory")(path, durability=durability, create=create)
-        check_store_format(engine, writable=create)
+    url_engine = backends.url_engine(path)
+    if url_engine is not None or (backend is not None and backends.kind(backend) == "url"):
+        # A url engine's location is handed over as it is: never expanded or realpath'd.
+        name = url_engine or backend
+        assert name is not None
+        if backend is not None and backend != name:
+            raise ConfigError(f"{path} is a {name} location, not {backend}")
+        engine = backends.backend_class(name)(path, durability=durability, create=create)
+        try:
+            check_store_format(engine, writable=create)
+        except BaseException:
+            engine.close()
+            raise
         return engine
     # A symlinked store is followed to its target, and every file of the store is found and
     # checked there: LMDB would otherwise put a second lock file next to the link, and two
@@ -64,7 +74,7 @@ def open_backend(
         except OSError as exc:
             raise BackendError(f"cannot create directory {parent}: {exc.strerror}") from exc
     if exists:
-        paths.check_secure(_existing_files(path))
+        paths.check_secure(backends.store_files(path))
     engine = backends.backend_class(name)(path, durability=durability, create=create)
     try:
         paths.check_secure(engine.files())
@@ -73,16 +83,6 @@ def open_backend(
         engine.close()
         raise
     return engine
-
-
-def _existing_files(path: str) -> list[str]:
-    if os.path.isdir(path):
-        found = [path]
-        for root, dirs, files in os.walk(path):
-            found.extend(os.path.join(root, d) for d in dirs)
-            found.extend(os.path.join(root, f) for f in files)
-        return found
-    return [p for p in (path, path + "-wal", path + "-shm", path + "-lock") if os.path.exists(p)]
 
 
 def open(  # noqa: A001 - the public name is prontodb.open

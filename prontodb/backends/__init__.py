@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import IO
+from typing import IO, Any
 
 from prontodb.backends.base import Backend
 from prontodb.errors import ConfigError
@@ -315,6 +315,14 @@ def store_files(path: str, name: str | None = None) -> list[str]:
     return found + side_files(path, name)
 
 
+def __getattr__(name: str) -> Any:
+    """``FILE_BACKENDS``: the older spelling of :func:`file_engines` (kept for callers not yet
+    moved to the query)."""
+    if name == "FILE_BACKENDS":
+        return file_engines()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _all_specs() -> Iterator[EngineSpec]:
     discover()
     return iter(list(_REGISTRY.values()))
@@ -479,7 +487,17 @@ def _sniff_known(path: str) -> str | None:
             head = heads[target] = read_head(target, max(spec.head_size, 32))
         if spec.matches_head(head):
             return spec.name
+        if is_dir and not head and _empty_file(target):
+            return spec.name  # its probe file was just created: a store being set up
     return None
+
+
+def _empty_file(path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
 def looks_like(path: str, name: str) -> bool:

@@ -235,6 +235,30 @@ class _RawDisk(diskcache.Disk):
             parent = path
 
 
+#: The Settings row that marks a diskcache directory as a ProntoDB store. Only a directory
+#: carrying it (or set up by an earlier ProntoDB with exactly this module's settings) is
+#: adopted; another program's cache is refused without a write.
+MARKER = "prontodb_store"
+
+
+def _legacy_store(stored: dict[str, Any]) -> bool:
+    """A store set up by a ProntoDB that wrote no marker yet: exactly this module's settings."""
+    return all(stored.get(key) == value for key, value in _SETTINGS.items())
+
+
+@contextmanager
+def _directory_lock(directory: str) -> Iterator[None]:
+    """An exclusive lock between processes on the store directory itself (flock on its fd)."""
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 class _Cache(diskcache.Cache):
     """``diskcache.Cache`` with one connection per object, fixed per-connection pragmas, and an
     open that writes nothing once the store is set up."""
@@ -246,7 +270,14 @@ class _Cache(diskcache.Cache):
         self._pronto_pid = 0
         self._pronto_synchronous = synchronous
         self._pronto_closed = False
-        if not self._adopt(directory, timeout, min_file_size):
+        if self._adopt(directory, timeout, min_file_size):
+            return
+        # Setting a store up (or finishing an interrupted setup) is serialized between
+        # processes by a lock on the directory: two concurrent Cache.__init__ on a new
+        # cache.db race on its journal mode and schema.
+        with _directory_lock(directory):
+            if self._adopt(directory, timeout, min_file_size, locked=True):
+                return
             super().__init__(
                 directory,
                 timeout=timeout,
@@ -255,8 +286,13 @@ class _Cache(diskcache.Cache):
                 disk_min_file_size=min_file_size,
                 **_SETTINGS,
             )
+            self._con.execute(
+                "INSERT OR REPLACE INTO Settings (key, value) VALUES (?, ?)", (MARKER, 1)
+            )
 
-    def _adopt(self, directory: str, timeout: float, min_file_size: int) -> bool:
+    def _adopt(
+        self, directory: str, timeout: float, min_file_size: int, *, locked: bool = False
+    ) -> bool:
         """Take over a store that an earlier open set up, without ``Cache.__init__``.
 
         ``Cache.__init__`` rewrites every setting on each open: a write transaction, a new WAL
@@ -272,10 +308,24 @@ class _Cache(diskcache.Cache):
         try:
             con = self._con
             names = {name for (name,) in con.execute("SELECT name FROM sqlite_master")}
-            if not _SCHEMA.issubset(names):
+            if not names:
                 self.close()
+                return False  # a new, empty cache.db: set it up
+            stored = (
+                dict(con.execute("SELECT key, value FROM Settings").fetchall())
+                if "Settings" in names
+                else {}
+            )
+            if MARKER not in stored and not _legacy_store(stored):
+                # Another program's diskcache (or SQLite file), or a setup that another
+                # process is running right now: only under the setup lock can it be told.
+                self.close()
+                if locked:
+                    raise CorruptStoreError(
+                        f"{directory} is a diskcache directory of another program (it carries "
+                        "no ProntoDB marker); refusing to adopt it"
+                    )
                 return False
-            stored = dict(con.execute("SELECT key, value FROM Settings").fetchall())
             journal = con.execute("PRAGMA journal_mode").fetchone()[0]
             page_size = con.execute("PRAGMA page_size").fetchone()[0]
         except sqlite3.Error:
@@ -285,9 +335,9 @@ class _Cache(diskcache.Cache):
         settled = all(key in stored for key in diskcache.DEFAULT_SETTINGS) and all(
             stored.get(key) == value for key, value in wanted.items()
         )
-        if not settled or journal.lower() != "wal":
+        if not settled or journal.lower() != "wal" or MARKER not in stored:
             self.close()
-            return False
+            return False  # ours, not (or not completely) set up: the locked setup finishes it
         for key, value in stored.items():
             setattr(self, key, value)
         self.sqlite_synchronous = self._pronto_synchronous

@@ -32,6 +32,26 @@ from prontodb.errors import (
 BUSY_TIMEOUT_S = 60.0
 _PAGE = 2000
 _UPSERT = "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)"
+#: ProntoDB's marker in the SQLite header (``PRAGMA application_id``, bytes 68-71): "Pron".
+APPLICATION_ID = 0x50726F6E
+_SCHEMA = "CREATE TABLE kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID"
+_CREATE = (
+    "BEGIN IMMEDIATE; "
+    "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID; "
+    f"PRAGMA application_id = {APPLICATION_ID}; "
+    "COMMIT;"
+)
+
+
+def _same_sql(found: str | None, wanted: str) -> bool:
+    """Two CREATE statements equal up to white space and ``IF NOT EXISTS``."""
+    if found is None:
+        return False
+
+    def norm(sql: str) -> str:
+        return " ".join(sql.replace("IF NOT EXISTS ", "").split())
+
+    return norm(found) == norm(wanted)
 
 
 def translate(exc: sqlite3.Error, path: str) -> BackendError:
@@ -94,15 +114,26 @@ class SqliteBackend(Backend):
             raise
 
     def _setup(self) -> None:
+        """Adopt the file only when it carries ProntoDB's marker (``PRAGMA application_id``),
+        or is a new empty database; anything else is refused before a single write (not even
+        the journal mode is changed). A store made before the marker existed (exactly our one
+        table, exactly our schema) is adopted and marked."""
         conn = self._conn
         tables = {
-            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            row[0]: row[1]
+            for row in conn.execute("SELECT name, sql FROM sqlite_master WHERE type='table'")
         }
-        if tables and "kv" not in tables:
-            # Someone else's SQLite database: never add our table to it.
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        legacy = app_id == 0 and set(tables) == {"kv"} and _same_sql(tables["kv"], _SCHEMA)
+        if tables and not (app_id == APPLICATION_ID and "kv" in tables) and not legacy:
+            # Someone else's SQLite database: never touch it.
+            why = (
+                f"application id {app_id:#x}"
+                if app_id not in (0, APPLICATION_ID)
+                else f"tables {', '.join(sorted(tables)[:5])}, no ProntoDB marker"
+            )
             raise CorruptStoreError(
-                f"{self.path} is a SQLite database but not a ProntoDB store "
-                f"(it has tables {', '.join(sorted(tables)[:5])})"
+                f"{self.path} is a SQLite database but not a ProntoDB store ({why})"
             )
         sync = "FULL" if self.durability == "full" else "NORMAL"
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
@@ -110,13 +141,8 @@ class SqliteBackend(Backend):
             self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
         conn.execute(f"PRAGMA synchronous={sync}")
         conn.execute("PRAGMA temp_store=MEMORY")
-        if not tables:
-            self._retry(
-                lambda: conn.execute(
-                    "CREATE TABLE IF NOT EXISTS kv "
-                    "(k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID"
-                )
-            )
+        if not tables or legacy:
+            self._retry(lambda: conn.executescript(_CREATE))
 
     def _retry(self, op):  # type: ignore[no-untyped-def]
         """Run ``op`` again while SQLite reports a lock that the busy handler did not absorb

@@ -16,6 +16,25 @@ from prontodb.cli._app import ProntoGroup
 from prontodb.cli._complete import complete_cursor
 from prontodb.cli._session import Session, session
 
+
+class EngineChoice(click.Choice):  # type: ignore[type-arg]
+    """The engines a user may choose, asked of the registry when first needed (so outside
+    engines registered through entry points are accepted, and start-up never scans them)."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        from prontodb import backends
+
+        return backends.engine_names(selectable_only=True)
+
+    @choices.setter
+    def choices(self, value: object) -> None:
+        pass
+
+
 if TYPE_CHECKING:
     from prontodb.cursor import CursorSpec
 
@@ -51,7 +70,7 @@ def cursor_group() -> None:
 @click.argument("path", required=False, type=click.Path(dir_okay=True, file_okay=True))
 @click.option(
     "--backend",
-    type=click.Choice(["sqlite", "lmdb", "diskcache"]),
+    type=EngineChoice(),
     help="Engine of a new store (default: the existing store's own, else the extension, "
     "else sqlite).",
 )

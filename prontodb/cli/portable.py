@@ -18,7 +18,7 @@ import click
 from prontodb.cli import cli
 from prontodb.cli._complete import complete_cursor
 from prontodb.cli._session import Session, session
-from prontodb.cli.cursor import cursor_group
+from prontodb.cli.cursor import EngineChoice, cursor_group
 
 if TYPE_CHECKING:
     from prontodb.portable import Progress
@@ -60,14 +60,9 @@ def _progress(store_path: str | None = None) -> Progress | None:
 
 
 def _disk_size(path: str) -> int:
-    total = 0
-    for name in (path, path + "-wal", path + "-lock"):
-        if os.path.isdir(name):
-            for root, _, files in os.walk(name):
-                total += sum(_size(os.path.join(root, f)) for f in files)
-        else:
-            total += _size(name)
-    return total
+    from prontodb import backends
+
+    return sum(_size(name) for name in backends.store_files(path) if not os.path.isdir(name))
 
 
 def _size(path: str) -> int:
@@ -296,7 +291,7 @@ def restore_cmd(ctx: click.Context, file: str, into: str | None, replace: bool) 
 @click.option(
     "--backend",
     required=True,
-    type=click.Choice(["sqlite", "lmdb", "diskcache"]),
+    type=EngineChoice(),
     help="Engine of the new store.",
 )
 @click.option(

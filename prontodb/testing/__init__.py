@@ -371,9 +371,7 @@ class BackendContract:
                 use()
         assert open_backend().get(b"k") == b"v"
 
-    def test_unknown_durability_is_refused_before_anything_is_created(
-        self, location: str
-    ) -> None:
+    def test_unknown_durability_is_refused_before_anything_is_created(self, location: str) -> None:
         cls = backends.backend_class(self.engine)
         with pytest.raises(ConfigError, match="durability"):
             cls(location, durability="bogus")
