@@ -130,7 +130,7 @@ _UPSERT = (
 )
 
 
-class _RawDisk(diskcache.Disk):
+class _RawDisk(diskcache.Disk):  # type: ignore[misc]
     """A ``Disk`` for raw bytes only, with private value files and transactional file removal.
 
     While ``begin()`` is in force, removals are deferred to ``commit()`` and the files written
@@ -259,7 +259,7 @@ def _directory_lock(directory: str) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-class _Cache(diskcache.Cache):
+class _Cache(diskcache.Cache):  # type: ignore[misc]
     """``diskcache.Cache`` with one connection per object, fixed per-connection pragmas, and an
     open that writes nothing once the store is set up."""
 
@@ -653,7 +653,7 @@ class DiskcacheBackend(Backend):
         deadline = time.monotonic() + BUSY_TIMEOUT_S
         delay = 0.001
         while True:
-            outer = self._cache.transact()
+            outer: AbstractContextManager[Any] = self._cache.transact()
             try:
                 outer.__enter__()
                 return outer

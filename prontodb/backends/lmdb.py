@@ -427,10 +427,12 @@ class LmdbBackend(Backend):
             return self._txn_get(key)
         try:
             if self._snap is not None:
-                return self._snap.get(key)
+                found: bytes | None = self._snap.get(key)
+                return found
             txn = self._begin_short()
             try:
-                return txn.get(key)
+                value: bytes | None = txn.get(key)
+                return value
             finally:
                 txn.abort()
                 self._reading = False
@@ -442,7 +444,7 @@ class LmdbBackend(Backend):
     def _txn_get(self, key: bytes) -> bytes | None:
         txn = self._live_txn()
         try:
-            value = txn.get(key)
+            value: bytes | None = txn.get(key)
         except lmdb.BadValsizeError:
             return None
         except lmdb.Error as exc:
@@ -682,7 +684,8 @@ class LmdbBackend(Backend):
         while True:
             shared.enter_long()
             try:
-                return self._env.begin(write=write)
+                txn: lmdb.Transaction = self._env.begin(write=write)
+                return txn
             except lmdb.MapResizedError:
                 shared.leave_long()
                 shared.resize(self.path, None)
@@ -865,6 +868,6 @@ def _verify_file(path: str) -> list[str]:
     except ImportError:
         return []
     try:
-        return list(verify.verify(path, subdir=False))
+        return list(verify.verify(path, subdir=False))  # type: ignore[no-untyped-call]
     except Exception as exc:  # VerifyError: the file cannot even be walked
         return [f"structural check failed: {exc}"]

@@ -14,9 +14,10 @@ import itertools
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from operator import itemgetter
+from typing import TypeVar
 
 from prontodb import backends
 from prontodb.backends.base import Backend, prefix_successor
@@ -29,6 +30,7 @@ from prontodb.errors import (
     StoreNotFoundError,
 )
 
+_T = TypeVar("_T")
 BUSY_TIMEOUT_S = 60.0
 _PAGE = 2000
 _UPSERT = "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)"
@@ -144,7 +146,7 @@ class SqliteBackend(Backend):
         if not tables or legacy:
             self._retry(lambda: conn.executescript(_CREATE))
 
-    def _retry(self, op):  # type: ignore[no-untyped-def]
+    def _retry(self, op: Callable[[], _T]) -> _T:
         """Run ``op`` again while SQLite reports a lock that the busy handler did not absorb
         (some WAL states return SQLITE_BUSY at once); give up after the busy timeout."""
         deadline = time.monotonic() + BUSY_TIMEOUT_S
