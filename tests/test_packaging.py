@@ -24,7 +24,6 @@ def wheel_names(tmp_path_factory) -> list[str]:
             "wheel",
             str(ROOT),
             "--no-deps",
-            "--no-build-isolation",
             "-q",
             "-w",
             str(out),
