@@ -459,3 +459,38 @@ def test_full_durability_round_trip(path):
     with LmdbBackend(path, durability="full", create=False) as store:
         assert list(store.scan()) == [(b"b", b"2"), (b"c", b"3"), (b"d", b"4")]
         assert store.check() == []
+
+
+# -- bulk writes -----------------------------------------------------------------------------
+
+
+def test_put_many_replays_its_spooled_chunks_after_the_map_grows(path, monkeypatch):
+    from prontodb.backends import lmdb as engine
+
+    monkeypatch.setattr(engine, "PUT_MANY_CHUNK", 3)
+    with LmdbBackend(path) as store:
+        start = map_size(store)
+        with store.transaction():
+            store.put(b"first", b"1")
+            assert store.put_many((b"big%03d" % i, big(i)) for i in range(100)) == 100
+            assert store._spool is not None  # the chunks wait on disk, not in memory
+        assert map_size(store) > start
+        assert store._spool is None
+        assert store.get(b"first") == b"1"
+        assert [store.get(b"big%03d" % i) == big(i) for i in range(100)] == [True] * 100
+
+
+def test_a_failed_put_many_inside_a_transaction_breaks_it(path):
+    with LmdbBackend(path) as store:
+        store.put(b"keep", b"old")
+
+        def pairs():
+            yield b"keep", b"new"
+            raise RuntimeError("the source failed")
+
+        with pytest.raises(BackendError, match="rolled back"), store.transaction():
+            store.put(b"before", b"x")
+            with pytest.raises(RuntimeError):
+                store.put_many(pairs())
+        assert store.get(b"keep") == b"old"
+        assert store.get(b"before") is None

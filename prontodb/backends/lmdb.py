@@ -28,14 +28,16 @@ LMDB keys are 1 to 511 bytes.
 from __future__ import annotations
 
 import errno
+import marshal
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from itertools import chain
+from itertools import chain, islice
 from operator import itemgetter
-from typing import Any
+from typing import IO, Any
 
 import lmdb
 
@@ -55,6 +57,8 @@ MAX_READERS = 1024
 BUSY_TIMEOUT_S = 60.0
 #: Items read per short read transaction by a scan outside snapshot()/transaction().
 SCAN_PAGE = 1000
+#: Pairs that ``put_many`` takes from its iterable, checks and writes at a time.
+PUT_MANY_CHUNK = 4096
 #: Grow the map before a write transaction once the file's high-water mark passes this share.
 _GROW_AHEAD = 0.5
 
@@ -409,6 +413,7 @@ class LmdbBackend(Backend):
         self._txn: Any = None
         self._txn_id = 0
         self._log: list[tuple[Any, ...]] = []
+        self._spool: IO[bytes] | None = None
         self._broken: BackendError | None = None
         self._snap: Any = None
         self._baton = False
@@ -492,23 +497,38 @@ class LmdbBackend(Backend):
             self._apply(("put", key, value))
 
     def _put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
-        # Checked before anything is written, so that a bad key inside an outer transaction
-        # cannot leave half of the batch behind; the copy is what a replay writes again.
-        # Both checks run in bulk (C-level iterators, no Python step per pair).
-        pairs = list(items)
+        # Written in chunks as they come, so memory stays flat whatever the number of pairs:
+        # each chunk is checked in bulk (C-level iterators, no Python step per pair), written,
+        # and spooled to a temporary file for a replay after the map grows. A bad key or a
+        # failing iterator rolls the whole transaction back — also an outer one, which is
+        # then broken (its commit raises) so that half a batch can never be committed.
+        nested = self._base_txn_depth > 0
         limit = self._shared.max_key
-        if pairs and set(map(type, chain.from_iterable(pairs))) != {bytes}:
-            pairs = [(_as_bytes(key), _as_bytes(value)) for key, value in pairs]
-        if pairs:
-            lengths = list(map(len, map(itemgetter(0), pairs)))
-            if min(lengths) < 1 or max(lengths) > limit:
-                bad = next(n for n in lengths if not 0 < n <= limit)
-                raise BackendError(
-                    f"{self.path}: LMDB keys must be 1 to {limit} bytes long, got {bad}"
-                )
-            with self.transaction():
-                self._apply(("many", pairs, None))
-        return len(pairs)
+        count = 0
+        with self.transaction():
+            try:
+                source = iter(items)
+                while chunk := list(islice(source, PUT_MANY_CHUNK)):
+                    if set(map(type, chain.from_iterable(chunk))) != {bytes}:
+                        chunk = [(_as_bytes(key), _as_bytes(value)) for key, value in chunk]
+                    lengths = list(map(len, map(itemgetter(0), chunk)))
+                    if min(lengths) < 1 or max(lengths) > limit:
+                        bad = next(n for n in lengths if not 0 < n <= limit)
+                        raise BackendError(
+                            f"{self.path}: LMDB keys must be 1 to {limit} bytes long, got {bad}"
+                        )
+                    self._apply(("many", chunk, None))
+                    count += len(chunk)
+            except BaseException as exc:
+                if nested and self._txn is not None:
+                    error = (
+                        exc
+                        if isinstance(exc, BackendError)
+                        else BackendError(f"{self.path}: put_many failed: {exc!r}")
+                    )
+                    self._break(error)
+                raise
+        return count
 
     def _delete(self, key: bytes) -> bool:
         key = _as_bytes(key)
@@ -531,8 +551,20 @@ class LmdbBackend(Backend):
                 raise translate(exc, self.path) from exc
         if op[0] == "del":
             op = ("del", op[1], result)
+        elif op[0] == "many":
+            op = self._spooled(op[1])
         self._log.append(op)
         return result
+
+    def _spooled(self, pairs: list[tuple[bytes, bytes]]) -> tuple[Any, ...]:
+        """Keep a written chunk for a replay in this transaction's spool file, not in memory."""
+        if self._spool is None:
+            self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the transaction
+        spool = self._spool
+        spool.seek(0, os.SEEK_END)
+        offset = spool.tell()
+        marshal.dump(pairs, spool)
+        return ("spooled", spool, offset)
 
     def _recover(self, exc: lmdb.Error) -> None:
         """The map is full: abort, grow the map, begin again and replay the log."""
@@ -631,6 +663,9 @@ class LmdbBackend(Backend):
             self._commit()
         finally:
             self._log = []
+            if self._spool is not None:
+                self._spool.close()
+                self._spool = None
             if self._baton:
                 self._baton = False
                 shared.give_baton()
@@ -823,6 +858,11 @@ def _run_op(txn: Any, op: tuple[Any, ...]) -> Any:
     if kind == "many":
         with txn.cursor() as cursor:
             return cursor.putmulti(op[1])
+    if kind == "spooled":
+        spool, offset = op[1], op[2]
+        spool.seek(offset)
+        with txn.cursor() as cursor:
+            return cursor.putmulti(marshal.load(spool))
     raise AssertionError(kind)
 
 
