@@ -392,6 +392,8 @@ class DiskcacheBackend(Backend):
         self._depth = 0
         self._in_snapshot = False
         self._closed = False
+        backends.refuse_special(path)  # a FIFO would block, a device is nobody's store
+        backends.refuse_special(os.path.join(path, DBNAME))
         if not backends.looks_like(path, "diskcache"):
             self._prepare(path, create)
         try:

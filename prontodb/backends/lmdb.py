@@ -41,7 +41,7 @@ from typing import IO, Any
 
 import lmdb
 
-from prontodb.backends import check_unmoved
+from prontodb.backends import check_unmoved, refuse_special
 from prontodb.backends.base import Backend
 from prontodb.errors import (
     BackendError,
@@ -407,6 +407,8 @@ class LmdbBackend(Backend):
     def __init__(self, path: str, *, durability: str = "normal", create: bool = True) -> None:
         path = os.path.realpath(path)  # one lock file per data file, however it is reached
         super().__init__(path, durability=durability, create=create)
+        refuse_special(path)  # a FIFO would block, a device is nobody's store
+        refuse_special(path + "-lock")
         self._closed = True
         self._reading = False
         self._depth = 0

@@ -89,6 +89,7 @@ class SqliteBackend(Backend):
 
     def __init__(self, path: str, *, durability: str = "normal", create: bool = True) -> None:
         super().__init__(path, durability=durability, create=create)
+        backends.refuse_special(path)  # a FIFO would block, a device is nobody's store
         if not os.path.exists(path):
             if not create:
                 raise StoreNotFoundError(f"no store at {path}")
