@@ -353,6 +353,16 @@ def _open_env(path: str, durability: str) -> _SharedEnv:
         readonly = True
     try:
         _check_not_truncated(env, path)
+        # Without a reader, a writer may recycle the root page right after we read the meta
+        # page: damage is only believed when it is seen three times.
+        damage = verify_pages(path, deep=False)
+        for _ in range(2):
+            if not damage:
+                break
+            time.sleep(0.01)
+            damage = verify_pages(path, deep=False)
+        if damage:
+            raise CorruptStoreError(f"{path}: store file is damaged: {damage[0]}")
         if env.info()["map_size"] < INITIAL_MAP_SIZE and not readonly:
             env.set_mapsize(INITIAL_MAP_SIZE)
         env.reader_check()
@@ -812,6 +822,9 @@ class LmdbBackend(Backend):
         except (lmdb.Error, BackendError) as exc:
             return [f"cannot read the store: {exc}"]
         try:
+            damage = verify_pages(self.path)  # under the open reader: pages stay put
+            if damage:
+                return damage  # liblmdb would abort the process walking these pages
             count = 0
             previous: bytes | None = None
             for key, _value in txn.cursor():
@@ -913,3 +926,143 @@ def _verify_file(path: str) -> list[str]:
         return list(verify.verify(path, subdir=False))  # type: ignore[no-untyped-call]
     except Exception as exc:  # VerifyError: the file cannot even be walked
         return [f"structural check failed: {exc}"]
+
+
+# -- page check --------------------------------------------------------------------------------
+# liblmdb asserts (and so aborts the whole interpreter) when a page in the tree is not what its
+# parent says it is: one zeroed 4 KiB page is enough. These checks read the file's pages with
+# plain Python before the C library walks them, and turn such damage into CorruptStoreError.
+
+_P_BRANCH, _P_LEAF, _P_OVERFLOW, _P_META = 0x01, 0x02, 0x04, 0x08
+_F_BIGDATA = 0x01
+_PAGEHDRSZ = 16
+_NODESZ = 8
+_META_MAGIC = 0xBEEFC0DE
+_P_INVALID = 2**64 - 1
+#: Files up to this size have every page of their trees checked when they are opened.
+PAGE_CHECK_ON_OPEN_BYTES = 64 << 20
+
+
+def verify_pages(path: str, *, deep: bool = True) -> list[str]:
+    """Problems found in the LMDB file at ``path`` by walking its B-trees from the newest
+    valid meta page, reading page headers directly (never through liblmdb): each reachable
+    page must carry its own number and a branch, leaf or overflow flag, and every pointer
+    must stay inside the file. Empty when the trees are sound. Without ``deep`` only the meta
+    pages and the root pages are checked (constant time, done on every open); the deep walk
+    reads every page (about 60 ms per MiB) and is what ``check()`` runs first."""
+    import mmap
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                return []
+            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as exc:
+        return [f"cannot read the file: {exc}"]
+    try:
+        return _walk(data, size, struct, deep)
+    finally:
+        data.close()
+
+
+def _walk(data: Any, size: int, struct: Any, deep: bool) -> list[str]:
+    u16, u32, u64 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<Q")
+    if size < 2 * _PAGEHDRSZ + 160:
+        return ["the file is too short for its two meta pages"]
+    psize = u32.unpack_from(data, _PAGEHDRSZ + 24)[0]
+    if psize < 512 or psize & (psize - 1) or psize > 65536 or 2 * psize > size:
+        return [f"meta page 0 is damaged (page size {psize})"]
+    metas = []
+    for number in (0, 1):
+        base = number * psize
+        flags = u16.unpack_from(data, base + 10)[0]
+        magic = u32.unpack_from(data, base + _PAGEHDRSZ)[0]
+        if not flags & _P_META or magic != _META_MAGIC:
+            continue
+        free_root = u64.unpack_from(data, base + _PAGEHDRSZ + 24 + 40)[0]
+        main_root = u64.unpack_from(data, base + _PAGEHDRSZ + 24 + 48 + 40)[0]
+        last = u64.unpack_from(data, base + _PAGEHDRSZ + 24 + 96)[0]
+        txnid = u64.unpack_from(data, base + _PAGEHDRSZ + 24 + 104)[0]
+        metas.append((txnid, number, free_root, main_root, last))
+    if not metas:
+        return ["both meta pages are damaged"]
+    problems: list[str] = []
+    if len(metas) == 1:
+        problems.append(f"meta page {1 - metas[0][1]} is damaged")
+    _, _, free_root, main_root, last = max(metas)
+    pages = size // psize
+    if last >= pages:
+        return [*problems, f"the meta page says {last + 1} pages are used, the file has {pages}"]
+    for name, root in (("free list", free_root), ("main", main_root)):
+        if root != _P_INVALID:
+            problems.extend(_walk_tree(data, psize, last, root, name, u16, u64, deep))
+            if len(problems) > 20:
+                break
+    return problems
+
+
+def _walk_tree(
+    data: Any, psize: int, last: int, root: int, name: str, u16: Any, u64: Any, deep: bool
+) -> list[str]:
+    problems: list[str] = []
+    stack = [(root, 0)]
+    seen: set[int] = set()
+    while stack:
+        pgno, depth = stack.pop()
+        where = f"{name} tree, page {pgno}"
+        if pgno > last or pgno < 2:
+            problems.append(f"{where}: page number out of range (last page is {last})")
+            continue
+        if pgno in seen or depth > 64:
+            problems.append(f"{where}: the tree points at this page twice")
+            continue
+        seen.add(pgno)
+        base = pgno * psize
+        own = u64.unpack_from(data, base)[0]
+        flags = u16.unpack_from(data, base + 10)[0]
+        kind = flags & (_P_BRANCH | _P_LEAF | _P_OVERFLOW)
+        if own != pgno or kind not in (_P_BRANCH, _P_LEAF):
+            problems.append(f"{where}: damaged page header (number {own}, flags {flags:#x})")
+            continue
+        lower = u16.unpack_from(data, base + 12)[0]
+        upper = u16.unpack_from(data, base + 14)[0]
+        if not _PAGEHDRSZ <= lower <= upper <= psize or (lower - _PAGEHDRSZ) % 2:
+            problems.append(f"{where}: damaged free-space bounds ({lower}, {upper})")
+            continue
+        if not deep:
+            continue
+        for i in range((lower - _PAGEHDRSZ) // 2):
+            node = u16.unpack_from(data, base + _PAGEHDRSZ + 2 * i)[0]
+            if not upper <= node <= psize - _NODESZ:
+                problems.append(f"{where}: node {i} points outside the page")
+                break
+            lo, hi, nflags, ksize = (
+                u16.unpack_from(data, base + node + 2 * j)[0] for j in range(4)
+            )
+            if node + _NODESZ + ksize > psize:
+                problems.append(f"{where}: node {i} has a key running past the page")
+                break
+            if kind == _P_BRANCH:
+                stack.append((lo | hi << 16 | nflags << 32, depth + 1))
+            elif nflags & _F_BIGDATA:
+                at = base + node + _NODESZ + ksize
+                if at + 8 > base + psize:
+                    problems.append(f"{where}: node {i} has a value running past the page")
+                    break
+                over = u64.unpack_from(data, at)[0]
+                if not 2 <= over <= last:
+                    problems.append(f"{where}: node {i} points at overflow page {over}")
+                    continue
+                ob = over * psize
+                if u64.unpack_from(data, ob)[0] != over or not (
+                    u16.unpack_from(data, ob + 10)[0] & _P_OVERFLOW
+                ):
+                    problems.append(f"{name} tree, overflow page {over}: damaged page header")
+            elif node + _NODESZ + ksize + (lo | hi << 16) > psize:
+                problems.append(f"{where}: node {i} has a value running past the page")
+                break
+        if len(problems) > 20:
+            break
+    return problems
