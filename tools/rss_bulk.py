@@ -6,8 +6,8 @@
 Each run opens a new store in DIR (a temporary directory by default), writes N pairs
 ``(b"key-%010d", value)`` from a generator in one put_many, and prints the child's peak RSS
 (``ru_maxrss``) next to the baseline of a child that only imported the engine and opened the
-store. Flat memory means the 5M figure is about the 1M figure. Set PYTHONPATH to measure
-another checkout of ProntoDB.
+store. Flat memory means the 5M figure is about the 1M figure. ``--pythonpath DIR`` measures
+another checkout of ProntoDB (e.g. ``--pythonpath /path/to/main`` for a before/after).
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ print(json.dumps({"written": written, "base_kb": base, "peak_kb": peak, "seconds
 """
 
 
-def measure(engine: str, n: int, size: int, folder: str) -> dict[str, float]:
+def measure(
+    engine: str, n: int, size: int, folder: str, pythonpath: str | None = None
+) -> dict[str, float]:
     from prontodb import backends
 
     path = os.path.join(folder, f"rss-{engine}-{n}{backends.default_extension(engine)}")
@@ -45,6 +47,7 @@ def measure(engine: str, n: int, size: int, folder: str) -> dict[str, float]:
         capture_output=True,
         text=True,
         check=True,
+        env=dict(os.environ, PYTHONPATH=pythonpath) if pythonpath else None,
     )
     for leftover in backends.store_files(path):
         if os.path.isdir(leftover):
@@ -61,12 +64,13 @@ def main() -> None:
     parser.add_argument("--counts", default="1000000,5000000")
     parser.add_argument("--value-bytes", type=int, default=32)
     parser.add_argument("--dir", default=None)
+    parser.add_argument("--pythonpath", default=None, help="measure this ProntoDB checkout")
     args = parser.parse_args()
     folder = args.dir or tempfile.mkdtemp(prefix="prontodb-rss-")
     print(f"{'engine':<10} {'pairs':>9} {'base MB':>8} {'peak MB':>8} {'seconds':>8}")
     for engine in args.engines.split(","):
         for n in map(int, args.counts.split(",")):
-            r = measure(engine, n, args.value_bytes, folder)
+            r = measure(engine, n, args.value_bytes, folder, args.pythonpath)
             assert r["written"] == n, r
             print(
                 f"{engine:<10} {n:>9} {r['base_kb'] / 1024:>8.1f} {r['peak_kb'] / 1024:>8.1f} "
