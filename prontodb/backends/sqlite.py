@@ -14,6 +14,7 @@ import itertools
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from operator import itemgetter
@@ -43,6 +44,17 @@ _CREATE = (
     f"PRAGMA application_id = {APPLICATION_ID}; "
     "COMMIT;"
 )
+
+
+def _cannot_open(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "unable to open" in text or "readonly" in text or "read-only" in text
+
+
+def _read_only_folder(path: str) -> bool:
+    """True when the store file exists but its directory cannot be written to."""
+    folder = os.path.dirname(os.path.abspath(path))
+    return os.path.isfile(path) and not os.access(folder, os.W_OK)
 
 
 def _same_sql(found: str | None, wanted: str) -> bool:
@@ -100,20 +112,39 @@ class SqliteBackend(Backend):
         self._depth = 0
         self._closed = False
         self._file_id = backends.sqlite_file_opened(path)  # see backends.read_head
+        self._readonly = False
         try:
-            self._conn = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
+            self._connect_and_setup(path)
         except sqlite3.Error as exc:
+            if not _cannot_open(exc) or not _read_only_folder(path):
+                backends.sqlite_file_closed(self._file_id)
+                raise translate(exc, path) from exc
+            # A store in a directory this process cannot write to: WAL mode needs its -shm
+            # file there, so read it read-only (immutable when no -wal exists: then nobody
+            # can be writing it either, since no writer could create one).
+            self._readonly = True
+            try:
+                self._connect_and_setup(path)
+            except sqlite3.Error as again:
+                backends.sqlite_file_closed(self._file_id)
+                raise translate(again, path) from exc
+        except BaseException:
             backends.sqlite_file_closed(self._file_id)
-            raise translate(exc, path) from exc
+            raise
+
+    def _connect_and_setup(self, path: str) -> None:
+        if self._readonly:
+            flags = "mode=ro" if os.path.exists(path + "-wal") else "mode=ro&immutable=1"
+            target, uri = f"file:{urllib.parse.quote(path)}?{flags}", True
+        else:
+            target, uri = path, False
+        self._conn = sqlite3.connect(
+            target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=uri
+        )
         try:
             self._setup()
-        except BaseException as exc:
+        except BaseException:
             self._conn.close()
-            backends.sqlite_file_closed(self._file_id)
-            if isinstance(exc, sqlite3.Error):
-                raise translate(exc, path) from exc
             raise
 
     def _setup(self) -> None:
@@ -138,6 +169,10 @@ class SqliteBackend(Backend):
             raise CorruptStoreError(
                 f"{self.path} is a SQLite database but not a ProntoDB store ({why})"
             )
+        if self._readonly:
+            if not tables:
+                raise ReadOnlyStoreError(f"{self.path}: cannot create a store in a read-only place")
+            return
         sync = "FULL" if self.durability == "full" else "NORMAL"
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if mode.lower() != "wal":
