@@ -575,8 +575,9 @@ class LmdbBackend(Backend):
         spool = self._spool
         spool.seek(0, os.SEEK_END)
         offset = spool.tell()
-        marshal.dump(pairs, spool)
-        return ("spooled", spool, offset)
+        blob = marshal.dumps(pairs)
+        spool.write(blob)  # read back whole: marshal.load from a file reads in tiny pieces
+        return ("spooled", spool, offset, len(blob))
 
     def _recover(self, exc: lmdb.Error) -> None:
         """The map is full: abort, grow the map, begin again and replay the log."""
@@ -874,10 +875,10 @@ def _run_op(txn: Any, op: tuple[Any, ...]) -> Any:
         with txn.cursor() as cursor:
             return cursor.putmulti(op[1])
     if kind == "spooled":
-        spool, offset = op[1], op[2]
+        spool, offset, size = op[1], op[2], op[3]
         spool.seek(offset)
         with txn.cursor() as cursor:
-            return cursor.putmulti(marshal.load(spool))
+            return cursor.putmulti(marshal.loads(spool.read(size)))
     raise AssertionError(kind)
 
 
