@@ -217,7 +217,7 @@ def _spec(name: str, raw: object, where: str = CURSORS_FILE) -> CursorSpec:
     if not _known_engine(spec.backend) or spec.durability not in DURABILITIES:
         raise ConfigError(
             f"{damaged}: backend {spec.backend!r}, durability "
-            f"{spec.durability!r} (backend is one of {', '.join(BACKENDS)}; durability is "
+            f"{spec.durability!r} (backend is one of {', '.join(_engine_names())}; durability is "
             f"one of {', '.join(DURABILITIES)})"
         )
     return spec
@@ -295,6 +295,12 @@ def default_path(user: str, name: str, backend: str, env: Mapping[str, str] | No
     return os.path.join(
         paths.user_data_dir(user, env), f"{name}{backends.default_extension(backend)}"
     )
+
+
+def _engine_names() -> tuple[str, ...]:
+    from prontodb import backends
+
+    return backends.engine_names(selectable_only=True)
 
 
 def _known_engine(name: str) -> bool:
