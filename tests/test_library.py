@@ -12,8 +12,7 @@ import pytest
 
 import prontodb
 from prontodb import InvalidDurationError, NotFoundError, UsageError
-from prontodb.backends import REGISTRY
-from tests.conftest import ALL_BACKENDS, EXTENSIONS, store_path
+from tests.conftest import EXTENSIONS, store_path
 
 
 def test_open_takes_a_pathlib_path(tmp_path, file_backend_name):
@@ -251,10 +250,6 @@ def test_iteration_streams_a_chunk_at_a_time(store):
     assert len(rest) == total - 1
     assert rest == sorted(rest)
     assert len(store) == total
-
-
-def test_every_engine_is_covered():
-    assert set(REGISTRY) <= set(ALL_BACKENDS)
 
 
 def test_json_view(store):
