@@ -51,6 +51,8 @@ LMDB_MAGIC = (0xBEEFC0DE).to_bytes(4, "little")
 #: The entry-point group that outside engines register under.
 ENTRY_POINT_GROUP = "prontodb.backends"
 KINDS = ("file", "directory", "url")
+#: The engine of a new store when nothing (request, extension) chooses one.
+DEFAULT_ENGINE = "sqlite"
 
 
 @dataclass(frozen=True)
@@ -551,4 +553,4 @@ def resolve_backend(path: str, requested: str | None = None) -> str:
         from prontodb.errors import CorruptStoreError
 
         raise CorruptStoreError(f"{path} is not a ProntoDB store (unrecognized format)")
-    return from_extension(path) or "sqlite"
+    return from_extension(path) or DEFAULT_ENGINE
