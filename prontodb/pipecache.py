@@ -46,7 +46,8 @@ class Rescued:
     ``address`` is the cache address as printed (``pipe.cache.KEY``) and ``flags`` the global
     flags that reach its store (``--user K --cursor C``); ``file`` is the absolute path of a
     rescue file. ``reused`` is true when an identical rescue already held the content.
-    ``passed_over`` says why each earlier place was not used.
+    ``passed_over`` says why each earlier place was not used. ``expires_at`` is the cache
+    entry's deadline (epoch seconds); a rescue file has none (it stays until deleted).
     """
 
     address: str | None
@@ -54,6 +55,7 @@ class Rescued:
     file: str | None
     reused: bool
     passed_over: tuple[str, ...] = ()
+    expires_at: float | None = None
 
     @property
     def location(self) -> str:
@@ -151,43 +153,98 @@ def _fallback_dir() -> str:
     return _private_dir(os.path.join(tempfile.gettempdir(), f"prontodb-{os.geteuid()}", RESCUE_DIR))
 
 
+class FileSink:
+    """A rescue file written as content arrives, so content of any size is kept without
+    being held in memory. It is created 0600 under :func:`rescue_dir` (or the private
+    fallback directory) as a hidden temp file and appears under its final name, complete, on
+    :meth:`finish`. ``size`` counts the bytes written."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, directory: str | None = None) -> None:
+        first_error: OSError | None = None
+        places = (
+            [lambda: directory]
+            if directory is not None
+            else [lambda: rescue_dir(env), _fallback_dir]
+        )
+        for where in places:
+            try:
+                self.directory = os.path.abspath(_private_dir(where()))
+                fd, self.tmp = tempfile.mkstemp(prefix=".incoming-", dir=self.directory)
+                break
+            except OSError as exc:
+                first_error = first_error or exc
+        else:
+            assert first_error is not None
+            raise first_error
+        os.fchmod(fd, 0o600)
+        self._fh = os.fdopen(fd, "wb")
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``."""
+        self._fh.write(data)
+        self._md5.update(data)
+        self.size += len(data)
+
+    def finish(self, attempted: str | None, now: float | None = None) -> str:
+        """Sync the file and give it its final name, ``<unix_seconds>_<md5[:8]>_<attempted>``
+        (an identical existing file is reused; a different one gets ``_2``, ``_3``...).
+        Returns its absolute path."""
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            stamp = int(system_clock() if now is None else now)
+            name = f"{stamp}_{self._md5.hexdigest()[:8]}_{attempted_part(attempted)}"
+            for candidate in _candidates(name):
+                final = os.path.join(self.directory, candidate)
+                try:
+                    os.link(self.tmp, final)
+                except FileExistsError:
+                    if _same_file(final, self.tmp):
+                        return final
+                    continue
+                paths.fsync_dir(self.directory)
+                return final
+        finally:
+            self.discard()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def discard(self) -> None:
+        """Remove the temp file (after :meth:`finish`, or instead of it)."""
+        if not self._fh.closed:
+            self._fh.close()
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
+
+
 def write_file(directory: str, content: bytes, attempted: str | None, now: float) -> str:
     """Write ``content`` to a new 0600 file in ``directory`` (created 0700) named like a cache
     key; an identical existing file is reused, a different one gets ``_2``, ``_3``... The file
     appears complete or not at all. Returns its absolute path."""
-    directory = os.path.abspath(_private_dir(directory))
-    name = cache_name(content, attempted, now)
-    fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=directory)
+    sink = FileSink(directory=directory)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        for candidate in _candidates(name):
-            final = os.path.join(directory, candidate)
-            try:
-                os.link(tmp, final)
-            except FileExistsError:
-                if _same_file_content(final, content):
-                    return final
-                continue
-            paths.fsync_dir(directory)
-            return final
-    finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-    raise AssertionError("unreachable")  # pragma: no cover
+        sink.write(content)
+    except BaseException:
+        sink.discard()
+        raise
+    return sink.finish(attempted, now)
 
 
-def _same_file_content(path: str, content: bytes) -> bool:
+def _same_file(a: str, b: str) -> bool:
     try:
-        if os.path.getsize(path) != len(content):
+        if os.path.getsize(a) != os.path.getsize(b):
             return False
-        with open(path, "rb") as fh:
-            return fh.read() == content
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            while True:
+                x, y = fa.read(1 << 20), fb.read(1 << 20)
+                if x != y:
+                    return False
+                if not x:
+                    return True
     except OSError:
         return False
 
@@ -237,9 +294,12 @@ def rescue(
                     max_value_bytes=max_value_bytes,
                 )
                 address, reused = put(store, content, attempted)
+                expires_at = store.get_entry(address).expires_at
             finally:
                 backend.close()
-            return Rescued(store.format(address), place.flags, None, reused, tuple(passed_over))
+            return Rescued(
+                store.format(address), place.flags, None, reused, tuple(passed_over), expires_at
+            )
         except (ProntoError, OSError) as exc:
             passed_over.append(f"{place.path}: {exc}")
         except Exception as exc:  # noqa: BLE001 - any store failure falls through to a file

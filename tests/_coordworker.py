@@ -26,14 +26,13 @@ LOG = "race.c.log"
 def cli(args: list[str]) -> tuple[int, bytes]:
     """Run the CLI in this process; (exit code, stdout)."""
     from prontodb.cli import cli as group
-    from prontodb.cli._app import run
 
     saved = sys.stdout, sys.stderr
     buffer = io.BytesIO()
     sys.stdout = io.TextIOWrapper(buffer, encoding="utf-8")
     sys.stderr = io.StringIO()  # `not found` and `not applied` are expected here
     try:
-        code = run(group, args, "prontodb")
+        code = group.main(args, standalone_mode=False)
         sys.stdout.flush()
         out = buffer.getvalue()
     finally:

@@ -10,41 +10,18 @@ from typing import Any
 
 import click
 
-from prontodb import __version__
 from prontodb.cli._app import LazyCommands, ProntoGroup
-from prontodb.cli._complete import complete_cursor
+from prontodb.cli._build import global_params
 from prontodb.cli._session import Session
 
-CONTEXT_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 100}
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(cls=ProntoGroup, context_settings=CONTEXT_SETTINGS)
-@click.option("--user", metavar="U", help="User layer (env PRONTO_USER; default 'default').")
-@click.option(
-    "--cursor",
-    metavar="C",
-    shell_complete=complete_cursor,
-    help="Named cursor to use (env PRONTO_CURSOR).",
-)
-@click.option(
-    "--database", metavar="PATH", help="Store path, engine sniffed from the file (env PRONTO_DB)."
-)
-@click.option("--meta", metavar="M", help="Meta layer inside the store.")
-@click.option("-p", "--project", metavar="P", help="Default project for partial addresses.")
-@click.option("-n", "--namespace", metavar="N", help="Default namespace for partial addresses.")
-@click.option("--ns-delim", metavar="C", help="Address delimiter: one of . : / | (default .).")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Machine-readable output where output exists."
-)
-@click.version_option(
-    __version__, "--version", prog_name="prontodb", message="%(prog)s %(version)s"
-)
-@click.pass_context
-def cli(ctx: click.Context, **flags: Any) -> None:
+def _root(ctx: click.Context, **flags: Any) -> None:
     """ProntoDB: values at dot addresses (project.namespace.key__context).
 
     Global flags work before or after the command. Exit codes: 0 ok, 1 error, 2 not found,
-    3 piped content rescued into the pipe cache.
+    3 piped content rescued into the pipe cache, 4 not applied (a condition did not hold).
     """
     if flags["ns_delim"] is not None:
         from prontodb.address import check_delim
@@ -55,6 +32,20 @@ def cli(ctx: click.Context, **flags: Any) -> None:
     ctx.call_on_close(session.close)
 
 
+cli = ProntoGroup(
+    "prontodb",
+    callback=click.pass_context(_root),
+    params=[
+        *global_params(),
+        click.Option(
+            ["--version"], is_flag=True, expose_value=False, help="Show the version and exit."
+        ),
+    ],
+    help=_root.__doc__,
+    context_settings=CONTEXT_SETTINGS,
+)
+
+
 def main() -> None:
     """Console entry point."""
     cli.main(prog_name="prontodb")
@@ -63,23 +54,21 @@ def main() -> None:
 # Command modules register on ``cli`` when imported, which happens on first use of one of their
 # commands (or aliases), so that a one-shot command pays only for its own module; listing the
 # commands (help, completion) imports them all. A module missing here is never reached.
-cli.commands = LazyCommands(
-    {
-        "prontodb.cli.data": (
-            *("set", "get", "del", "exists", "ttl", "expire", "persist", "copy", "move"),
-        ),
-        "prontodb.cli.coordination": ("incr", "decr", "watch"),
-        "prontodb.cli.listing": (
-            *("keys", "list-keys", "ls", "scan", "scan-pairs"),
-            *("projects", "namespaces", "nss", "caches"),
-        ),
-        "prontodb.cli.admin": (
-            *("create-cache", "drop-cache", "gc", "info", "version", "help", "completion"),
-        ),
-        "prontodb.cli.cursor": ("cursor",),
-        "prontodb.cli.portable": ("export", "import", "backup", "restore", "cursor"),
-        "prontodb.cli.stream": ("stream",),
-        "prontodb.cli.doctor": ("doctor",),
-    },
-    cli.commands,
-)
+def _owners() -> dict[str, tuple[str, ...]]:
+    from prontodb.cli.spec import COMMANDS, CURSOR_COMMANDS
+
+    owners: dict[str, list[str]] = {}
+    for cmd in COMMANDS.values():
+        for name in (cmd.name, *cmd.aliases):
+            owners.setdefault(cmd.module, []).append(name)
+    for cmd in CURSOR_COMMANDS.values():
+        if cmd.module != COMMANDS["cursor"].module:
+            owners.setdefault(cmd.module, []).append("cursor")
+    return {module: tuple(names) for module, names in owners.items()}
+
+
+# Command modules register on ``cli`` when imported, which happens on first use of one of their
+# commands (or aliases), so that a one-shot command pays only for its own module; listing the
+# commands (help, completion) imports them all. Which module owns which command is declared in
+# prontodb.cli.spec.
+cli.commands = LazyCommands(_owners(), cli.commands)

@@ -1,7 +1,8 @@
 """The root click group: global flags anywhere, help three ways, exit codes in one place.
 
 Exit codes: 0 success; 1 error (usage — click's 2 is remapped —, invalid address, locked
-context, storage failure); 2 miss; 3 piped content rescued into the pipe cache.
+context, storage failure); 2 miss; 3 piped content rescued into the pipe cache; 4 not applied.
+Every command line is classified once by :mod:`prontodb.cli.argv`; :func:`run_call` runs it.
 """
 
 from __future__ import annotations
@@ -10,72 +11,32 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from prontodb.errors import NotFoundError, ProntoError
 
-#: Global flags that take a value, and their short spellings.
-VALUE_FLAGS = {
-    "--user",
-    "--cursor",
-    "--database",
-    "--meta",
-    "--project",
-    "--namespace",
-    "--ns-delim",
-    "-p",
-    "-n",
-}
-BOOL_FLAGS = {"--json", "--version"}
+if TYPE_CHECKING:
+    from prontodb.cli._session import Session
+    from prontodb.cli._stdin import Piped
+    from prontodb.cli.argv import Call
 
 EXIT_OK, EXIT_ERROR, EXIT_MISS, EXIT_RESCUED, EXIT_NOT_APPLIED = 0, 1, 2, 3, 4
+#: A closed stdout ends the command like a tool killed by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
 
 
 class Exit(Exception):
-    """Ends a command with a given exit code after it has printed what it had to."""
+    """Ends a command with a given exit code after it has printed what it had to.
+    ``message`` (and ``address`` for a miss) are what ``--json`` reports on stderr."""
 
-    def __init__(self, code: int) -> None:
+    def __init__(self, code: int, message: str | None = None, address: str | None = None) -> None:
         super().__init__(code)
         self.code = code
-
-
-def hoist_globals(args: Sequence[str]) -> list[str]:
-    """Move global flags (and their values) found anywhere before ``--`` to the front, so
-    they work before or after the command."""
-    front: list[str] = []
-    rest: list[str] = []
-    i = 0
-    args = list(args)
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            rest.extend(args[i:])
-            break
-        name = arg.split("=", 1)[0] if arg.startswith("--") else arg
-        if name in VALUE_FLAGS:
-            if "=" in arg or i + 1 >= len(args):
-                front.append(arg)
-                i += 1
-            else:
-                front += [arg, args[i + 1]]
-                i += 2
-            continue
-        if len(arg) > 2 and arg[:2] in ("-p", "-n") and not arg.startswith("--"):
-            front.append(arg)
-            i += 1
-            continue
-        if name in BOOL_FLAGS:
-            front.append(arg)
-        else:
-            rest.append(arg)
-        i += 1
-    return front + rest
-
-
-def _help_word(args: list[str]) -> list[str]:
-    return ["--help"] if args == ["help"] else args
+        self.message = message
+        self.address = address
 
 
 class LazyCommands(dict):  # type: ignore[type-arg]
@@ -139,15 +100,12 @@ class LazyCommands(dict):  # type: ignore[type-arg]
 
 
 class ProntoCommand(click.Command):
-    """A command whose lone argument ``help`` shows its help."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, _help_word(args))
+    """A command built from its declaration (:mod:`prontodb.cli._build`)."""
 
 
 class ProntoGroup(click.Group):
-    """A group whose commands are ProntoCommands and whose lone ``help`` argument shows help;
-    the root group also hoists global flags and maps every failure to an exit code."""
+    """A group whose subcommands are ProntoCommands and that knows their aliases; the root
+    group runs every command line through :func:`run_call`."""
 
     command_class = ProntoCommand
 
@@ -165,9 +123,6 @@ class ProntoGroup(click.Group):
             self.commands.load(cmd_name)  # its module may also register aliases
         return super().get_command(ctx, self.aliases.get(cmd_name, cmd_name))
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, _help_word(args))
-
     def main(  # type: ignore[override]
         self,
         args: Sequence[str] | None = None,
@@ -178,60 +133,218 @@ class ProntoGroup(click.Group):
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         if os.environ.get("_PRONTODB_COMPLETE"):
-            return super().main(
-                argv, prog_name or "prontodb", complete_var, standalone_mode, **extra
-            )
-        code = run(self, hoist_globals(argv), prog_name or "prontodb", **extra)
+            return _complete(self, argv, prog_name, complete_var, standalone_mode, **extra)
+        from prontodb.cli.argv import classify
+
+        code = run_call(self, classify(argv), prog_name or "prontodb", **extra)
         if standalone_mode:
+            _flush_stdout()
             sys.exit(code)
         return code
 
 
-def run(group: click.Group, args: list[str], prog_name: str, **extra: Any) -> int:
-    """Run the CLI and turn every outcome into an exit code (never a traceback for an
-    expected failure)."""
+def _complete(group: click.Group, argv: list[str], *args: Any, **extra: Any) -> Any:
+    """Shell completion; a malformed request (``COMP_CWORD`` not a number...) completes
+    nothing instead of printing a traceback."""
+    try:
+        return click.Group.main(group, argv, *args, **extra)
+    except SystemExit:
+        raise
+    except Exception:  # noqa: BLE001 - completion never prints errors
+        sys.exit(1)
+
+
+def _flush_stdout() -> None:
+    """Flush stdout now, so a closed pipe is noticed here (quietly) and not at exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        sys.exit(EXIT_BROKEN_PIPE)
+    except (OSError, ValueError):
+        pass
+
+
+def help_text(group: click.Group, path: Sequence[str], prog_name: str = "prontodb") -> str:
+    """The formatted help of the command at ``path`` (the root for an empty path)."""
+    target: click.Command = group
+    ctx = click.Context(target, info_name=prog_name)
+    for name in path:
+        if not isinstance(target, click.Group):
+            break
+        sub = target.get_command(ctx, name)
+        if sub is None:
+            break
+        target = sub
+        ctx = click.Context(target, info_name=name, parent=ctx)
+    return target.get_help(ctx)
+
+
+def _help_is_address(call: Call) -> bool:
+    """Whether the lone word ``help`` is an address for this call: the command takes an
+    address there and the defaults (``-p``/``-n`` or the cursor's) make ``help`` complete."""
+    assert call.cmd is not None
+    if not any(arg.address for arg in call.cmd.args[:1]):
+        return False
+    try:
+        target = _session(call).target()
+    except Exception:  # noqa: BLE001 - no defaults then
+        return False
+    return target.project is not None and target.namespace is not None
+
+
+def _help_shown(call: Call, piped: Piped | None) -> bool:
+    """Whether ``CMD help`` shows help: not when ``help`` is an address there, and never for
+    ``set`` with content piped in (the content is stored or rescued, §4)."""
+    assert call.cmd is not None
+    if _help_is_address(call):
+        return False
+    return call.cmd.stdin != "value" or piped is None or not piped.has_content()
+
+
+def _session(call: Call) -> Session:
+    """A Session from the classified global flags (an invalid delimiter is left out: it
+    must not stop a rescue)."""
+    from prontodb.address import DELIMITERS
+    from prontodb.cli._session import Session
+
+    flags = dict(call.globals)
+    if flags.get("ns_delim") not in DELIMITERS:
+        flags.pop("ns_delim", None)
+    return Session.from_flags(flags)
+
+
+def run_call(group: click.Group, call: Call, prog_name: str, **extra: Any) -> int:
+    """Run one classified command line and turn every outcome into an exit code: never a
+    traceback for an expected failure, and piped content rescued on any exit other than
+    success of a command that takes it (DESIGN §6)."""
+    from prontodb.cli import _stdin
     from prontodb.cli._session import OPENED
 
     OPENED.clear()
-    try:
-        try:
-            click.Group.main(group, args, prog_name=prog_name, standalone_mode=False, **extra)
-        except (Exit, click.exceptions.Exit, click.Abort):
-            raise
-        except Exception as exc:
-            # Content piped to `set`/`stream` that failed before reading it is rescued (§6).
-            from prontodb.cli.rescue import rescue_unread
+    as_json = bool(call.globals.get("as_json"))
+    if call.version:
+        from prontodb import __version__
 
-            rescue_unread(group, args, exc)
-            raise
+        if as_json:
+            _emit_json({"version": __version__})
+        else:
+            click.echo(f"prontodb {__version__}")
         return EXIT_OK
-    except Exit as done:
-        return done.code
-    except click.exceptions.Exit as done:
-        return done.exit_code
-    except click.ClickException as exc:
+    if call.help:
+        click.echo(help_text(group, call.path, prog_name))
+        return EXIT_OK
+    piped: Piped | None = None
+    if call.rescues:
+        piped = _stdin.Piped(_limit(), call.attempted, os.environ)
+    _stdin.CURRENT = piped
+    failure: BaseException | None = None
+    try:
+        with _stdin.stop_on_signals() if piped is not None else nullcontext():
+            try:
+                if call.problem is not None:
+                    raise click.UsageError(call.problem)
+                if not call.path:
+                    if piped is not None and piped.has_content():
+                        raise click.UsageError("no command given")
+                    click.echo(help_text(group, [], prog_name))
+                    return EXIT_OK
+                assert call.cmd is not None
+                if call.cmd.group and len(call.path) == 1:
+                    click.echo(help_text(group, call.path, prog_name))
+                    return EXIT_OK
+                if call.help_word and _help_shown(call, piped):
+                    click.echo(help_text(group, call.path, prog_name))
+                    return EXIT_OK
+                click.Group.main(
+                    group, call.click_args(), prog_name=prog_name, standalone_mode=False, **extra
+                )
+                return EXIT_OK
+            except (Exit, click.exceptions.Exit) as done:
+                code = done.code if isinstance(done, Exit) else done.exit_code
+                if code in (EXIT_OK, EXIT_RESCUED) or piped is None:
+                    return _report(done, as_json)
+                failure = done
+            except BaseException as exc:  # noqa: BLE001 - every failure is reported or rescued
+                if piped is None:
+                    return _report(exc, as_json)
+                failure = exc
+        # A rescuing command failed: its piped content goes to the pipe cache.
+        assert piped is not None and failure is not None
+        try:
+            held = piped.has_content()
+        except BaseException:  # noqa: BLE001 - an unreadable stdin holds nothing to rescue
+            held = False
+        if not held or isinstance(failure, _stdin.NothingPiped):
+            return _report(failure, as_json)
+        from prontodb.cli.rescue import rescue
+
+        return rescue(_session(call), piped, call.attempted, failure)
+    finally:
+        _stdin.CURRENT = None
+
+
+def _limit() -> int:
+    from prontodb.store import DEFAULT_MAX_VALUE_BYTES
+
+    raw = os.environ.get("PRONTO_MAX_VALUE_BYTES", "")
+    try:
+        value = int(raw)
+    except ValueError:
+        return DEFAULT_MAX_VALUE_BYTES
+    return value if value > 0 else DEFAULT_MAX_VALUE_BYTES
+
+
+def _emit_json(obj: object, *, err: bool = False) -> None:
+    import json
+
+    click.echo(json.dumps(obj, ensure_ascii=False, separators=(",", ":")), err=err)
+
+
+def fail(message: str, code: int, as_json: bool, address: str | None = None) -> int:
+    """Print an error (one JSON object on stderr under ``--json``) and return ``code``."""
+    if as_json:
+        obj: dict[str, object] = {"error": message, "exit": code}
+        if address is not None:
+            obj["address"] = address
+        _emit_json(obj, err=True)
+    else:
+        click.echo(message if code == EXIT_MISS else f"error: {message}", err=True)
+    return code
+
+
+def _report(exc: BaseException, as_json: bool) -> int:
+    """The exit code of an outcome, with its message on stderr."""
+    from prontodb.cli._stdin import Interrupted, TooLarge
+
+    if isinstance(exc, Exit):
+        if exc.code != EXIT_OK and as_json:
+            fail(exc.message or f"exit {exc.code}", exc.code, True, exc.address)
+        return exc.code
+    if isinstance(exc, click.exceptions.Exit):
+        return exc.exit_code
+    if isinstance(exc, click.ClickException):
         hint = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f" (see: {exc.ctx.command_path} --help)"
-        click.echo(f"error: {one_line(exc.format_message())}{hint}", err=True)
-        return EXIT_ERROR
-    except click.Abort:
-        click.echo("aborted", err=True)
-        return EXIT_ERROR
-    except NotFoundError as exc:
-        click.echo(str(exc), err=True)
-        return EXIT_MISS
-    except ProntoError as exc:
-        click.echo(f"error: {one_line(_with_store(exc))}", err=True)
-        return EXIT_ERROR
-    except BrokenPipeError:
+        return fail(one_line(exc.format_message()) + hint, EXIT_ERROR, as_json)
+    if isinstance(exc, click.Abort):
+        return fail("aborted", EXIT_ERROR, as_json)
+    if isinstance(exc, NotFoundError):
+        return fail(str(exc), EXIT_MISS, as_json, getattr(exc, "address", None))
+    if isinstance(exc, ProntoError):
+        return fail(one_line(_with_store(exc)), EXIT_ERROR, as_json)
+    if isinstance(exc, BrokenPipeError):
         _silence_stdout()
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        return EXIT_BROKEN_PIPE
+    if isinstance(exc, KeyboardInterrupt | Interrupted):
+        fail("interrupted", 130, as_json)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the last line of defence
-        return report_unexpected(exc)
+    if isinstance(exc, TooLarge):
+        return fail(f"value too large (kept in {exc.path})", EXIT_ERROR, as_json)
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    return report_unexpected(exc, as_json)
 
 
 #: How the CLI spells the library's Python arguments in messages (the one place that does).
@@ -299,15 +412,15 @@ def _silence_stdout() -> None:
         pass
 
 
-def report_unexpected(exc: BaseException) -> int:
+def report_unexpected(exc: BaseException, as_json: bool = False) -> int:
     """Print one line (the traceback with PRONTO_DEBUG=1) and log the details to a file."""
     where = log_unexpected(exc)
-    click.echo(
-        f"error: unexpected {type(exc).__name__}: {one_line(str(exc))} (details logged to {where};"
+    return fail(
+        f"unexpected {type(exc).__name__}: {one_line(str(exc))} (details logged to {where};"
         " PRONTO_DEBUG=1 shows them)",
-        err=True,
+        EXIT_ERROR,
+        as_json,
     )
-    return EXIT_ERROR
 
 
 def log_unexpected(exc: BaseException) -> str:

@@ -6,14 +6,11 @@ import os
 
 import click
 
-from prontodb.cli import cli
+from prontodb.cli._build import declared
 from prontodb.cli._session import session
 
 
-@cli.command("create-cache")
-@click.argument("namespace", metavar="PROJECT.NAMESPACE")
-@click.argument("seconds", metavar="SECONDS")
-@click.pass_context
+@declared("create-cache")
 def create_cache_cmd(ctx: click.Context, namespace: str, seconds: str) -> None:
     """Make a TTL namespace: later writes expire after SECONDS (or timeout=SECONDS; 15m, 2h
     also work). Re-running changes the default."""
@@ -28,16 +25,13 @@ def create_cache_cmd(ctx: click.Context, namespace: str, seconds: str) -> None:
     s.open(write=True).create_cache(namespace, seconds)
 
 
-@cli.command("drop-cache")
-@click.argument("namespace", metavar="PROJECT.NAMESPACE")
-@click.pass_context
+@declared("drop-cache")
 def drop_cache_cmd(ctx: click.Context, namespace: str) -> None:
     """Make a TTL namespace ordinary again (affects later writes only)."""
     session(ctx).open(write=True).drop_cache(namespace)
 
 
-@cli.command("gc")
-@click.pass_context
+@declared("gc")
 def gc_cmd(ctx: click.Context) -> None:
     """Physically remove expired entries now; print how many."""
     click.echo(session(ctx).open(write=True).gc())
@@ -54,8 +48,7 @@ def _size(paths: list[str]) -> int:
     return total
 
 
-@cli.command("info")
-@click.pass_context
+@declared("info")
 def info_cmd(ctx: click.Context) -> None:
     """Store path, backend, format version, entry counts and size."""
     from prontodb import keyspace
@@ -85,17 +78,15 @@ def info_cmd(ctx: click.Context) -> None:
         click.echo(f"{key}: {'-' if value is None else value}")
 
 
-@cli.command("version")
-def version_cmd() -> None:
+@declared("version")
+def version_cmd(ctx: click.Context) -> None:
     """Print the ProntoDB version."""
     from prontodb import __version__
 
     click.echo(f"prontodb {__version__}")
 
 
-@cli.command("help")
-@click.argument("command", nargs=-1)
-@click.pass_context
+@declared("help")
 def help_cmd(ctx: click.Context, command: tuple[str, ...]) -> None:
     """Show help for COMMAND (or for prontodb)."""
     root = ctx.find_root()
@@ -113,13 +104,12 @@ def help_cmd(ctx: click.Context, command: tuple[str, ...]) -> None:
     click.echo(target.get_help(current))
 
 
-@cli.command("completion")
-@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
-def completion_cmd(shell: str) -> None:
+@declared("completion")
+def completion_cmd(ctx: click.Context, shell: str) -> None:
     """Print the completion script for SHELL (completes commands, cursor names and stored
     addresses). Example: eval "$(prontodb completion bash)"."""
     from click.shell_completion import get_completion_class
 
     cls = get_completion_class(shell)
     assert cls is not None
-    click.echo(cls(cli, {}, "prontodb", "_PRONTODB_COMPLETE").source())
+    click.echo(cls(ctx.find_root().command, {}, "prontodb", "_PRONTODB_COMPLETE").source())

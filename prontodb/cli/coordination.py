@@ -6,11 +6,20 @@ import sys
 
 import click
 
-from prontodb.cli import cli
 from prontodb.cli._app import EXIT_ERROR, EXIT_MISS, Exit
-from prontodb.cli._complete import complete_address
+from prontodb.cli._build import declared
 from prontodb.cli._session import session
 from prontodb.errors import CounterOverflowError, NotACounterError
+
+
+def _by(text: str) -> int:
+    """BY: a whole number (a negative one goes after --)."""
+    try:
+        return int(text)
+    except ValueError:
+        from prontodb.errors import UsageError
+
+        raise UsageError(f"BY must be a whole number, not {text!r}") from None
 
 
 def _count(ctx: click.Context, address: str, by: int, sign: int) -> None:
@@ -39,32 +48,23 @@ def _count(ctx: click.Context, address: str, by: int, sign: int) -> None:
         click.echo(value)
 
 
-@cli.command("incr")
-@click.argument("address", shell_complete=complete_address)
-@click.argument("by", type=int, default=1, required=False)
-@click.pass_context
-def incr_cmd(ctx: click.Context, address: str, by: int) -> None:
+@declared("incr")
+def incr_cmd(ctx: click.Context, address: str, by: str) -> None:
     """Add BY (default 1) to the integer at ADDRESS atomically; print the new value.
 
     A missing key counts from 0; the entry keeps its TTL; 64-bit signed. A negative BY goes
     after --: prontodb incr ADDR -- -5.
     """
-    _count(ctx, address, by, 1)
+    _count(ctx, address, _by(by), 1)
 
 
-@cli.command("decr")
-@click.argument("address", shell_complete=complete_address)
-@click.argument("by", type=int, default=1, required=False)
-@click.pass_context
-def decr_cmd(ctx: click.Context, address: str, by: int) -> None:
+@declared("decr")
+def decr_cmd(ctx: click.Context, address: str, by: str) -> None:
     """Subtract BY (default 1) from the integer at ADDRESS atomically; print the new value."""
-    _count(ctx, address, by, -1)
+    _count(ctx, address, _by(by), -1)
 
 
-@cli.command("watch")
-@click.argument("address", shell_complete=complete_address)
-@click.option("--timeout", metavar="DURATION", help="Give up after DURATION (exit 2).")
-@click.pass_context
+@declared("watch")
 def watch_cmd(ctx: click.Context, address: str, timeout: str | None) -> None:
     """Wait until ADDRESS changes: print the new value when it is written; say `deleted` or
     `expired` on stderr when it goes away (exit 0). A missing key waits for its creation.

@@ -11,28 +11,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from prontodb.cli import cli
-from prontodb.cli._app import ProntoGroup
-from prontodb.cli._complete import complete_cursor
+from prontodb.cli._build import declared
 from prontodb.cli._session import Session, session
-
-
-class EngineChoice(click.Choice):  # type: ignore[type-arg]
-    """The engines a user may choose, asked of the registry when first needed (so outside
-    engines registered through entry points are accepted, and start-up never scans them)."""
-
-    def __init__(self) -> None:
-        super().__init__([])
-
-    @property  # type: ignore[override]
-    def choices(self) -> tuple[str, ...]:
-        from prontodb import backends
-
-        return backends.engine_names(selectable_only=True)
-
-    @choices.setter
-    def choices(self, value: object) -> None:
-        pass
 
 
 if TYPE_CHECKING:
@@ -58,28 +38,14 @@ def _facts(spec: CursorSpec, selected: str | None) -> dict[str, object]:
     }
 
 
-@cli.group("cursor", cls=ProntoGroup)
-def cursor_group() -> None:
+@declared("cursor")
+def cursor_group(ctx: click.Context) -> None:
     """Named, per-user pointers to stores: path, backend, meta, default project/namespace and
     durability. Choose one per command with --cursor C (or PRONTO_CURSOR), or persistently
     with 'cursor use C'."""
 
 
-@cursor_group.command("set")
-@click.argument("name", shell_complete=complete_cursor)
-@click.argument("path", required=False, type=click.Path(dir_okay=True, file_okay=True))
-@click.option(
-    "--backend",
-    type=EngineChoice(),
-    help="Engine of a new store (default: the existing store's own, else the extension, "
-    "else sqlite).",
-)
-@click.option(
-    "--durability",
-    type=click.Choice(["normal", "full"]),
-    help="normal (default): a killed process loses nothing; full: survives power loss too.",
-)
-@click.pass_context
+@declared("cursor", "set")
 def set_cmd(
     ctx: click.Context, name: str, path: str | None, backend: str | None, durability: str | None
 ) -> None:
@@ -105,8 +71,7 @@ def set_cmd(
     )
 
 
-@cursor_group.command("list")
-@click.pass_context
+@declared("cursor", "list")
 def list_cmd(ctx: click.Context) -> None:
     """The user's cursors, ordered by name; '*' marks the one selected by 'cursor use'.
     --json prints one object per line."""
@@ -126,9 +91,7 @@ def list_cmd(ctx: click.Context) -> None:
         click.echo(f"{mark} {spec.name:<{width}}  {spec.backend:<9}  {spec.path}")
 
 
-@cursor_group.command("show")
-@click.argument("name", shell_complete=complete_cursor)
-@click.pass_context
+@declared("cursor", "show")
 def show_cmd(ctx: click.Context, name: str) -> None:
     """Everything cursor NAME holds: path, backend, meta, project, namespace, durability."""
     from prontodb import cursor
@@ -145,8 +108,7 @@ def show_cmd(ctx: click.Context, name: str) -> None:
         click.echo(f"{key}: {'-' if value is None else value}")
 
 
-@cursor_group.command("active")
-@click.pass_context
+@declared("cursor", "active")
 def active_cmd(ctx: click.Context) -> None:
     """The cursor commands use now (after --cursor, PRONTO_CURSOR and 'cursor use'):
     its name, or 'default' for the default store. Prints nothing when --database or
@@ -162,10 +124,7 @@ def active_cmd(ctx: click.Context) -> None:
         s.status(f"no cursor: {t.source} chooses the store {t.path}")
 
 
-@cursor_group.command("use")
-@click.argument("name", required=False, shell_complete=complete_cursor)
-@click.option("--clear", is_flag=True, help="Forget the selection (use the default store).")
-@click.pass_context
+@declared("cursor", "use")
 def use_cmd(ctx: click.Context, name: str | None, clear: bool) -> None:
     """Select cursor NAME for later commands of this user (persistent until changed);
     --clear (or NAME 'default') goes back to the default store. Only this command changes
@@ -179,10 +138,7 @@ def use_cmd(ctx: click.Context, name: str | None, clear: bool) -> None:
     cursor.use(_user(s), name, s.env)
 
 
-@cursor_group.command("delete")
-@click.argument("name", shell_complete=complete_cursor)
-@click.option("--purge", is_flag=True, help="Also remove the store's files (the data).")
-@click.pass_context
+@declared("cursor", "delete")
 def delete_cmd(ctx: click.Context, name: str, purge: bool) -> None:
     """Delete cursor NAME. Its data is kept unless --purge; deleting the selected cursor
     clears the selection."""

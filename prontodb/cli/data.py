@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from prontodb.cli import cli
 from prontodb.cli._app import EXIT_MISS, EXIT_NOT_APPLIED, Exit
-from prontodb.cli._complete import complete_address, complete_cursor
+from prontodb.cli._build import declared
 from prontodb.cli._session import Session, session
 from prontodb.errors import ConflictError, NotFoundError, UsageError
 
@@ -20,19 +19,6 @@ if TYPE_CHECKING:
 class NotAppliedError(ConflictError):
     """A conditional ``set`` (--nx, --xx, --if-version) whose condition did not hold: nothing
     was written. Exit 4, or with piped content its rescue (exit 3)."""
-
-
-def read_stdin() -> bytes:
-    """All of stdin, byte-exact. A terminal or empty stdin is a usage error (never a hang)."""
-    if sys.stdin is None or sys.stdin.closed:
-        raise UsageError("no VALUE given and stdin is closed: nothing to store")
-    stream = sys.stdin.buffer
-    if stream.isatty():
-        raise UsageError("no VALUE given and stdin is a terminal (pipe content in, or give VALUE)")
-    data = stream.read()
-    if not data:
-        raise UsageError("no VALUE given and stdin is empty: nothing to store")
-    return data
 
 
 def store_value(
@@ -73,23 +59,16 @@ def store_value(
         raise NotAppliedError(f"not applied: {address} {why}")
 
 
-@cli.command("set")
-@click.argument("address", required=False, shell_complete=complete_address)
-@click.argument("value", required=False)
-@click.option("--ttl", metavar="DURATION", help="Expire after DURATION (90, 15m, 2h, 7d).")
-@click.option("--keep-ttl", is_flag=True, help="Keep the entry's current deadline.")
-@click.option(
-    "--stdin", "from_stdin", is_flag=True, help="Read the value from stdin (same as VALUE '-')."
-)
-@click.option("--nx", is_flag=True, help="Only if ADDRESS has no live entry (else exit 4).")
-@click.option("--xx", is_flag=True, help="Only if ADDRESS has a live entry (else exit 4).")
-@click.option(
-    "--if-version",
-    type=click.IntRange(min=0),
-    metavar="N",
-    help="Only if the live entry's version is N (else exit 4).",
-)
-@click.pass_context
+def _version(text: str | None) -> int | None:
+    """``--if-version N``: a whole number, 0 or more."""
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise UsageError(f"--if-version needs a whole number (0 or more), not {text!r}")
+    return int(text)
+
+
+@declared("set")
 def set_cmd(
     ctx: click.Context,
     address: str | None,
@@ -99,7 +78,7 @@ def set_cmd(
     from_stdin: bool,
     nx: bool,
     xx: bool,
-    if_version: int | None,
+    if_version: str | None,
 ) -> None:
     """Store VALUE at ADDRESS; without VALUE (or with - / --stdin) store all of stdin.
 
@@ -112,54 +91,49 @@ def set_cmd(
     if not (from_stdin or value is None or value == "-"):
         data = value.encode("utf-8", "surrogateescape")
         try:
-            store_value(s, address, data, ttl, keep_ttl, nx, xx, if_version)
+            store_value(s, address, data, ttl, keep_ttl, nx, xx, _version(if_version))
         except NotAppliedError as exc:
-            click.echo(str(exc), err=True)
-            raise Exit(EXIT_NOT_APPLIED) from None
+            if not s.json:
+                click.echo(str(exc), err=True)
+            raise Exit(EXIT_NOT_APPLIED, str(exc), address) from None
         return
-    content = read_stdin()
-    try:
-        if from_stdin and value not in (None, "-"):
-            raise UsageError("give VALUE or --stdin, not both")
-        store_value(s, address, content, ttl, keep_ttl, nx, xx, if_version)
-    except BaseException as exc:  # noqa: BLE001 - piped content must never be lost
-        from prontodb.cli.rescue import rescue_piped
+    # Stdin is read before anything else is validated, so that any failure can rescue it;
+    # on any exit other than success (a condition that did not hold included) the runner
+    # rescues it (prontodb.cli._app.run_call).
+    from prontodb.cli import _stdin
 
-        rescue_piped(s, content, address, exc)
+    content = _stdin.current().content()
+    if from_stdin and value not in (None, "-"):
+        raise UsageError("give VALUE or --stdin, not both")
+    store_value(s, address, content, ttl, keep_ttl, nx, xx, _version(if_version))
 
 
-@cli.command("get")
-@click.argument(
-    "addresses", nargs=-1, required=True, metavar="ADDRESS...", shell_complete=complete_address
-)
-@click.option("--default", "default", metavar="V", help="Print V for a missing address (exit 0).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object per address.")
-@click.pass_context
-def get_cmd(
-    ctx: click.Context, addresses: tuple[str, ...], default: str | None, as_json: bool
-) -> None:
+@declared("get")
+def get_cmd(ctx: click.Context, addresses: tuple[str, ...], default: str | None, raw: bool) -> None:
     """Write the bytes stored at ADDRESS exactly (exit 2 when missing or expired).
 
     Several addresses print one ADDRESS=value line each (escaped like scan), in argument
     order; a missing one prints `not found: ADDRESS` on stderr, and then the exit is 2.
-    --default V stands in for every missing address.
+    --default V stands in for every missing address. A binary value on a terminal prints a
+    placeholder unless --raw.
     """
     s = session(ctx)
     store = s.open(write=False)
     parsed = [store.address(a) for a in addresses]  # validate every address first
     fallback = None if default is None else default.encode("utf-8", "surrogateescape")
-    missing = False
+    missing: list[str] = []
     for text, address in zip(addresses, parsed, strict=True):
         entry: Entry | None
         try:
             entry = store.entry(address)
         except NotFoundError:
             if fallback is None:
-                click.echo(f"not found: {store.format(address)}", err=True)
-                missing = True
+                missing.append(store.format(address))
+                if not s.json:
+                    click.echo(f"not found: {store.format(address)}", err=True)
                 continue
             entry = None
-        if as_json or s.json:
+        if s.json:
             if entry is None:
                 s.emit_json(entry_json(store.format(address), fallback or b"", None))
             else:
@@ -172,11 +146,22 @@ def get_cmd(
 
             click.echo(f"{text}={escape_value(data)}")
             continue
-        if sys.stdout.isatty() and not data.endswith(b"\n"):
-            data += b"\n"
+        if not raw and sys.stdout.isatty():
+            data = for_terminal(data)
         s.out(data)
     if missing:
-        raise Exit(EXIT_MISS)
+        raise Exit(EXIT_MISS, f"not found: {', '.join(missing)}", missing[0])
+
+
+def for_terminal(data: bytes) -> bytes:
+    """A value as shown on a terminal: a final newline added when missing; a binary
+    (non-UTF-8) value replaced by a one-line placeholder (``--raw`` writes it as is)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        size = len(data)
+        return f"<binary value, {size} byte{'s' * (size != 1)}; --raw writes it as is>\n".encode()
+    return data if data.endswith(b"\n") else data + b"\n"
 
 
 def entry_json(address: str, value: bytes, entry: Entry | None) -> dict[str, object]:
@@ -198,11 +183,7 @@ def entry_json(address: str, value: bytes, entry: Entry | None) -> dict[str, obj
     }
 
 
-@cli.command("exists")
-@click.argument(
-    "addresses", nargs=-1, required=True, metavar="ADDRESS...", shell_complete=complete_address
-)
-@click.pass_context
+@declared("exists")
 def exists_cmd(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     """Exit 0 when every ADDRESS holds a live entry, 2 otherwise; prints nothing (--json: an
     object mapping each ADDRESS to true or false)."""
@@ -213,14 +194,11 @@ def exists_cmd(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     if s.json:
         s.emit_json(found)
     if not all(found.values()):
-        raise Exit(EXIT_MISS)
+        absent = [text for text, there in found.items() if not there]
+        raise Exit(EXIT_MISS, f"not found: {', '.join(absent)}", absent[0])
 
 
-@cli.command("del")
-@click.argument("addresses", nargs=-1, metavar="ADDRESS...", shell_complete=complete_address)
-@click.option("--scope", metavar="SCOPE", help="Delete every entry of a project or namespace.")
-@click.option("--dry-run", is_flag=True, help="With --scope: print what would be deleted.")
-@click.pass_context
+@declared("del")
 def del_cmd(
     ctx: click.Context, addresses: tuple[str, ...], scope: str | None, dry_run: bool
 ) -> None:
@@ -251,25 +229,27 @@ def del_cmd(
     store = s.open(write=True)
     parsed = [store.address(a) for a in addresses]  # validate every address first
     missing = [store.format(a) for a in parsed if not store.delete(a)]
-    for address in missing:
-        click.echo(f"not found: {address}", err=True)
+    if not s.json:
+        for address in missing:
+            click.echo(f"not found: {address}", err=True)
     if missing:
-        raise Exit(EXIT_MISS)
+        raise Exit(EXIT_MISS, f"not found: {', '.join(missing)}", missing[0])
 
 
-@cli.command("ttl")
-@click.argument("address", shell_complete=complete_address)
-@click.pass_context
+@declared("ttl")
 def ttl_cmd(ctx: click.Context, address: str) -> None:
     """Print the whole seconds left (rounded up), or -1 for no expiry."""
-    left = session(ctx).open(write=False).ttl(address)
-    click.echo(-1 if left is None else left)
+    s = session(ctx)
+    store = s.open(write=False)
+    left = store.ttl(address)
+    seconds = -1 if left is None else left
+    if s.json:
+        s.emit_json({"address": store.format(store.address(address)), "value": seconds})
+    else:
+        click.echo(seconds)
 
 
-@cli.command("expire")
-@click.argument("address", shell_complete=complete_address)
-@click.argument("seconds", metavar="DURATION")
-@click.pass_context
+@declared("expire")
 def expire_cmd(ctx: click.Context, address: str, seconds: str) -> None:
     """Give ADDRESS a deadline DURATION from now (90, 15m, 2h, 7d)."""
     from prontodb.duration import parse_duration
@@ -278,9 +258,7 @@ def expire_cmd(ctx: click.Context, address: str, seconds: str) -> None:
     session(ctx).open(write=True).expire(address, seconds)
 
 
-@cli.command("persist")
-@click.argument("address", shell_complete=complete_address)
-@click.pass_context
+@declared("persist")
 def persist_cmd(ctx: click.Context, address: str) -> None:
     """Clear the deadline of ADDRESS (until its next plain set)."""
     session(ctx).open(write=True).persist(address)
@@ -312,29 +290,19 @@ def _copy(
             src, dst, keep_ttl=keep_ttl, keep=keep, target=target, move=move, replace=replace
         )
     except NotFoundError:
-        s.status(f"❌ Source key '{src}' not found")
-        raise Exit(EXIT_MISS) from None
+        if not s.json:
+            s.status(f"❌ Source key '{src}' not found")
+        raise Exit(EXIT_MISS, f"source key '{src}' not found", src) from None
     except DestinationExistsError:
-        s.status(f"❌ '{dst}' exists; add --replace")
-        raise Exit(EXIT_NOT_APPLIED) from None
+        if not s.json:
+            s.status(f"❌ '{dst}' exists; add --replace")
+        raise Exit(EXIT_NOT_APPLIED, f"'{dst}' exists; add --replace", dst) from None
     s.status(f"✅ {'Moved' if move else 'Copied'}: {src} → {dst}")
     if result.removed_source and not move:
         s.status(f"🗑️  Removed from cache: {src}")
 
 
-@cli.command("copy")
-@click.argument("src", shell_complete=complete_address)
-@click.argument("dst")
-@click.option("--keep-ttl", is_flag=True, help="Give DST the source's remaining TTL.")
-@click.option("--keep", is_flag=True, help="Keep a pipe.cache source instead of removing it.")
-@click.option("--replace", is_flag=True, help="Overwrite a live DST (otherwise exit 4).")
-@click.option(
-    "--from-cursor", metavar="C", shell_complete=complete_cursor, help="Read SRC through cursor C."
-)
-@click.option(
-    "--to-cursor", metavar="C", shell_complete=complete_cursor, help="Write DST through cursor C."
-)
-@click.pass_context
+@declared("copy")
 def copy_cmd(
     ctx: click.Context,
     src: str,
@@ -362,18 +330,7 @@ def copy_cmd(
     )
 
 
-@cli.command("move")
-@click.argument("src", shell_complete=complete_address)
-@click.argument("dst")
-@click.option("--keep-ttl", is_flag=True, help="Give DST the source's remaining TTL.")
-@click.option("--replace", is_flag=True, help="Overwrite a live DST (otherwise exit 4).")
-@click.option(
-    "--from-cursor", metavar="C", shell_complete=complete_cursor, help="Read SRC through cursor C."
-)
-@click.option(
-    "--to-cursor", metavar="C", shell_complete=complete_cursor, help="Write DST through cursor C."
-)
-@click.pass_context
+@declared("move")
 def move_cmd(
     ctx: click.Context,
     src: str,

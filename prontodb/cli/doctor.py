@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import click
 
-from prontodb.cli import cli
 from prontodb.cli._app import EXIT_ERROR, Exit
+from prontodb.cli._build import declared
 from prontodb.cli._session import session
 
 
-@cli.command("doctor")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-@click.pass_context
-def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
+@declared("doctor")
+def doctor_cmd(ctx: click.Context) -> None:
     """Check the store (the current one, or --database/--cursor's): the engine's integrity
     check, the envelope of every entry, the expired-entry backlog, file permissions and the
     LMDB reader table. Prints one line per finding (severity, check, message); exit 0 when
@@ -23,7 +21,7 @@ def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
     s = session(ctx)
     target = s.target()
     report = doctor.examine(target.path, backend=target.backend)
-    if as_json or s.json:
+    if s.json:
         s.emit_json(report.as_dict())
     else:
         click.echo(f"store: {report.path} ({report.backend or 'unknown engine'})")

@@ -6,7 +6,7 @@ import re
 
 import click
 
-from prontodb.cli import cli
+from prontodb.cli._build import declared
 from prontodb.cli._session import session
 from prontodb.errors import InvalidAddressError
 
@@ -21,10 +21,7 @@ def escape_value(data: bytes) -> str:
     return _SURROGATE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text)
 
 
-@cli.command("keys")
-@click.argument("scope", required=False)
-@click.argument("pattern", required=False)
-@click.pass_context
+@declared("keys")
 def keys_cmd(ctx: click.Context, scope: str | None, pattern: str | None) -> None:
     """List addresses under SCOPE (project or project.namespace; nothing = everything),
     ascending, relative to the scope. PATTERN is a glob on that relative address."""
@@ -38,14 +35,7 @@ def keys_cmd(ctx: click.Context, scope: str | None, pattern: str | None) -> None
         click.echo(key)
 
 
-cli.add_alias("list-keys", "keys")
-cli.add_alias("ls", "keys")
-
-
-@cli.command("scan")
-@click.argument("scope", required=False)
-@click.argument("pattern", required=False)
-@click.pass_context
+@declared("scan")
 def scan_cmd(ctx: click.Context, scope: str | None, pattern: str | None) -> None:
     """Print key=value pairs under SCOPE, ascending (values escaped onto one line);
     --json prints one lossless object per line."""
@@ -63,20 +53,14 @@ def scan_cmd(ctx: click.Context, scope: str | None, pattern: str | None) -> None
             click.echo(f"{name}={escape_value(entry.value)}")
 
 
-cli.add_alias("scan-pairs", "scan")
-
-
-@cli.command("projects")
-@click.pass_context
+@declared("projects")
 def projects_cmd(ctx: click.Context) -> None:
     """Projects with at least one live entry, one per line."""
     for name in session(ctx).open(write=False).projects():
         click.echo(name)
 
 
-@cli.command("namespaces")
-@click.argument("project", required=False)
-@click.pass_context
+@declared("namespaces")
 def namespaces_cmd(ctx: click.Context, project: str | None) -> None:
     """Namespaces of PROJECT (default: the default project) with a live entry."""
     store = session(ctx).open(write=False)
@@ -88,16 +72,14 @@ def namespaces_cmd(ctx: click.Context, project: str | None) -> None:
         click.echo(name)
 
 
-@cli.command("nss")
-@click.pass_context
+@declared("nss")
 def nss_cmd(ctx: click.Context) -> None:
     """Every project.namespace with a live entry."""
     for name in session(ctx).open(write=False).all_namespaces():
         click.echo(name)
 
 
-@cli.command("caches")
-@click.pass_context
+@declared("caches")
 def caches_cmd(ctx: click.Context) -> None:
     """TTL namespaces as project.namespace<TAB>seconds, with or without entries."""
     s = session(ctx)

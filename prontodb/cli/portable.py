@@ -15,10 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from prontodb.cli import cli
-from prontodb.cli._complete import complete_cursor
+from prontodb.cli._build import declared
 from prontodb.cli._session import Session, session
-from prontodb.cli.cursor import EngineChoice, cursor_group
 
 if TYPE_CHECKING:
     from prontodb.portable import Progress
@@ -98,18 +96,7 @@ def _refuse_locked(s: Session, command: str) -> None:
         )
 
 
-@cli.command("export")
-@click.argument("scope", required=False)
-@click.option("-o", "--output", metavar="FILE", help="Write to FILE (0600) instead of stdout.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["jsonl", "stream"]),
-    default="jsonl",
-    show_default=True,
-    help="jsonl: lossless JSON Lines; stream: tokens for 'prontodb stream'.",
-)
-@click.pass_context
+@declared("export")
 def export_cmd(ctx: click.Context, scope: str | None, output: str | None, fmt: str) -> None:
     """Export the live entries under SCOPE (project or project.namespace; nothing = the whole
     layer) with their absolute expiries and the TTL namespace definitions.
@@ -140,16 +127,7 @@ def export_cmd(ctx: click.Context, scope: str | None, output: str | None, fmt: s
     _report(s, summary, message, stdout_busy=output is None)
 
 
-@cli.command("import")
-@click.argument("file", required=False, default="-", metavar="[FILE|-]")
-@click.option(
-    "--on-conflict",
-    type=click.Choice(["overwrite", "skip", "fail"]),
-    default="overwrite",
-    show_default=True,
-    help="An address that already holds a live entry: replace it, keep it, or import nothing.",
-)
-@click.pass_context
+@declared("import")
 def import_cmd(ctx: click.Context, file: str, on_conflict: str) -> None:
     """Import an export file (or stdin) into the current layer.
 
@@ -190,15 +168,7 @@ def import_cmd(ctx: click.Context, file: str, on_conflict: str) -> None:
     _report(s, summary, message)
 
 
-@cli.command("backup")
-@click.option(
-    "-o",
-    "--output",
-    metavar="FILE",
-    help="Archive path (default: a timestamped file in the backups directory).",
-)
-@click.option("--list", "list_only", is_flag=True, help="List the archives in the backups dir.")
-@click.pass_context
+@declared("backup")
 def backup_cmd(ctx: click.Context, output: str | None, list_only: bool) -> None:
     """Back up every user and meta layer of the store (live entries and TTL namespace
     definitions) as one .tar.gz with a checksummed manifest, taken as a consistent snapshot
@@ -251,15 +221,7 @@ def _locked_layers(s: Session) -> Callable[[str, str | None], bool] | None:
     return lambda u, m: (user is None or u == user) and (meta is None or m == meta)
 
 
-@cli.command("restore")
-@click.argument("file", metavar="FILE")
-@click.option(
-    "--into", metavar="CURSOR", shell_complete=complete_cursor, help="Restore into CURSOR's store."
-)
-@click.option(
-    "--replace", is_flag=True, help="Clear a non-empty target (every layer) in the same step."
-)
-@click.pass_context
+@declared("restore")
 def restore_cmd(ctx: click.Context, file: str, into: str | None, replace: bool) -> None:
     """Restore a backup archive into the current store (or CURSOR's), on any backend.
 
@@ -286,19 +248,7 @@ def restore_cmd(ctx: click.Context, file: str, into: str | None, replace: bool) 
     _report(s, summary, message)
 
 
-@cursor_group.command("migrate")
-@click.argument("name", shell_complete=complete_cursor)
-@click.option(
-    "--backend",
-    required=True,
-    type=EngineChoice(),
-    help="Engine of the new store.",
-)
-@click.option(
-    "--path", metavar="P", help="New store path (default: the old one with the new extension)."
-)
-@click.option("--remove-old", is_flag=True, help="Delete the old store once the cursor moved.")
-@click.pass_context
+@declared("cursor", "migrate")
 def migrate_cmd(
     ctx: click.Context, name: str, backend: str, path: str | None, remove_old: bool
 ) -> None:

@@ -6,8 +6,8 @@ rescue file (:mod:`prontodb.pipecache`). This module chooses those places from t
 names the real reason, prints the cache address on stdout and the way home on stderr, and ends
 the command with exit code 3.
 
-It also rescues content piped to a command that failed before its body could read stdin (an
-unknown option, a bad global flag): :func:`rescue_unread`, called from :func:`_app.run`.
+The runner (:func:`prontodb.cli._app.run_call`) calls :func:`rescue` on every exit other than
+success of a command that takes piped content, or of a line that names no command.
 """
 
 from __future__ import annotations
@@ -15,12 +15,9 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import NoReturn
 
 import click
 
@@ -28,14 +25,14 @@ from prontodb import pipecache
 from prontodb.cli._app import (
     EXIT_ERROR,
     EXIT_RESCUED,
-    VALUE_FLAGS,
-    Exit,
     _silence_stdout,
+    fail,
     flag_message,
     log_unexpected,
     one_line,
 )
 from prontodb.cli._session import Session
+from prontodb.cli._stdin import Piped, ignoring_signals
 from prontodb.errors import (
     BackendError,
     ContextLockedError,
@@ -52,66 +49,176 @@ PROG = "prontodb"
 PIPED_COMMANDS = ("set", "stream")
 
 
-def rescue_piped(
-    session: Session, content: bytes, address: str | None, exc: BaseException
-) -> NoReturn:
-    """Keep ``content``, which could not be stored at ``address`` because of ``exc``, in the
-    pipe cache (or a rescue file); print where and how to bring it home; exit 3.
+def rescue(session: Session, piped: Piped, address: str | None, exc: BaseException) -> int:
+    """Keep the piped content, which could not be stored at ``address`` because of ``exc``,
+    in the pipe cache (or a rescue file); print where, how to bring it home and how long it is
+    kept; return exit code 3. Signals are ignored meanwhile: a rescue in progress finishes.
 
-    Exits 1 only when not even a file could be written (the message says why)."""
+    Returns 1 only when not even a file could be written (the message says why)."""
     try:
         reason = describe(exc, address)
     except Exception:  # noqa: BLE001 - nothing may stand between the content and a rescue
         reason = f"{type(exc).__name__}: {one_line(str(exc))}"
-    with _uninterrupted():
+    with ignoring_signals():
+        if piped.partial is not None:
+            reason = (
+                f"Interrupted by {piped.partial.name} while reading stdin; "
+                f"partial content ({_size(piped)} read)"
+            )
         try:
             session.close()
         except Exception:  # noqa: BLE001 - a broken store must not stop the rescue
             pass
         try:
-            where = places(session, exc)
-        except Exception:  # noqa: BLE001 - then a rescue file it is
-            where = []
-        try:
-            result = pipecache.rescue(
-                content,
-                address,
-                where,
-                env=session.env,
-                max_value_bytes=_limit(session),
-                delim=session.delim,
-            )
+            if piped.spill is not None:
+                result = pipecache.Rescued(None, (), piped.spill.path, False)
+            else:
+                try:
+                    where = places(session, exc)
+                except Exception:  # noqa: BLE001 - then a rescue file it is
+                    where = []
+                result = pipecache.rescue(
+                    piped.data,
+                    address,
+                    where,
+                    env=session.env,
+                    max_value_bytes=_limit(session),
+                    delim=session.delim,
+                )
         except Exception as err:  # noqa: BLE001 - say so rather than lose the message
-            session.status(
-                f"❌ {reason} - and the content could not be rescued: {one_line(str(err))}"
+            message = f"{reason} - and the content could not be rescued: {one_line(str(err))}"
+            if session.json:
+                fail(message, EXIT_ERROR, True)
+            else:
+                session.status(f"❌ {message}")
+            return EXIT_ERROR
+        report(session, result, reason, piped, address)
+    return EXIT_RESCUED
+
+
+def _size(piped: Piped) -> str:
+    size = piped.spill.size if piped.spill is not None else len(piped.data)
+    return f"{size} byte{'s' * (size != 1)}"
+
+
+def report(
+    session: Session, result: pipecache.Rescued, reason: str, piped: Piped, address: str | None
+) -> None:
+    """The cache address (or file path) on stdout; the reason, the way home and how long the
+    rescue is kept on stderr. Under ``--json`` one rescue object on stdout and one error
+    object on stderr."""
+    size = piped.spill.size if piped.spill is not None else len(piped.data)
+    head = piped.data[: 1 << 20]
+    stream_like = pipecache.looks_like_stream(head)
+    lines: list[str] = []
+    if result.address is not None:
+        key = result.address
+        lines.append(f"⚠️  {reason} - content cached as: {key}")
+        home = ("copy", key, "<proper.address>", *_home_cursor(session, result))
+        hint = command(result.flags, *home)
+        if stream_like:
+            lines.append(
+                f"💡 Looks like a token stream: {command(result.flags, 'get', key)} | {PROG} stream"
             )
-            raise Exit(EXIT_ERROR) from None
-    report(session, result, reason, content)
-    raise Exit(EXIT_RESCUED)
-
-
-def report(session: Session, result: pipecache.Rescued, reason: str, content: bytes) -> None:
-    """The cache address (or file path) on stdout; the reason and the way home on stderr."""
+        lines.insert(1, f"💡 Use: {hint}")
+        lines.append(kept_line(result, command(result.flags, "ttl", key)))
+    else:
+        path = shlex.quote(str(result.file))
+        lines.append(f"⚠️  {reason} - content saved to file: {result.file}")
+        over = size > piped.limit or "too large" in reason.lower()
+        target = address if over and address else "<proper.address>"
+        flags = _typed_flags(session) if target != "<proper.address>" else ()
+        raise_limit = f"PRONTO_MAX_VALUE_BYTES={max(size, 1)} " if over else ""
+        hint = f"{raise_limit}{command(flags, 'set', shlex.quote(target))} < {path}"
+        if target == "<proper.address>":
+            hint = hint.replace(shlex.quote(target), target)
+        lines.append(f"💡 Use: {hint}")
+        if stream_like:
+            lines.append(f"💡 Looks like a token stream: {PROG} stream < {path}")
+        lines.append("⏳ Kept as a file until you delete it (it does not expire)")
+    if session.json:
+        _emit(
+            {
+                "rescued": True,
+                "key": result.address,
+                "file": result.file,
+                "reason": reason,
+                "partial": piped.partial is not None,
+                "expires_at": result.expires_at,
+                "hint": hint,
+            }
+        )
+        fail(reason, EXIT_RESCUED, True)
+        return
     try:
         session.line(result.location)
     except BrokenPipeError:
         _silence_stdout()
-    stream_like = pipecache.looks_like_stream(content)
-    if result.address is not None:
-        key = result.address
-        session.status(f"⚠️  {reason} - content cached as: {key}")
-        home = ("copy", key, "<proper.address>", *_home_cursor(session, result))
-        session.status(f"💡 Use: {command(result.flags, *home)}")
-        if stream_like:
-            session.status(
-                f"💡 Looks like a token stream: {command(result.flags, 'get', key)} | {PROG} stream"
-            )
-        return
-    path = shlex.quote(str(result.file))
-    session.status(f"⚠️  {reason} - content saved to file: {result.file}")
-    session.status(f"💡 Use: {PROG} set <proper.address> < {path}")
-    if stream_like:
-        session.status(f"💡 Looks like a token stream: {PROG} stream < {path}")
+    for line in lines:
+        session.status(line)
+
+
+def _emit(obj: object) -> None:
+    import json
+
+    try:
+        click.echo(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+    except BrokenPipeError:
+        _silence_stdout()
+
+
+def kept_line(result: pipecache.Rescued, ttl_command: str, now: float | None = None) -> str:
+    """``⏳ Kept for 15m, until 14:32 (local time); prontodb ttl KEY`` (a rescue never
+    expires unannounced)."""
+    import time
+
+    if result.expires_at is None:
+        return f"⏳ Kept with no expiry; {ttl_command}"
+    now = time.time() if now is None else now
+    left = max(0, round(result.expires_at - now))
+    stamp = time.localtime(result.expires_at)
+    same_day = time.localtime(now)[:3] == stamp[:3]
+    until = time.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M", stamp)
+    return f"⏳ Kept for {span(left)}, until {until} (local time); {ttl_command}"
+
+
+def span(seconds: int) -> str:
+    """``15m``, ``1h30m``, ``2d``, ``45s``: a duration as the duration parser reads it."""
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            count, seconds = divmod(seconds, size)
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def _typed_flags(session: Session) -> tuple[str, ...]:
+    """The global flags that reach the store the command addressed, with the typed
+    project/namespace defaults (for a hint that re-runs ``set`` there)."""
+    try:
+        flags = list(session.target().flags)
+    except Exception:  # noqa: BLE001 - an unusable target: no flags
+        flags = []
+    flags = list(_with_user(session, tuple(flags)))
+    if session.delim != ".":
+        flags += ["--ns-delim", session.delim]
+    if session.project is not None:
+        flags += ["-p", session.project]
+    if session.namespace is not None:
+        flags += ["-n", session.namespace]
+    return tuple(flags)
+
+
+def _with_user(session: Session, flags: tuple[str, ...]) -> tuple[str, ...]:
+    """``flags`` with ``--user U`` first when the user comes from the environment
+    (PRONTO_USER, PRONTO_FORCE_USER), so the hint does not depend on it."""
+    if "--user" in flags:
+        return flags
+    env = session.env
+    user = env.get("PRONTO_FORCE_USER") or session.user_flag or env.get("PRONTO_USER")
+    if not user or not _valid(user):
+        return flags
+    return ("--user", user, *flags)
 
 
 def _home_cursor(session: Session, result: pipecache.Rescued) -> tuple[str, ...]:
@@ -289,105 +396,3 @@ def _uninterrupted() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-# -- content piped to a command that failed before reading it ------------------------------------
-
-
-@dataclass(frozen=True)
-class PipedCall:
-    """A command line that would have read stdin: which command, and the address typed."""
-
-    command: str
-    address: str | None
-
-
-def piped_call(group: click.Group, args: Sequence[str]) -> PipedCall | None:
-    """Whether ``args`` (global flags hoisted to the front) run a command that reads stdin —
-    ``set`` without an explicit VALUE (or with ``-``/``--stdin``), ``stream`` without FILE and
-    without ``--dry-run`` — judged leniently, as click would have parsed it."""
-    rest = list(args)
-    name = None
-    while rest:
-        arg = rest.pop(0)
-        if arg == "--":
-            return None
-        if arg in VALUE_FLAGS:
-            rest = rest[1:]
-        elif not arg.startswith("-"):
-            name = arg
-            break
-    aliases = getattr(group, "aliases", {})
-    name = aliases.get(name, name)
-    if name not in PIPED_COMMANDS or name not in group.commands:
-        return None
-    positionals: list[str] = []
-    options: set[str] = set()
-    while rest:
-        arg = rest.pop(0)
-        if arg == "--":
-            positionals += rest
-            break
-        if arg.startswith("-") and arg != "-":
-            option = arg.split("=", 1)[0]
-            options.add(option)
-            if option == "--ttl" and "=" not in arg:
-                rest = rest[1:]
-            continue
-        positionals.append(arg)
-    if positionals == ["help"]:
-        return None
-    if name == "stream":
-        if "--dry-run" in options or positionals[:1] not in ([], ["-"]):
-            return None
-        return PipedCall(name, None)
-    explicit_value = len(positionals) >= 2 and positionals[1] != "-"
-    if explicit_value and "--stdin" not in options:
-        return None
-    return PipedCall(name, positionals[0] if positionals else None)
-
-
-def rescue_unread(group: click.Group, args: Sequence[str], exc: BaseException) -> None:
-    """When ``args`` ran a command that would have read piped stdin and it failed (``exc``)
-    before its body did, read stdin now and rescue it (raising Exit). Returns when there is
-    nothing to rescue: not such a command, stdin a terminal, or stdin empty or already read."""
-    call = piped_call(group, args)
-    if call is None:
-        return
-    try:
-        if sys.stdin is None:
-            return
-        stdin = sys.stdin.buffer
-        if stdin.isatty():
-            return
-        content = stdin.read()
-    except (OSError, ValueError, RuntimeError):  # closed or unusable stdin: nothing to rescue
-        return
-    if not content or (call.command == "stream" and not content.strip()):
-        return
-    rescue_piped(lenient_session(args), content, call.address, exc)
-
-
-def lenient_session(args: Sequence[str]) -> Session:
-    """A Session from the global flags at the front of ``args``, keeping what is valid."""
-    from prontodb.address import DELIMITERS
-
-    found: dict[str, str] = {}
-    short = {"-p": "--project", "-n": "--namespace"}
-    rest = list(args)
-    while rest:
-        arg = rest.pop(0)
-        if arg == "--":
-            break
-        if arg.startswith("--") and "=" in arg:
-            flag, value = arg.split("=", 1)
-        elif arg in VALUE_FLAGS and rest:
-            flag, value = arg, rest.pop(0)
-        elif arg[:2] in short and len(arg) > 2:
-            flag, value = arg[:2], arg[2:]
-        else:
-            continue
-        found.setdefault(short.get(flag, flag).lstrip("-").replace("-", "_"), value)
-    if found.get("ns_delim") not in DELIMITERS:
-        found.pop("ns_delim", None)
-    return Session.from_flags(found)

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from prontodb.cli import cli
+from prontodb.cli._build import declared
 from prontodb.cli._session import Session, session
+from prontodb.cli._stdin import NothingPiped, current
 from prontodb.errors import UsageError
 
 if TYPE_CHECKING:
@@ -25,14 +26,11 @@ if TYPE_CHECKING:
 READ_SIZE = 1 << 20
 
 
-class EmptyStreamError(UsageError):
+class EmptyStreamError(NothingPiped):
     """The input holds no token: a usage error, with nothing worth rescuing."""
 
 
-@cli.command("stream")
-@click.argument("file", required=False, metavar="[FILE]")
-@click.option("--dry-run", is_flag=True, help="Validate and print the plan; write nothing.")
-@click.pass_context
+@declared("stream")
 def stream_cmd(ctx: click.Context, file: str | None, dry_run: bool) -> None:
     """Import a token stream from FILE or stdin, all entries or none.
 
@@ -46,18 +44,9 @@ def stream_cmd(ctx: click.Context, file: str | None, dry_run: bool) -> None:
     if file is not None and file != "-":
         run(s, _file_chunks(file), dry_run=dry_run)
         return
+    # On any exit other than success the runner rescues piped content (not on a dry run).
     content = _read_stdin()
-    if dry_run:
-        run(s, content, dry_run=True)
-        return
-    try:
-        run(s, content, dry_run=False)
-    except EmptyStreamError:
-        raise
-    except BaseException as exc:  # noqa: BLE001 - piped content must never be lost
-        from prontodb.cli.rescue import rescue_piped
-
-        rescue_piped(s, content, None, exc)
+    run(s, content, dry_run=dry_run)
 
 
 def run(s: Session, source: bytes | Iterator[bytes], *, dry_run: bool) -> None:
@@ -118,10 +107,12 @@ def _report(s: Session, planned: Plan, *, dry_run: bool) -> None:
 def _read_stdin() -> bytes:
     """All of stdin. A terminal, or input that is empty or only whitespace, is a usage error
     (there is nothing to rescue)."""
-    stdin = sys.stdin.buffer
-    if stdin.isatty():
-        raise UsageError("no FILE given and stdin is a terminal (pipe a stream in, or give FILE)")
-    content = stdin.read()
+    try:
+        content = current().content()
+    except NothingPiped:
+        raise EmptyStreamError(
+            "no FILE given and stdin is a terminal or empty (pipe a stream in, or give FILE)"
+        ) from None
     if not content.strip():
         raise EmptyStreamError("stdin is empty or only whitespace: nothing to import")
     return content

@@ -1,0 +1,206 @@
+"""Piped content: read stdin once, with a bound, and survive signals while reading.
+
+The runner creates one :class:`Piped` per invocation whose command takes content from stdin
+(or that resolves to no command). The command asks :meth:`Piped.content` for the bytes; on any
+exit other than success the runner asks the same object for whatever was read (reading it then
+if the command never got that far) and rescues it.
+
+Reading keeps at most the size limit (``PRONTO_MAX_VALUE_BYTES``) in memory. Past it, what
+was read and everything after it streams to a 0600 rescue file, so content of any size is
+never held whole and never truncated. SIGINT, SIGTERM and SIGHUP while reading stop the read
+and keep what arrived so far, marked partial.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prontodb.errors import UsageError
+
+#: stdin is read in blocks of this many bytes.
+CHUNK = 1 << 16
+#: Signals that stop a read (and any later step of a rescuing command) and trigger a rescue.
+SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class Interrupted(BaseException):
+    """A signal arrived while a rescuing command ran (a BaseException, like Ctrl-C)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        """The signal's name (``SIGTERM``)."""
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
+
+
+class NothingPiped(UsageError):
+    """No content arrived (a terminal, closed or empty stdin): a usage error with nothing to
+    rescue."""
+
+
+class TooLarge(Exception):
+    """The piped content is over the size limit; it was streamed to ``path`` whole."""
+
+    def __init__(self, path: str, size: int, limit: int) -> None:
+        super().__init__(path)
+        self.path, self.size, self.limit = path, size, limit
+
+
+class Piped:
+    """The stdin of one invocation. ``state`` is ``"unread"``, ``"none"`` (a terminal, closed
+    or missing stdin), ``"read"`` (``data`` holds it) or ``"spilled"`` (``spill`` holds the
+    file). ``partial`` is the signal that stopped the read, if one did."""
+
+    def __init__(self, limit: int, attempted: str | None, env: Any) -> None:
+        self.limit = limit
+        self.attempted = attempted
+        self.env = env
+        self.state = "unread"
+        self.data = b""
+        self.spill: TooLarge | None = None
+        self.partial: Interrupted | None = None
+
+    def has_content(self) -> bool:
+        """Read stdin if not yet done; True when it held any byte."""
+        self.read()
+        return self.state == "spilled" or bool(self.data)
+
+    def content(self) -> bytes:
+        """The piped bytes for the command. A terminal, closed or empty stdin is a usage error
+        (nothing to rescue); content over the limit raises :class:`TooLarge`."""
+        self.read()
+        if self.partial is not None:
+            raise self.partial  # what was read is not all of it: rescue, never store
+        if self.spill is not None:
+            raise self.spill
+        if self.state == "none":
+            raise NothingPiped("no VALUE given and stdin is a terminal or closed: nothing to store")
+        if not self.data:
+            raise NothingPiped(
+                "no VALUE given and stdin is empty: nothing to store"
+                " (to store an empty value: prontodb set ADDRESS '')"
+            )
+        return self.data
+
+    def read(self) -> None:
+        """Read all of stdin once (a no-op afterwards)."""
+        if self.state != "unread":
+            return
+        stream = _stdin()
+        if stream is None:
+            self.state = "none"
+            return
+        chunks: list[bytes] = []
+        held = 0
+        sink = None
+        reader = getattr(stream, "read1", stream.read)
+        try:
+            with stop_on_signals():
+                while True:
+                    chunk = reader(CHUNK)
+                    if not chunk:
+                        break
+                    if sink is not None:
+                        sink.write(chunk)
+                        continue
+                    chunks.append(chunk)
+                    held += len(chunk)
+                    if held > self.limit:
+                        sink = self._open_sink()
+                        for part in chunks:
+                            sink.write(part)
+                        chunks = []
+        except Interrupted as stop:
+            self.partial = stop
+        except OSError:
+            pass  # a broken stdin ends the content where it broke
+        if sink is not None:
+            path = sink.finish(self.attempted)
+            self.spill = TooLarge(path, sink.size, self.limit)
+            self.state = "spilled"
+            return
+        self.data = b"".join(chunks)
+        self.state = "read"
+
+    def _open_sink(self) -> Any:
+        from prontodb import pipecache
+
+        return pipecache.FileSink(self.env)
+
+
+#: The piped stdin of the running invocation (set by the runner for a rescuing command).
+CURRENT: Piped | None = None
+
+
+def current() -> Piped:
+    """The piped stdin of the running command (a fresh one when the runner set none)."""
+    global CURRENT
+    if CURRENT is None:
+        import os
+
+        from prontodb.store import DEFAULT_MAX_VALUE_BYTES
+
+        CURRENT = Piped(DEFAULT_MAX_VALUE_BYTES, None, os.environ)
+    return CURRENT
+
+
+def _stdin() -> Any:
+    """The binary stdin, or None when it is missing, closed or a terminal."""
+    stdin = sys.stdin
+    if stdin is None:
+        return None
+    try:
+        if stdin.closed or stdin.isatty():
+            return None
+        return getattr(stdin, "buffer", stdin)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def stdin_is_terminal() -> bool:
+    """True when stdin is an interactive terminal (or missing)."""
+    return _stdin() is None
+
+
+def _raise(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextmanager
+def stop_on_signals(handler: Callable[[int, object], None] = _raise) -> Iterator[None]:
+    """Turn SIGINT, SIGTERM and SIGHUP into :class:`Interrupted` meanwhile (main thread only:
+    elsewhere signals cannot be caught, and nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for sig in SIGNALS:
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (OSError, ValueError):
+            continue
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
+def ignoring_signals() -> Iterator[None]:
+    """Ignore SIGINT, SIGTERM and SIGHUP meanwhile: a rescue in progress must finish."""
+    with stop_on_signals(signal.SIG_IGN):  # type: ignore[arg-type]
+        yield
