@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 from prontodb.cli import cli
-from prontodb.cli._app import hoist_globals
 
 
 @pytest.fixture
@@ -99,18 +98,6 @@ def test_double_dash_for_dash_values(run):
     assert run("get", "p.n.k")[1] == b"-p"
 
 
-def test_hoist_globals():
-    assert hoist_globals(["get", "a", "--user", "u", "-pX", "--json"]) == [
-        "--user",
-        "u",
-        "-pX",
-        "--json",
-        "get",
-        "a",
-    ]
-    assert hoist_globals(["set", "a", "--", "--user"]) == ["set", "a", "--", "--user"]
-
-
 def test_ns_delim(run):
     run("set", "kb.recipes.pasta", "red")
     assert run("--ns-delim", "|", "get", "kb|recipes|pasta")[1] == b"red"
@@ -124,7 +111,7 @@ def test_keys_scan_listing(run):
     assert run("keys")[1] == b"a.x.bin\na.x.k1\na.x.k2\na.y.k1\nb.z.k\n"
     assert run("ls", "a")[1] == b"x.bin\nx.k1\nx.k2\ny.k1\n"
     assert run("list-keys", "a.x", "k*")[1] == b"k1\nk2\n"
-    assert run("scan", "a.x")[1] == b"bin=\\xff\x00\nk1=1\nk2=two\\nlines\\\\\n"
+    assert run("scan", "a.x")[1] == b"bin=\\xff\\x00\nk1=1\nk2=two\\nlines\\\\\n"
     lines = run("scan-pairs", "a.x", "*", "--json")[1].decode().splitlines()
     objs = [json.loads(line) for line in lines]
     written_at = objs[0].pop("written_at")

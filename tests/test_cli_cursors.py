@@ -78,7 +78,7 @@ def test_same_script_on_every_backend(sh, home, backend):
     assert sh("set", "recipes.soup", "hot", "--cursor", "c")[0] == 0  # namespace.key
     assert sh("--cursor", "c", "set", "other.x.y__dev", "1")[0] == 0  # full address
     assert sh("--cursor", "c", "get", "kb.notes.pasta") == (0, "red", "")
-    assert _lines(sh("--cursor", "c", "keys")[1]) == [
+    assert _lines(sh("--cursor", "c", "keys", "--all")[1]) == [
         "kb.notes.pasta",
         "kb.recipes.soup",
         "other.x.y__dev",
@@ -128,7 +128,7 @@ def test_users_and_metas_never_see_each_other_in_one_file(run, tmp_path, backend
     assert run("--user", "bob", "--cursor", "mine", "get", "b.k")[1] == "bob"
     assert run("--cursor", "secret", "get", "b.k")[1] == "meta"
     assert run("--cursor", "mine", "--meta", "m1", "get", "b.k")[1] == "meta"  # flag beats cursor
-    assert _lines(run("--cursor", "mine", "keys")[1]) == ["a.b.k"]
+    assert _lines(run("--cursor", "mine", "keys", "--all")[1]) == ["a.b.k"]
     # Counts are per layer too: the file holds four entries, the default layer one.
     assert json.loads(run("--database", shared, "info", "--json")[1])["entries"] == 1
 

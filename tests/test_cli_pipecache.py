@@ -161,10 +161,15 @@ def assert_rescued(
 def test_the_seed_session_end_to_end(sh):
     r = sh("set", "invalid.address", input=SEED)
     key = assert_rescued(r, SEED, "invalid_address", "Invalid address 'invalid.address'")
-    assert r.lines == [
+    assert r.lines[:2] == [
         f"⚠️  Invalid address 'invalid.address' - content cached as: {key}",
         f"💡 Use: prontodb copy {key} <proper.address>",
     ]
+    assert re.fullmatch(
+        rf"⏳ Kept for 15m, until \d\d:\d\d \(local time\); prontodb ttl {re.escape(key)}",
+        r.lines[2],
+    )
+    assert len(r.lines) == 3
     assert sh("list-keys", "pipe.cache").out.decode() == key.removeprefix("pipe.cache.") + "\n"
     scan = sh("scan-pairs", "pipe.cache", "*")
     assert scan.code == 0 and scan.out.decode().startswith(key.removeprefix("pipe.cache.") + "=")
@@ -343,7 +348,8 @@ def test_over_the_size_limit_goes_to_a_private_file_byte_exact(sh, home):
     assert r.lines == [
         "⚠️  Value too large: 5000 bytes, over the limit of 1000 bytes (PRONTO_MAX_VALUE_BYTES)"
         f" - content saved to file: {path}",
-        f"💡 Use: prontodb set <proper.address> < {path}",
+        f"💡 Use: PRONTO_MAX_VALUE_BYTES=5000 prontodb set a.b.c < {path}",
+        "⏳ Kept as a file until you delete it (it does not expire)",
     ]
     assert cached(default_store()) == {}
     with open(path, "rb") as fh:
@@ -454,7 +460,7 @@ def test_unknown_option_with_piped_input(sh, args):
 def test_unknown_option_of_stream_with_piped_input(sh):
     data = b"meta:path=a.b; k=1;"
     r = sh("stream", "--bogus", input=data)
-    key = assert_rescued(r, data, "noaddr", "Usage error: No such option", reason_starts=True)
+    key = assert_rescued(r, data, "noaddr", "Usage error: no such option: --bogus", reason_starts=True)
     assert sh("get", key).out == data
     assert sh("stream", "--dry-run", "--bogus", input=data).code == 1  # dry runs never rescue
     assert sh("stream", "--bogus", input=b"  \n").code == 1  # nothing worth rescuing
@@ -488,7 +494,7 @@ def test_token_stream_content_gets_a_third_hint(sh):
     key = assert_rescued(r, data, "oops", "Invalid address 'oops'")
     assert r.lines[2] == f"💡 Looks like a token stream: prontodb get {key} | prontodb stream"
     plain = sh("set", "oops", input=b"just; text")
-    assert len(plain.lines) == 2
+    assert len(plain.lines) == 3 and plain.lines[2].startswith("⏳ Kept for ")
 
 
 def test_ascii_fallback_when_stderr_cannot_encode(sh):
@@ -497,7 +503,9 @@ def test_ascii_fallback_when_stderr_cannot_encode(sh):
     assert r.lines == [
         f"!!  Invalid address 'invalid.address' - content cached as: {r.key}",
         f"-> Use: prontodb copy {r.key} <proper.address>",
+        r.lines[2],
     ]
+    assert r.lines[2].startswith(".. Kept for 15m, until ")
 
 
 def test_create_cache_changes_the_rescue_ttl(sh):
@@ -695,4 +703,4 @@ def test_a_closed_stdin_before_the_body_is_a_plain_usage_error(home):
         preexec_fn=lambda: os.close(0),
     )
     assert done.returncode == 1
-    assert b"No such option" in done.stderr and b"unexpected" not in done.stderr
+    assert b"no such option: --bogus" in done.stderr and b"unexpected" not in done.stderr

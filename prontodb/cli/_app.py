@@ -256,9 +256,9 @@ def run_call(group: click.Group, call: Call, prog_name: str, **extra: Any) -> in
                 if call.help_word and _help_shown(call, piped):
                     click.echo(help_text(group, call.path, prog_name))
                     return EXIT_OK
-                click.Group.main(
-                    group, call.click_args(), prog_name=prog_name, standalone_mode=False, **extra
-                )
+                # click's own main would turn Ctrl-C into Abort and print; run the context here.
+                with group.make_context(prog_name, call.click_args(), **extra) as ctx:
+                    group.invoke(ctx)
                 return EXIT_OK
             except (Exit, click.exceptions.Exit) as done:
                 code = done.code if isinstance(done, Exit) else done.exit_code

@@ -192,7 +192,7 @@ class Session:
         click.echo(safe_symbols(text), err=True)
 
 
-_ASCII = {"⚠️": "!!", "💡": "->", "❌": "x", "✅": "ok", "🗑️": "rm", "→": "->"}
+_ASCII = {"⚠️": "!!", "💡": "->", "❌": "x", "✅": "ok", "🗑️": "rm", "→": "->", "⏳": ".."}
 
 
 def safe_symbols(text: str) -> str:

@@ -27,14 +27,25 @@ def create_cache_cmd(ctx: click.Context, namespace: str, seconds: str) -> None:
 
 @declared("drop-cache")
 def drop_cache_cmd(ctx: click.Context, namespace: str) -> None:
-    """Make a TTL namespace ordinary again (affects later writes only)."""
-    session(ctx).open(write=True).drop_cache(namespace)
+    """Make a TTL namespace ordinary again (affects later writes only); exit 2 when it is
+    not a TTL namespace."""
+    from prontodb.cli._app import EXIT_MISS, Exit
+
+    if not session(ctx).open(write=True).drop_cache(namespace):
+        message = f"not a TTL namespace: {namespace}"
+        click.echo(message, err=True)
+        raise Exit(EXIT_MISS, message, namespace)
 
 
 @declared("gc")
 def gc_cmd(ctx: click.Context) -> None:
     """Physically remove expired entries now; print how many."""
-    click.echo(session(ctx).open(write=True).gc())
+    s = session(ctx)
+    count = s.open(write=True).gc()
+    if s.json:
+        s.emit_json({"count": count})
+    else:
+        click.echo(count)
 
 
 def _size(paths: list[str]) -> int:
@@ -83,7 +94,11 @@ def version_cmd(ctx: click.Context) -> None:
     """Print the ProntoDB version."""
     from prontodb import __version__
 
-    click.echo(f"prontodb {__version__}")
+    s = session(ctx)
+    if s.json:
+        s.emit_json({"version": __version__})
+    else:
+        click.echo(f"prontodb {__version__}")
 
 
 @declared("help")

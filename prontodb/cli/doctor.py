@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from prontodb.cli._app import EXIT_ERROR, Exit
@@ -20,7 +22,12 @@ def doctor_cmd(ctx: click.Context) -> None:
 
     s = session(ctx)
     target = s.target()
-    report = doctor.examine(target.path, backend=target.backend)
+    if not target.explicit_path and not os.path.lexists(target.path):
+        # A fresh install: the default store is created by the first write (DESIGN §4).
+        report = doctor.Report(target.path, target.backend)
+        report.add("info", "open", "no store yet (the first write creates it)")
+    else:
+        report = doctor.examine(target.path, backend=target.backend)
     if s.json:
         s.emit_json(report.as_dict())
     else:
@@ -32,4 +39,10 @@ def doctor_cmd(ctx: click.Context) -> None:
             "healthy" if report.healthy else f"{problems} problem{'s' * (problems != 1)} found"
         )
     if not report.healthy:
-        raise Exit(EXIT_ERROR)
+        raise Exit(EXIT_ERROR, f"{problems_of(report)} found in {report.path}")
+
+
+def problems_of(report: object) -> str:
+    """``1 problem`` / ``3 problems``: the findings worse than info."""
+    count = sum(f.severity != "info" for f in getattr(report, "findings", ()))
+    return f"{count} problem{'s' * (count != 1)}"

@@ -32,7 +32,7 @@ from prontodb.cli._app import (
     one_line,
 )
 from prontodb.cli._session import Session
-from prontodb.cli._stdin import Piped, ignoring_signals
+from prontodb.cli._stdin import Interrupted, Piped, TooLarge, ignoring_signals
 from prontodb.errors import (
     BackendError,
     ContextLockedError,
@@ -258,6 +258,13 @@ def describe(exc: BaseException, address: str | None) -> str:
         return f"Invalid address '{address}'"
     if isinstance(exc, UsageError) and address is None and "ADDRESS" in message:
         return "No address given"
+    if isinstance(exc, TooLarge):
+        return (
+            f"Value too large: {exc.size} bytes, over the limit of {exc.limit} bytes "
+            "(PRONTO_MAX_VALUE_BYTES)"
+        )
+    if isinstance(exc, Interrupted):
+        return f"Interrupted by {exc.name}"
     if isinstance(exc, ValueTooLargeError):
         return (
             f"Value too large: {exc.size} bytes, over the limit of {exc.limit} bytes "
