@@ -273,6 +273,8 @@ def run_call(group: click.Group, call: Call, prog_name: str, **extra: Any) -> in
         assert piped is not None and failure is not None
         try:
             held = piped.has_content()
+            if call.cmd is not None and call.cmd.stdin == "file" and piped.spill is None:
+                held = bool(piped.data.strip())  # whitespace is no stream worth keeping
         except BaseException:  # noqa: BLE001 - an unreadable stdin holds nothing to rescue
             held = False
         if not held or isinstance(failure, _stdin.NothingPiped):

@@ -115,13 +115,13 @@ def report(
         key = result.address
         lines.append(f"⚠️  {reason} - content cached as: {key}")
         home = ("copy", key, "<proper.address>", *_home_cursor(session, result))
-        hint = command(result.flags, *home)
+        hint = _env_fix(session) + command(result.flags, *home)
         if stream_like:
             lines.append(
                 f"💡 Looks like a token stream: {command(result.flags, 'get', key)} | {PROG} stream"
             )
         lines.insert(1, f"💡 Use: {hint}")
-        lines.append(kept_line(result, command(result.flags, "ttl", key)))
+        lines.append(kept_line(result, _env_fix(session) + command(result.flags, "ttl", key)))
     else:
         path = shlex.quote(str(result.file))
         lines.append(f"⚠️  {reason} - content saved to file: {result.file}")
@@ -190,6 +190,16 @@ def span(seconds: int) -> str:
             count, seconds = divmod(seconds, size)
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def _env_fix(session: Session) -> str:
+    """``PRONTO_MAX_VALUE_BYTES= `` when the environment's limit is itself invalid (it would
+    stop the hint too); an empty value means the default limit."""
+    try:
+        session.max_value_bytes()
+    except ProntoError:
+        return "PRONTO_MAX_VALUE_BYTES= "
+    return ""
 
 
 def _typed_flags(session: Session) -> tuple[str, ...]:
