@@ -56,6 +56,7 @@ class Call:
         "version",
         "problem",
         "unknown",
+        "lost_value",
     )
 
     def __init__(self) -> None:
@@ -68,6 +69,8 @@ class Call:
         self.version = False
         self.problem: str | None = None
         self.unknown: str | None = None
+        #: A global flag missing its value: the line's meaning is unknown (§4: rescue).
+        self.lost_value = False
 
     def fail(self, message: str) -> None:
         """Record a usage problem (the first one wins)."""
@@ -111,11 +114,12 @@ class Call:
     @property
     def rescues(self) -> bool:
         """True when piped content must be rescued on any exit other than success: a command
-        that stores its stdin (not a dry run), or a line that resolves to no command (bare
-        ``prontodb`` included: the content may have been meant for ``set``)."""
+        that stores its stdin (not a dry run), a line that resolves to no command (bare
+        ``prontodb`` included: the content may have been meant for ``set``), or a line whose
+        global flag lost its value (the words after it may mean something else)."""
         if self.stops:
             return False
-        if self.cmd is None or self.unknown is not None:
+        if self.cmd is None or self.unknown is not None or self.lost_value:
             return True
         return self.reads_stdin and not self.options.get("dry_run")
 
@@ -279,6 +283,7 @@ def _option(call: Call, argv: list[str], i: int, word: str, *, before_command: b
             or (is_global and following in _COMMAND_WORDS)
         ):
             spelled = "/".join(opt.flags)
+            call.lost_value = call.lost_value or is_global
             call.fail(
                 f"option {spelled} needs a value"
                 + (
