@@ -144,7 +144,10 @@ def test_list_show_active_use_delete(run, home):
     assert run("cursor", "use", "beta") == (0, "", "")
     code, out, _ = run("cursor", "list")
     rows = [line.split() for line in _lines(out)]
-    assert code == 0 and [r[:-1] for r in rows] == [["alpha", "sqlite"], ["*", "beta", "lmdb"]]
+    assert code == 0 and [r[:-3] + r[-2:] for r in rows] == [
+        ["alpha", "sqlite", "meta=-", "defaults=-"],
+        ["*", "beta", "lmdb", "meta=-", "defaults=-"],
+    ]
     listed = [json.loads(line) for line in _lines(run("cursor", "list", "--json")[1])]
     assert [(c["name"], c["selected"], c["durability"]) for c in listed] == [
         ("alpha", False, "full"),

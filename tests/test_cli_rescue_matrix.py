@@ -23,7 +23,10 @@ import pytest
 
 BIN = os.path.dirname(sys.executable)
 HINT = re.compile(r"^💡 Use: (.*)$", re.M)
-KEPT = re.compile(r"^⏳ Kept for (\d+[dhms])+, until \d\d:\d\d \(local time\); (PRONTO_\w+=\S* )?prontodb .*ttl ", re.M)
+KEPT = re.compile(
+    r"^⏳ Kept for (\d+[dhms])+, until \d\d:\d\d \(local time\); (PRONTO_\w+=\S* )?prontodb .*ttl ",
+    re.M,
+)
 CONTENT = b"# notes\n\x00binary\xff and text; with = and : signs\n\n"
 
 FAIL_STORE_SET = """

@@ -511,7 +511,7 @@ def test_done_when_command(home):
     done = subprocess.run(line, shell=True, capture_output=True, env=home, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == b""
-    assert done.stderr.decode().strip() == "stored 2 entries in 1 namespaces"
+    assert done.stderr.decode().strip() == "stored 2 entries in 1 namespace"
     got = subprocess.run(
         [sys.executable, "-m", "prontodb", "scan", "kb.recipes"], capture_output=True, env=home
     )

@@ -73,8 +73,9 @@ def set_cmd(
 
 @declared("cursor", "list")
 def list_cmd(ctx: click.Context) -> None:
-    """The user's cursors, ordered by name; '*' marks the one selected by 'cursor use'.
-    --json prints one object per line."""
+    """The user's cursors, ordered by name: name, engine, location, meta and default
+    project.namespace; '*' marks the one selected by 'cursor use'. --json prints one object
+    per line."""
     from prontodb import cursor
 
     s = session(ctx)
@@ -85,10 +86,31 @@ def list_cmd(ctx: click.Context) -> None:
         for spec in specs:
             s.emit_json(_facts(spec, chosen))
         return
-    width = max((len(spec.name) for spec in specs), default=0)
-    for spec in specs:
-        mark = "*" if spec.name == chosen else " "
-        click.echo(f"{mark} {spec.name:<{width}}  {spec.backend:<9}  {spec.path}")
+    rows = [
+        (
+            "*" if spec.name == chosen else " ",
+            spec.name,
+            spec.backend,
+            spec.path,
+            f"meta={spec.meta or '-'}",
+            f"defaults={_defaults(spec, s.delim)}",
+        )
+        for spec in specs
+    ]
+    widths = (
+        [max((len(row[i]) for row in rows), default=0) for i in range(len(rows[0]))] if rows else []
+    )
+    for row in rows:
+        mark, *cells = row
+        line = "  ".join(cell.ljust(width) for cell, width in zip(cells, widths[1:], strict=True))
+        click.echo(f"{mark} {line}".rstrip())
+
+
+def _defaults(spec: CursorSpec, delim: str) -> str:
+    """``kb.notes``, ``kb`` or ``-``: the cursor's default project and namespace."""
+    if spec.project is None:
+        return "-"
+    return spec.project if spec.namespace is None else f"{spec.project}{delim}{spec.namespace}"
 
 
 @declared("cursor", "show")

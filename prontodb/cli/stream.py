@@ -97,7 +97,9 @@ def _report(s: Session, planned: Plan, *, dry_run: bool) -> None:
     elif dry_run:
         for name, count in namespaces.items():
             s.line(f"{name}\t{count}")
-    summary = f"{planned.entries} entries in {len(namespaces)} namespaces"
+    summary = (
+        f"{_count(planned.entries, 'entry', 'entries')} in {_count(len(namespaces), 'namespace')}"
+    )
     if dry_run:
         s.status(f"dry run: would store {summary} (nothing written)")
     else:
@@ -111,7 +113,8 @@ def _read_stdin() -> bytes:
         content = current().content()
     except NothingPiped:
         raise EmptyStreamError(
-            "no FILE given and stdin is a terminal or empty (pipe a stream in, or give FILE)"
+            "no FILE given and stdin is a terminal or empty: nothing to import"
+            " (pipe a stream in, or give FILE)"
         ) from None
     if not content.strip():
         raise EmptyStreamError("stdin is empty or only whitespace: nothing to import")
@@ -167,3 +170,8 @@ class _Progress:
         if self._shown:
             click.echo("\r\x1b[K", err=True, nl=False)
             self._shown = False
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``1 entry``, ``2 entries``: singular and plural as English needs."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
