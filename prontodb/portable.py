@@ -1450,6 +1450,7 @@ def migrate(
     env: Mapping[str, str] | None = None,
     clock: Clock | None = None,
     progress: Progress | None = None,
+    replace_target: bool = False,
 ) -> MigrateSummary:
     """Move cursor ``name`` of ``user`` onto a new store of engine ``backend``.
 
@@ -1484,14 +1485,39 @@ def migrate(
             "to migrate to another file",
         )
     if os.path.lexists(new):
-        raise ConfigError(
-            None,
-            argument="path",
-            value=new,
-            rule="exists",
-            template=f"{literal(new)} already exists; choose another {{path}} or remove it (an "
-            "interrupted migrate may have left it)",
-        )
+        users = [c.name for c in cursors.list_cursors(user, env) if _same_path(c.path, new)]
+        if users:
+            raise ConfigError(
+                None,
+                argument="path",
+                value=new,
+                rule="another cursor's store",
+                template=f"{literal(new)} is the store of cursor {literal(repr(users[0]))}; "
+                "refusing to replace it",
+            )
+        if not replace_target:
+            earlier = (
+                f" (the copy an earlier migrate of cursor {name!r} kept there)"
+                if new == migrate_path(old, backend)
+                else ""
+            )
+            raise ConfigError(
+                None,
+                argument="replace_target",
+                value=new,
+                rule="exists",
+                template=f"{literal(new)} already exists{literal(earlier)}; pass "
+                "{replace_target=True} to replace it, or choose another {path}",
+            )
+        if backends.sniff(new) is None:
+            raise ConfigError(
+                None,
+                argument="replace_target",
+                value=new,
+                rule="not a store",
+                template=f"{literal(new)} is not a ProntoDB store; {{replace_target=True}} "
+                "refuses to touch it",
+            )
     if remove_old:
         sharing = [
             c.name
@@ -1524,6 +1550,8 @@ def migrate(
         finally:
             source.close()
         _verify_copy(tmp, backend, stats)
+        if replace_target:
+            cursors.remove_store(new)
         _move_store(tmp, new)
     except BaseException:
         cursors.remove_store(tmp)
@@ -1660,6 +1688,10 @@ def _verify_copy(tmp: str, backend: str, stats: _CopyStats) -> None:
             f"the new {backend} store at {tmp} does not read back what was written ({rows} of "
             f"{stats.rows} rows, or a checksum mismatch); the cursor was left alone"
         )
+
+
+def _same_path(a: str, b: str) -> bool:
+    return os.path.realpath(os.path.expanduser(a)) == os.path.realpath(os.path.expanduser(b))
 
 
 def _move_store(tmp: str, new: str) -> None:

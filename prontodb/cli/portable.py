@@ -250,15 +250,25 @@ def restore_cmd(ctx: click.Context, file: str, into: str | None, replace: bool) 
 
 @declared("cursor", "migrate")
 def migrate_cmd(
-    ctx: click.Context, name: str, backend: str, path: str | None, remove_old: bool
+    ctx: click.Context,
+    name: str,
+    backend: str | None,
+    path: str | None,
+    remove_old: bool,
+    replace_target: bool,
 ) -> None:
     """Move cursor NAME's store to another backend: copy everything (every user and meta
     layer, values, expiries, TTL namespace definitions), verify counts and a checksum by
     reading the copy back, then repoint the cursor. The old store is kept (its path is
-    reported) unless --remove-old. Stop other writers first: a store that changes during the
-    copy is refused and nothing changes."""
+    reported) unless --remove-old. --to PATH chooses the new location; a location that already
+    holds a store (such as the copy an earlier migrate kept, when a cursor goes back to an
+    engine it used before) is replaced only with --replace-target. Stop other writers first:
+    a store that changes during the copy is refused and nothing changes."""
     from prontodb import cursor, portable
+    from prontodb.errors import UsageError
 
+    if backend is None:
+        raise UsageError("cursor migrate needs --backend B (sqlite, lmdb or diskcache)")
     s = session(ctx)
     user = cursor.effective_user(s.user_flag, s.env)
     spec = cursor.load(user, name, s.env)
@@ -270,6 +280,7 @@ def migrate_cmd(
         remove_old=remove_old,
         env=s.env,
         progress=_progress(spec.path),
+        replace_target=replace_target,
     )
     old = (
         f"removed the old store {summary.old_path}"
@@ -277,8 +288,8 @@ def migrate_cmd(
         else f"the old {summary.old_backend} store stays at {summary.old_path}"
     )
     message = (
-        f"migrated cursor {name!r} to {backend} at {summary.new_path} ({summary.entries} "
-        f"entries, {_plural(summary.caches, 'TTL namespace')}, "
+        f"migrated cursor {name!r} to {backend} at {summary.new_path} ("
+        f"{_plural(summary.entries, 'entry', 'entries')}, {_plural(summary.caches, 'TTL namespace')}, "
         f"{_plural(summary.layers, 'layer')}); {old}"
     )
     _report(s, summary, message)
