@@ -33,7 +33,8 @@ def drop_cache_cmd(ctx: click.Context, namespace: str) -> None:
 
     if not session(ctx).open(write=True).drop_cache(namespace):
         message = f"not a TTL namespace: {namespace}"
-        click.echo(message, err=True)
+        if not session(ctx).json:
+            click.echo(message, err=True)
         raise Exit(EXIT_MISS, message, namespace)
 
 

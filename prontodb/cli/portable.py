@@ -289,7 +289,7 @@ def migrate_cmd(
     )
     message = (
         f"migrated cursor {name!r} to {backend} at {summary.new_path} ("
-        f"{_plural(summary.entries, 'entry', 'entries')}, {_plural(summary.caches, 'TTL namespace')}, "
-        f"{_plural(summary.layers, 'layer')}); {old}"
+        f"{_plural(summary.entries, 'entry', 'entries')}, "
+        f"{_plural(summary.caches, 'TTL namespace')}, {_plural(summary.layers, 'layer')}); {old}"
     )
     _report(s, summary, message)
