@@ -44,12 +44,12 @@ TABLE = [
     (["stream", "--dry-run"], ["stream"], {}, [], None, False),
     (["stream", "f.txt"], ["stream"], {}, ["f.txt"], None, False),
     (["get"], ["get"], {}, [], "missing argument ADDRESS", False),
-    (["get", "a", "b"], ["get"], {}, ["a", "b"], "unexpected extra argument 'b'", False),
+    (["get", "a", "b"], ["get"], {}, ["a", "b"], "extra argument 'b'", False),
     (["del", "a", "b", "c"], ["del"], {}, ["a", "b", "c"], None, False),
     (["ls", "kb"], ["keys"], {}, ["kb"], None, False),
     (["export", "-o", "f"], ["export"], {}, [], None, False),
     (["export", "--format", "xml"], ["export"], {}, [], "not one of jsonl, stream", False),
-    (["-p", "kb", "--", "set", "x"], [], {"project": "kb"}, ["set", "x"], "unexpected", True),
+    (["-p", "kb", "--", "set", "x"], [], {"project": "kb"}, ["set", "x"], "extra argument", True),
 ]
 
 

@@ -640,8 +640,8 @@ def test_cli_backup_list_restore_into_cursor(cli_run, monkeypatch):
     assert json.loads(out)["entries"] == 2
     copy = cursor.load("default", "copy").path
     assert run("--database", copy, "--meta", "m1", "get", "a.b.c")[1] == b"al"
-    assert run("--cursor", "copy", "get", "p.n.k")[1] == b"v"
-    assert run("--cursor", "copy", "restore", archive)[0] == 1  # not empty any more
+    assert run("--cursor=copy", "get", "p.n.k")[1] == b"v"
+    assert run("--cursor=copy", "restore", archive)[0] == 1  # not empty any more
     code, _, err = run("restore", archive, "--user", "alice")  # alice's own default store
     assert code == 0, err
     monkeypatch.setenv("PRONTO_FORCE_USER", "alice")

@@ -126,6 +126,9 @@ def completion_cmd(ctx: click.Context, shell: str) -> None:
     addresses). Example: eval "$(prontodb completion bash)"."""
     from click.shell_completion import get_completion_class
 
-    cls = get_completion_class(shell)
-    assert cls is not None
+    from prontodb.errors import UsageError
+
+    cls = get_completion_class(shell) if shell in ("bash", "zsh", "fish") else None
+    if cls is None:
+        raise UsageError(f"unknown shell {shell!r} (choose bash, zsh or fish)")
     click.echo(cls(ctx.find_root().command, {}, "prontodb", "_PRONTODB_COMPLETE").source())

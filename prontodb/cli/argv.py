@@ -322,7 +322,9 @@ def _check_arity(call: Call) -> None:
     cmd = call.cmd
     if cmd is None:
         if call.unknown is None and call.positionals:
-            call.fail(f"unexpected argument '{call.positionals[0]}' (see: {PROG} --help)")
+            call.fail(
+                f"extra argument '{call.positionals[0]}' with no command (see: {PROG} --help)"
+            )
         return
     if cmd.group or call.unknown is not None or call.stops or call.help_word:
         return
@@ -330,7 +332,7 @@ def _check_arity(call: Call) -> None:
     many = any(a.many for a in slots)
     if not many and len(call.positionals) > len(slots):
         extra = call.positionals[len(slots)]
-        call.fail(f"unexpected extra argument '{extra}' (see: {PROG} {' '.join(call.path)} --help)")
+        call.fail(f"extra argument '{extra}' (see: {PROG} {' '.join(call.path)} --help)")
         return
     required = sum(1 for a in slots if a.required)
     if len(call.positionals) < required:
