@@ -462,7 +462,9 @@ def test_unknown_option_with_piped_input(sh, args):
 def test_unknown_option_of_stream_with_piped_input(sh):
     data = b"meta:path=a.b; k=1;"
     r = sh("stream", "--bogus", input=data)
-    key = assert_rescued(r, data, "noaddr", "Usage error: no such option: --bogus", reason_starts=True)
+    key = assert_rescued(
+        r, data, "noaddr", "Usage error: no such option: --bogus", reason_starts=True
+    )
     assert sh("get", key).out == data
     assert sh("stream", "--dry-run", "--bogus", input=data).code == 1  # dry runs never rescue
     assert sh("stream", "--bogus", input=b"  \n").code == 1  # nothing worth rescuing
