@@ -113,6 +113,7 @@ def report(
     lines: list[str] = []
     if result.address is not None:
         key = result.address
+        result = _explicit_user(session, result)
         lines.append(f"⚠️  {reason} - content cached as: {key}")
         home = ("copy", key, "<proper.address>", *_home_cursor(session, result))
         hint = _env_fix(session) + command(result.flags, *home)
@@ -190,6 +191,15 @@ def span(seconds: int) -> str:
             count, seconds = divmod(seconds, size)
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def _explicit_user(session: Session, result: pipecache.Rescued) -> pipecache.Rescued:
+    """The rescue with ``--user U`` in its flags when the user came from PRONTO_FORCE_USER or
+    PRONTO_USER, so that the hint names the layer instead of relying on the environment."""
+    import dataclasses
+
+    flags = _with_user(session, result.flags)
+    return result if flags == result.flags else dataclasses.replace(result, flags=flags)
 
 
 def _env_fix(session: Session) -> str:
