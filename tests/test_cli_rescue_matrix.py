@@ -131,7 +131,7 @@ CASES = [
     ("ttl-and-keep-ttl", ["set", "a.b.c", "--ttl", "5", "--keep-ttl"], {}, None, "--keep-ttl"),
     ("bad-duration", ["set", "a.b.c", "--ttl", "soon"], {}, None, "Invalid duration"),
     ("zero-duration", ["set", "a.b.c", "--ttl", "0"], {}, None, "Invalid duration"),
-    ("huge-duration", ["set", "a.b.c", "--ttl", "999999999999d"], {}, None, "a_b_c"),
+    ("huge-duration", ["set", "a.b.c", "--ttl", "999999999999d"], {}, None, "too large"),
     ("unknown-cursor", ["--cursor", "nope", "set", "a.b.c"], {}, None, "nope"),
     ("bad-user-name", ["--user", "../x", "set", "a.b.c"], {}, None, "user name"),
     ("bad-delimiter", ["--ns-delim", "x", "set", "a.b.c"], {}, None, "delimiter"),
