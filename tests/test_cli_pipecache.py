@@ -267,7 +267,8 @@ def test_forced_user_conflict_rescues_into_the_keepers_cache(sh):
         "a_b_c",
         "Locked context: user is locked to 'keeper' (PRONTO_FORCE_USER); refusing --user 'other'",
     )
-    assert r.hint() == ["prontodb", "copy", key, "<proper.address>"]
+    # The hint names the locked user instead of relying on the environment.
+    assert r.hint() == ["prontodb", "--user", "keeper", "copy", key, "<proper.address>"]
     assert cached(default_store("keeper"), "keeper") == {key.removeprefix("pipe.cache."): b"x"}
     assert cached(default_store("other"), "other") == {}
     assert cached(default_store(), "default") == {}
