@@ -139,6 +139,12 @@ def test_help_is_a_key_where_defaults_make_it_an_address(home):
     assert run_cli(["set", "help"])[1].startswith(b"Usage: prontodb set")  # nothing piped
 
 
+def test_help_after_double_dash_is_a_word(home):
+    assert run_cli(["set", "help.x.k", "v"])[0] == 0
+    assert run_cli(["keys", "--", "help"])[:2] == (0, b"x.k\n")
+    assert run_cli(["keys", "help"])[1].startswith(b"Usage: prontodb keys")
+
+
 def test_help_flag_leaves_stdin_unread(home):
     code, out, _ = run_cli(["set", "a.b.c", "--help"], stdin=b"content")
     assert code == 0 and out.startswith(b"Usage:")

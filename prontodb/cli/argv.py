@@ -57,6 +57,7 @@ class Call:
         "problem",
         "unknown",
         "lost_value",
+        "quoted",
     )
 
     def __init__(self) -> None:
@@ -71,6 +72,9 @@ class Call:
         self.unknown: str | None = None
         #: A global flag missing its value: the line's meaning is unknown (§4: rescue).
         self.lost_value = False
+        #: How many positionals came before ``--`` (None: no ``--``); words after it are
+        #: values, never help.
+        self.quoted: int | None = None
 
     def fail(self, message: str) -> None:
         """Record a usage problem (the first one wins)."""
@@ -95,6 +99,7 @@ class Call:
             self.cmd is not None
             and not self.cmd.group
             and self.positionals == ["help"]
+            and self.quoted != 0
             and not self.options
         )
 
@@ -235,6 +240,8 @@ def classify(argv: list[str]) -> Call:
             continue
         if word == "--":
             only_positionals = True
+            if call.quoted is None:
+                call.quoted = len(call.positionals)
             continue
         if word in HELP_FLAGS:
             call.help = True
