@@ -44,7 +44,7 @@ TABLE = [
     (["stream", "--dry-run"], ["stream"], {}, [], None, False),
     (["stream", "f.txt"], ["stream"], {}, ["f.txt"], None, False),
     (["get"], ["get"], {}, [], "missing argument ADDRESS", False),
-    (["get", "a", "b"], ["get"], {}, ["a", "b"], "extra argument 'b'", False),
+    (["ttl", "a", "b"], ["ttl"], {}, ["a", "b"], "extra argument 'b'", False),
     (["del", "a", "b", "c"], ["del"], {}, ["a", "b", "c"], None, False),
     (["ls", "kb"], ["keys"], {}, ["kb"], None, False),
     (["export", "-o", "f"], ["export"], {}, [], None, False),

@@ -103,6 +103,11 @@ def _directory_store(env) -> list[str]:
     return ["--database", path]
 
 
+def _existing(env) -> list[str]:
+    assert prontodb(env, "set", "a.b.c", "old").returncode == 0
+    return []
+
+
 def _cursor(env) -> list[str]:
     assert prontodb(env, "cursor", "set", "work", "-p", "kb", "-n", "notes").returncode == 0
     return []
@@ -152,6 +157,10 @@ CASES = [
     ("stream-bad-token", ["stream"], {}, None, "stream"),
     ("stream-unknown-option", ["stream", "--bogus"], {}, None, "no such option"),
     ("stdin-flag-and-value", ["set", "a.b.c", "v", "--stdin"], {}, None, "not both"),
+    ("condition-nx-not-applied", ["set", "a.b.c", "--nx"], {}, _existing, "Not applied"),
+    ("condition-xx-not-applied", ["set", "x.y.z", "--xx"], {}, None, "Not applied"),
+    ("condition-version-mismatch", ["set", "a.b.c", "--if-version", "999"], {}, _existing, "not"),
+    ("bad-if-version", ["set", "a.b.c", "--if-version", "x"], {}, None, "--if-version"),
 ]
 
 
