@@ -14,7 +14,6 @@ import click
 from prontodb.cli._build import declared
 from prontodb.cli._session import Session, session
 
-
 if TYPE_CHECKING:
     from prontodb.cursor import CursorSpec
 
