@@ -16,7 +16,8 @@ class Opt:
     """An option: its spellings (``--ttl``, ``-o``), whether it takes a value, and its help.
 
     ``choices`` restricts the value (:data:`ENGINES`: the registered engines); ``default`` is
-    what the function gets when the option is absent; ``complete`` names a completion source (``"cursor"`` or ``"address"``)."""
+    what the function gets when the option is absent; ``complete`` names a completion source
+    (``"cursor"`` or ``"address"``)."""
 
     __slots__ = ("dest", "flags", "value", "metavar", "help", "choices", "default", "complete")
 
