@@ -218,7 +218,6 @@ def run_call(group: click.Group, call: Call, prog_name: str, **extra: Any) -> in
     """Run one classified command line and turn every outcome into an exit code: never a
     traceback for an expected failure, and piped content rescued on any exit other than
     success of a command that takes it (DESIGN §6)."""
-    from prontodb.cli import _stdin
     from prontodb.cli._session import OPENED
 
     OPENED.clear()
@@ -236,8 +235,10 @@ def run_call(group: click.Group, call: Call, prog_name: str, **extra: Any) -> in
         return EXIT_OK
     piped: Piped | None = None
     if call.rescues:
+        from prontodb.cli import _stdin  # only a command that takes piped content pays
+
         piped = _stdin.Piped(_limit(), call.attempted, os.environ)
-    _stdin.CURRENT = piped
+        _stdin.CURRENT = piped
     failure: BaseException | None = None
     try:
         with _stdin.stop_on_signals() if piped is not None else nullcontext():
@@ -283,7 +284,8 @@ def run_call(group: click.Group, call: Call, prog_name: str, **extra: Any) -> in
 
         return rescue(_session(call), piped, call.attempted, failure)
     finally:
-        _stdin.CURRENT = None
+        if piped is not None:
+            _stdin.CURRENT = None  # imported when piped was made
 
 
 def _limit() -> int:
