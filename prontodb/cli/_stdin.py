@@ -146,15 +146,16 @@ CURRENT: Piped | None = None
 
 
 def current() -> Piped:
-    """The piped stdin of the running command (a fresh one when the runner set none)."""
-    global CURRENT
-    if CURRENT is None:
-        import os
+    """The piped stdin of the running command; when the runner set none (a command that does
+    not rescue, such as ``stream --dry-run``), a fresh reader that is not kept, so nothing
+    read by one in-process invocation is seen by the next."""
+    if CURRENT is not None:
+        return CURRENT
+    import os
 
-        from prontodb.store import DEFAULT_MAX_VALUE_BYTES
+    from prontodb.store import DEFAULT_MAX_VALUE_BYTES
 
-        CURRENT = Piped(DEFAULT_MAX_VALUE_BYTES, None, os.environ)
-    return CURRENT
+    return Piped(DEFAULT_MAX_VALUE_BYTES, None, os.environ)
 
 
 def _stdin() -> Any:
