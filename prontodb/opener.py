@@ -1,19 +1,20 @@
 """Opening a store file: choose the engine, enforce permissions, record or check the format.
 
 This is the one place that turns a path into a :class:`~prontodb.store.Store`. Which path a
-command means (cursors, environment, defaults) is decided in :mod:`prontodb.cursor`.
+command means (cursors, environment, defaults) is decided in :mod:`prontodb.selection`.
 """
 
 from __future__ import annotations
 
 import os
 
-from prontodb import backends, paths
+from prontodb import backends, cursorfile, paths
 from prontodb.address import DEFAULT_DELIM
 from prontodb.backends.base import DURABILITIES, Backend
 from prontodb.clock import Clock
 from prontodb.errors import BackendError, ConfigError, StoreNotFoundError, UsageError
 from prontodb.names import DEFAULT_USER
+from prontodb.selection import Target
 from prontodb.store import DEFAULT_MAX_VALUE_BYTES, Store, check_store_format
 
 #: A path as the library takes it: ``str`` or any ``os.PathLike`` (``pathlib.Path``).
@@ -110,26 +111,52 @@ def open(  # noqa: A001 - the public name is prontodb.open
       at, with the cursor's meta, defaults and durability (explicit arguments win).
     """
     user = user or DEFAULT_USER
-    if path is None and cursor is not None and cursor != "default":
-        from prontodb import cursor as cursors
-
-        spec = cursors.load(user, cursor)
-        path = spec.path
+    where = None if path is None else path_text(path)
+    if where is None and cursor is not None and cursor != "default":
+        spec = cursorfile.load(user, cursor)
+        where = spec.path
         backend = backend or spec.backend
         meta = meta if meta is not None else spec.meta
         project = project if project is not None else spec.project
         namespace = namespace if namespace is not None else spec.namespace
         durability = durability or spec.durability
-    if path is None:
-        path = paths.default_store_path(user)
-    engine = open_backend(path, backend=backend, durability=durability or "normal", create=create)
+    if where is None:
+        where = paths.default_store_path(user)
+    target = Target(
+        path=where,
+        user=user,
+        backend=backend,
+        meta=meta,
+        project=project,
+        namespace=namespace,
+        durability=durability or "normal",
+    )
+    return open_target(
+        target, create=create, delim=delim, clock=clock, max_value_bytes=max_value_bytes
+    )
+
+
+def open_target(
+    target: Target,
+    *,
+    create: bool = True,
+    delim: str = DEFAULT_DELIM,
+    clock: Clock | None = None,
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+) -> Store:
+    """Open the store a resolved :class:`~prontodb.selection.Target` names, as the Store of
+    its user/meta layer with its defaults: the one way both :func:`open` and the CLI open a
+    store. Without ``create`` a missing store raises StoreNotFoundError."""
+    engine = open_backend(
+        target.path, backend=target.backend, durability=target.durability, create=create
+    )
     try:
         return Store(
             engine,
-            user=user,
-            meta=meta,
-            project=project,
-            namespace=namespace,
+            user=target.user,
+            meta=target.meta,
+            project=target.project,
+            namespace=target.namespace,
             delim=delim,
             clock=clock,
             max_value_bytes=max_value_bytes,

@@ -25,6 +25,8 @@ from tests.conftest import EXTENSIONS, FILE_BACKENDS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+_MIGRATION = importlib.import_module("prontodb.portable.migration")
+
 
 def _available(name: str) -> bool:
     try:
@@ -716,7 +718,7 @@ def test_a_failed_migrate_leaves_the_cursor_on_the_old_store(home, monkeypatch):
     def crash(tmp, new):
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(portable, "_move_store", crash)
+    monkeypatch.setattr(_MIGRATION, "_move_store", crash)
     with pytest.raises(RuntimeError):
         portable.migrate("default", "work", "diskcache", clock=clock)
     assert cursor.load("default", "work") == spec
@@ -732,7 +734,7 @@ def test_migrate_refuses_a_store_that_changed_during_the_copy(home, monkeypatch)
     path = store.backend.path
     store.close()
     spec = cursor.load("default", "work")
-    copy = portable._copy_store
+    copy = _MIGRATION._copy_store
 
     def copy_then_write(*args, **kwargs):
         stats = copy(*args, **kwargs)
@@ -740,7 +742,7 @@ def test_migrate_refuses_a_store_that_changed_during_the_copy(home, monkeypatch)
             other.set("late.write.k", "would be lost")
         return stats
 
-    monkeypatch.setattr(portable, "_copy_store", copy_then_write)
+    monkeypatch.setattr(_MIGRATION, "_copy_store", copy_then_write)
     with pytest.raises(ConflictError, match="changed while"):
         portable.migrate("default", "work", "diskcache", clock=clock)
     assert cursor.load("default", "work") == spec
