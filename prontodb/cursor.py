@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from prontodb import cursorfile, files
+from prontodb import cursorfile, files, guard
 from prontodb.context import effective_meta, effective_user
 from prontodb.cursorfile import (
     CURSORS_FILE,
@@ -236,7 +236,8 @@ def delete(
 ) -> CursorSpec | None:
     """Remove the cursor; clears the selection when it was selected. With ``purge`` the store's
     files are removed too — refused (nothing changed) when the path holds no ProntoDB store
-    engine's files or another cursor of the user points at the same store.
+    engine's files, another cursor of the user points at the same store, or a locked context
+    forbids destroying it (:func:`prontodb.guard.check_destroy`).
 
     A damaged cursor entry can be deleted too (returns None; its store, whatever it is, is
     left alone, and ``purge`` is refused since the entry cannot say which store it is)."""
@@ -257,12 +258,13 @@ def delete(
         if purge and spec is not None:
             others = [spec_from(n, r, where) for n, r in data["cursors"].items() if n != name]
             _check_purgeable(spec, others)
+            guard.check_destroy(spec.path, env)
         del data["cursors"][name]
         if data.get("selected") == name:
             data["selected"] = None
         write(user, data, env)
         if purge and spec is not None:
-            remove_store(spec.path)
+            guard.remove_store(spec.path, env)
     return spec
 
 

@@ -8,6 +8,7 @@ by ProntoDB appears whole or not at all and survives a power loss once the call 
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -79,28 +80,166 @@ def fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
-@contextmanager
-def replacing(path: str, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
-    """Write ``path`` all or nothing: the block writes a 0600 temporary file beside it, which
-    is fsynced and renamed over ``path`` when the block ends. If the block (or the write)
-    fails, the temporary file is removed and ``path`` is untouched. Raises OSError when the
-    temporary file cannot be created."""
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+#: Prefix of every temporary file or directory ProntoDB makes beside a target:
+#: ``.prontodb-<kind>-<pid>-<random>``. A later run removes those whose process is gone.
+TEMP_PREFIX = ".prontodb-"
+_TEMP_NAME = re.compile(r"\.prontodb-([a-z]+)-(\d+)-[0-9a-f]{16}(?:\.[A-Za-z0-9.]+)?")
+#: Chunk size of bounded reads.
+CHUNK = 1 << 20
+
+
+def temp_name(folder: str, kind: str, suffix: str = "") -> str:
+    """An unpredictable name for a temporary file or directory of ``kind`` in ``folder``."""
+    return os.path.join(folder, f"{TEMP_PREFIX}{kind}-{os.getpid()}-{os.urandom(8).hex()}{suffix}")
+
+
+def create_exclusive(path: str) -> int:
+    """Create ``path`` as a new 0600 file and return its descriptor: ``O_EXCL`` (never an
+    existing file) and ``O_NOFOLLOW`` (never through a symlink), whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def remove_stale_temps(folder: str, kinds: Iterable[str] = ("tmp", "backup")) -> int:
+    """Remove the temporary files and directories (``.prontodb-<kind>-<pid>-…``) that killed
+    runs left in ``folder``: only ours (same uid), only when their process is gone, never
+    through a symlink. Returns how many were removed. Errors are ignored (best effort)."""
+    import shutil
+
+    wanted = set(kinds)
+    removed = 0
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX)]
+    except OSError:
+        return 0
+    for name in names:
+        match = _TEMP_NAME.fullmatch(name)
+        if match is None or match.group(1) not in wanted or pid_alive(int(match.group(2))):
+            continue
+        full = os.path.join(folder, name)
+        try:
+            st = os.lstat(full)
+            if st.st_uid != os.geteuid():
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(full)
+            else:
+                os.unlink(full)
+            removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (ours is always alive)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def replacing(path: str, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
+    """Write ``path`` all or nothing — the one safe-file-write of ProntoDB.
+
+    The block writes a new temporary file beside ``path`` with an unpredictable name, created
+    exclusively (``O_EXCL|O_NOFOLLOW``, 0600); when the block ends it is fsynced, renamed over
+    ``path`` (a symlink at ``path`` is replaced, never written through) and the directory is
+    fsynced. If the block (or the write) fails, the temporary file is removed and ``path`` is
+    untouched. Temporary files killed runs left in the directory are removed first. Raises
+    OSError when the temporary file cannot be created."""
+    folder = os.path.dirname(path) or "."
+    remove_stale_temps(folder, ("tmp",))
+    tmp = temp_name(folder, "tmp")
+    fd = create_exclusive(tmp)
+    try:
         with os.fdopen(fd, mode, encoding=encoding) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(folder)
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
+
+
+# -- reading untrusted input -------------------------------------------------------------------
+
+
+def kind_of(mode: int) -> str:
+    """A word for a file type, for error messages."""
+    for test, word in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISLNK, "a symlink"),
+    ):
+        if test(mode):
+            return word
+    return "not a regular file"
+
+
+def open_regular(path: str) -> IO[bytes]:
+    """Open ``path`` for reading, refusing anything but a regular file at once (a FIFO,
+    socket or device is never opened in a way that could block; the check is repeated on the
+    open descriptor, so a swap in between is caught too). Raises NotRegularFileError
+    (an OSError subclass) for such a file, and OSError as ``open`` does otherwise."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFileError(path, kind_of(st.st_mode))
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFileError(path, kind_of(st.st_mode))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class NotRegularFileError(OSError):
+    """A path where a regular file was expected holds a FIFO, socket, device or directory."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        super().__init__(f"{path} is {kind}, not a regular file")
+        self.path = path
+        self.kind = kind
+        self.strerror = f"{kind}, not a regular file"
+
+
+def read_bounded(source: IO[bytes], limit: int) -> bytes | None:
+    """All of ``source`` if it holds at most ``limit`` bytes, else None — reading at most
+    ``limit + 1`` bytes, so memory stays proportional to the bound, whatever the input."""
+    parts: list[bytes] = []
+    left = limit + 1
+    while left > 0:
+        chunk = source.read(min(left, CHUNK))
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    if left <= 0:
+        return None
+    return b"".join(parts)
 
 
 @contextmanager

@@ -125,7 +125,12 @@ def export_cmd(ctx: click.Context, scope: str | None, output: str | None, fmt: s
     store = s.open(write=False)
     if output is not None:
         summary = portable.export_file(
-            store, output, scope=scope, format=fmt, progress=_progress(store.backend.path)
+            store,
+            output,
+            scope=scope,
+            format=fmt,
+            progress=_progress(store.backend.path),
+            env=s.env,
         )
         where = os.path.abspath(output)
     else:

@@ -26,9 +26,10 @@ from prontodb.portable.archive import (
     MAX_MANIFEST_BYTES,
     MIN_UNCOMPRESSED_CAP,
     UNCOMPRESSED_RATIO,
-    Capped,
-    CountingFile,
     check_member,
+    open_archive,
+    open_tar,
+    parse_json,
     read_manifest,
     write_archive,
 )
@@ -107,10 +108,13 @@ def backup(
     keep writing. ``only(user, meta)`` narrows it to the layers it accepts (a locked context
     backs up only what it may reach). Without ``path`` it goes to
     ``backup_dir()/<store name>-<UTC time>.tar.gz`` (directory 0700); the archive is 0600
-    and appears only once complete (an existing ``path`` is replaced)."""
+    and appears only once complete (an existing ``path`` is replaced; a symlink there is
+    replaced, never written through; under a locked context a ``path`` holding another user's
+    data is refused with ContextLockedError). Work files live in a private
+    ``.prontodb-backup-*`` directory beside the archive, removed at the end; ones a killed
+    run left are removed by the next backup into that directory."""
     import json
     import shutil
-    import tempfile
     import time
 
     from prontodb import __version__
@@ -126,7 +130,15 @@ def backup(
         folder = os.path.dirname(target)
         if not os.path.isdir(folder):
             raise UsageError(f"cannot write {target}: directory {folder} does not exist")
-    work = tempfile.mkdtemp(dir=folder, prefix=".prontodb-backup-")
+    from prontodb import files
+
+    if path is not None:
+        from prontodb import guard
+
+        guard.check_destroy(target, env)
+    files.remove_stale_temps(folder, ("tmp", "backup"))
+    work = files.temp_name(folder, "backup")
+    os.mkdir(work, 0o700)
     try:
         layers, members = _dump_layers(store, work, progress, only)
         entries = sum(layer.entries for layer in layers)
@@ -152,7 +164,9 @@ def backup(
             "members": {name: {"size": s, "sha256": h} for name, (_, s, h) in members.items()},
         }
         blob = (json.dumps(manifest, indent=1) + "\n").encode()
-        final = write_archive(target, blob, members, created, replace=path is not None)
+        final = write_archive(
+            target, blob, members, created, replace=path is not None, env=env
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return BackupSummary(
@@ -379,29 +393,15 @@ def _verify_archive(
 ) -> tuple[list[_Layer], int]:
     """Read and check the whole archive, spooling validated rows. Returns the layers (with
     their TTL definitions) and the number of entries skipped as expired."""
-    import gzip
-    import tarfile
-
-    try:
-        raw = open(archive, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise DataFormatError(f"cannot read {archive}: {exc.strerror}") from None
-    with raw:
+    with open_archive(archive) as raw:
         compressed = os.fstat(raw.fileno()).st_size
         cap = max_uncompressed or max(MIN_UNCOMPRESSED_CAP, UNCOMPRESSED_RATIO * compressed)
         if progress is not None:
             progress.start("verifying", compressed, "bytes")
-        counting: Any = CountingFile(raw, progress)
-        stream = Capped(gzip.GzipFile(fileobj=counting, mode="rb"), cap, archive)
-        try:
-            tar = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[call-overload]
+        with open_tar(raw, archive, cap, progress) as (tar, stream):
             result = _verify_members(archive, tar, spool, store, cap)
             while stream.read(CHUNK):  # to the end: gzip checks its CRC and length there
                 pass
-        except tarfile.TarError as exc:
-            raise DataFormatError(
-                f"{archive}: not a valid backup archive ({exc}); nothing was changed"
-            ) from None
         if progress is not None:
             progress.finish()
     return result
@@ -411,7 +411,6 @@ def _verify_members(
     archive: str, tar: Any, spool: IO[bytes], store: Store, cap: int
 ) -> tuple[list[_Layer], int]:
     import hashlib
-    import json
 
     members = iter(tar)
     first = next(members, None)
@@ -424,10 +423,9 @@ def _verify_members(
         )
     if first.size > MAX_MANIFEST_BYTES:
         raise DataFormatError(f"{archive}: {MANIFEST} is {first.size} bytes, too large")
-    try:
-        manifest = json.loads(tar.extractfile(first).read())
-    except ValueError as exc:
-        raise DataFormatError(f"{archive}: {MANIFEST} is not valid JSON ({exc})") from None
+    manifest = parse_json(
+        tar.extractfile(first).read(MAX_MANIFEST_BYTES + 1), f"{archive}: {MANIFEST}"
+    )
     layers, expected = _check_manifest(archive, manifest, cap)
     now_ms = store.clock() * 1000.0
     seen: set[str] = set()

@@ -8,10 +8,10 @@ target as it was.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING
 
-from prontodb import keyspace, paths, record
+from prontodb import keyspace, record
 from prontodb.address import Address, parse_scope
 from prontodb.errors import ConflictError, DataFormatError, UsageError, literal
 from prontodb.portable.jsonl import (
@@ -89,15 +89,22 @@ def export_file(
     scope: str | None = None,
     format: str = "jsonl",  # noqa: A002 - the CLI option is --format
     progress: Progress | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> ExportSummary:
     """:func:`export_layer` into the file ``path`` (0600), which appears only when the export
-    is complete (an existing file is replaced); a failed export leaves no partial file."""
+    is complete, through :func:`prontodb.guard.replacing`: an unpredictable temporary file
+    created exclusively beside it, synced, renamed over ``path`` (a symlink there is replaced,
+    not written through), the directory synced. A failed export leaves no partial file. Under
+    a locked context (``env``, default ``os.environ``) a file holding another user's data is
+    refused with ContextLockedError."""
+    from prontodb import guard
+
     target = os.path.abspath(os.path.expanduser(path))
     try:
-        with paths.replacing(target) as fh:
+        with guard.replacing(target, env) as fh:
             summary = export_layer(store, fh, scope=scope, format=format, progress=progress)
     except OSError as exc:
-        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+        raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
     return summary
 
 
