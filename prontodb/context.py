@@ -7,7 +7,7 @@ flag, the environment, a cursor or a stream token is refused with
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from prontodb.errors import ContextLockedError
 from prontodb.names import DEFAULT_USER, check_name
@@ -49,3 +49,14 @@ def effective_meta(
         return forced
     meta = meta_flag if meta_flag is not None else cursor_meta
     return None if meta is None else check_name("meta", meta)
+
+
+def reachable_layers(env: Mapping[str, str]) -> Callable[[str, str | None], bool] | None:
+    """Under ``PRONTO_FORCE_USER`` / ``PRONTO_FORCE_META``, the test of which (user, meta)
+    layers reading commands may see (backup, doctor): the locked user's, and of those the
+    locked meta's. None when nothing is locked (every layer)."""
+    user = env.get("PRONTO_FORCE_USER") or None
+    meta = env.get("PRONTO_FORCE_META") or None
+    if user is None and meta is None:
+        return None
+    return lambda u, m: (user is None or u == user) and (meta is None or m == meta)

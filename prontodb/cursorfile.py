@@ -23,6 +23,8 @@ from prontodb.names import check_name
 DEFAULT_CURSOR = "default"
 RESERVED = (DEFAULT_CURSOR,)
 CURSORS_FILE = "cursors.json"
+#: A cursor file larger than this is refused unread (a thousand cursors take ~250 KB).
+MAX_CURSOR_FILE_BYTES = 4 << 20
 DURABILITIES = ("normal", "full")
 
 
@@ -84,11 +86,10 @@ def file_path(user: str, env: Mapping[str, str] | None = None) -> str:
     return os.path.join(paths.user_config_dir(user, env), CURSORS_FILE)
 
 
-def _check_private(path: str) -> None:
+def _check_private(path: str, st: os.stat_result) -> None:
     """Refuse a cursor file other accounts could write: it decides where data goes."""
     import stat
 
-    st = os.stat(path)
     if st.st_uid != os.geteuid():
         raise ConfigError(f"refusing cursor file {path}: owned by uid {st.st_uid}, not by you")
     if st.st_mode & 0o022:
@@ -107,9 +108,16 @@ def read(user: str, env: Mapping[str, str] | None = None) -> dict:
     import json
 
     try:
-        _check_private(path)
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        with files.open_regular(path) as fh:
+            _check_private(path, os.fstat(fh.fileno()))
+            raw = files.read_bounded(fh, MAX_CURSOR_FILE_BYTES)
+        if raw is None:
+            raise ConfigError(
+                f"cannot read cursor file {path}: larger than {MAX_CURSOR_FILE_BYTES} bytes"
+            )
+        data = json.loads(raw.decode())
+    except RecursionError:
+        raise ConfigError(f"cannot read cursor file {path}: nested too deeply") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read cursor file {path}: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("cursors", {}), dict):

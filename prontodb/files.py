@@ -274,3 +274,22 @@ def remove_store(path: str) -> bool:
         except FileNotFoundError:
             pass
     return removed
+
+
+@contextmanager
+def disk_errors(action: str) -> Iterator[None]:
+    """Turn a file-system failure inside the block into ProntoDB's documented errors: a full
+    disk or quota (ENOSPC, EDQUOT, EFBIG) is StorageFullError, any other OSError BackendError,
+    both naming ``action`` (``"writing the backup"``) and keeping the OSError as the cause."""
+    import errno
+
+    from prontodb.errors import BackendError, StorageFullError
+
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise StorageFullError(
+                f"no space left on the device while {action}; nothing was changed"
+            ) from exc
+        raise BackendError(f"{action} failed: {exc.strerror or exc}") from exc

@@ -109,9 +109,7 @@ def _foreign_layer(path: str, user: str | None, meta: str | None) -> str | None:
     except Exception:  # noqa: BLE001 - whatever the damage, nobody can say whose data it is
         return "data whose layers cannot be read"
     for found_user, found_meta in layers:
-        if (user is not None and found_user != user) or (
-            meta is not None and found_meta != meta
-        ):
+        if (user is not None and found_user != user) or (meta is not None and found_meta != meta):
             label = found_user if found_meta is None else f"{found_user}/{found_meta}"
             return f"the layer of {label}"
     return None

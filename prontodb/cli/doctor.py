@@ -19,10 +19,11 @@ def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
     healthy, 1 when a warning or an error was found. Changes no entry; stale LMDB reader
     slots of dead processes are cleared, as every open does."""
     from prontodb import doctor
+    from prontodb.context import reachable_layers
 
     s = session(ctx)
     target = s.target()
-    report = doctor.examine(target.path, backend=target.backend)
+    report = doctor.examine(target.path, backend=target.backend, only=reachable_layers(s.env))
     if as_json or s.json:
         s.emit_json(report.as_dict())
     else:

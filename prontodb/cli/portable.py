@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -214,6 +213,7 @@ def backup_cmd(ctx: click.Context, output: str | None, list_only: bool) -> None:
     size of each archive there.
     """
     from prontodb import portable
+    from prontodb.context import reachable_layers
     from prontodb.errors import UsageError
 
     s = session(ctx)
@@ -233,7 +233,11 @@ def backup_cmd(ctx: click.Context, output: str | None, list_only: bool) -> None:
         return
     store = s.open(write=False)
     summary = portable.backup(
-        store, output, env=s.env, progress=_progress(store.backend.path), only=_locked_layers(s)
+        store,
+        output,
+        env=s.env,
+        progress=_progress(store.backend.path),
+        only=reachable_layers(s.env),
     )
     if s.json:
         s.emit_json(summary.as_dict())
@@ -244,16 +248,6 @@ def backup_cmd(ctx: click.Context, output: str | None, list_only: bool) -> None:
         f"{_plural(summary.caches, 'TTL namespace')} of {_plural(summary.layers, 'layer')} "
         f"({summary.size} bytes)"
     )
-
-
-def _locked_layers(s: Session) -> Callable[[str, str | None], bool] | None:
-    """Under PRONTO_FORCE_USER / PRONTO_FORCE_META a backup holds only the layers the locked
-    context can reach: the locked user's, and of those only the locked meta's."""
-    user = s.env.get("PRONTO_FORCE_USER") or None
-    meta = s.env.get("PRONTO_FORCE_META") or None
-    if user is None and meta is None:
-        return None
-    return lambda u, m: (user is None or u == user) and (meta is None or m == meta)
 
 
 @cli.command("restore")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from prontodb import keyspace, paths, record
+from prontodb import files, keyspace, paths, record
 from prontodb.errors import ConflictError, DataFormatError, UsageError, literal
 from prontodb.portable.archive import (
     MANIFEST,
@@ -130,45 +130,42 @@ def backup(
         folder = os.path.dirname(target)
         if not os.path.isdir(folder):
             raise UsageError(f"cannot write {target}: directory {folder} does not exist")
-    from prontodb import files
-
     if path is not None:
         from prontodb import guard
 
         guard.check_destroy(target, env)
     files.remove_stale_temps(folder, ("tmp", "backup"))
-    work = files.temp_name(folder, "backup")
-    os.mkdir(work, 0o700)
-    try:
-        layers, members = _dump_layers(store, work, progress, only)
-        entries = sum(layer.entries for layer in layers)
-        caches = sum(len(layer.caches) for layer in layers)
-        manifest = {
-            "format": BACKUP_FORMAT,
-            "version": BACKUP_VERSION,
-            "prontodb": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
-            "source": {"backend": backend.name, "path": backend.path},
-            "entries": entries,
-            "caches": caches,
-            "layers": [
-                {
-                    "user": layer.user,
-                    "meta": layer.meta,
-                    "member": layer.member,
-                    "entries": layer.entries,
-                    "caches": len(layer.caches),
-                }
-                for layer in layers
-            ],
-            "members": {name: {"size": s, "sha256": h} for name, (_, s, h) in members.items()},
-        }
-        blob = (json.dumps(manifest, indent=1) + "\n").encode()
-        final = write_archive(
-            target, blob, members, created, replace=path is not None, env=env
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with files.disk_errors("writing the backup"):
+        work = files.temp_name(folder, "backup")
+        os.mkdir(work, 0o700)
+        try:
+            layers, members = _dump_layers(store, work, progress, only)
+            entries = sum(layer.entries for layer in layers)
+            caches = sum(len(layer.caches) for layer in layers)
+            manifest = {
+                "format": BACKUP_FORMAT,
+                "version": BACKUP_VERSION,
+                "prontodb": __version__,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+                "source": {"backend": backend.name, "path": backend.path},
+                "entries": entries,
+                "caches": caches,
+                "layers": [
+                    {
+                        "user": layer.user,
+                        "meta": layer.meta,
+                        "member": layer.member,
+                        "entries": layer.entries,
+                        "caches": len(layer.caches),
+                    }
+                    for layer in layers
+                ],
+                "members": {name: {"size": s, "sha256": h} for name, (_, s, h) in members.items()},
+            }
+            blob = (json.dumps(manifest, indent=1) + "\n").encode()
+            final = write_archive(target, blob, members, created, replace=path is not None, env=env)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return BackupSummary(
         path=final,
         size=os.path.getsize(final),
@@ -260,12 +257,15 @@ def list_backups(env: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         facts: dict[str, Any] = {"path": file, "size": os.path.getsize(file)}
         try:
             manifest = read_manifest(file)
+            source = manifest.get("source")
+            source = source if isinstance(source, dict) else {}
+            layers = manifest.get("layers")
             facts.update(
-                created=manifest.get("created"),
-                backend=(manifest.get("source") or {}).get("backend"),
-                source=(manifest.get("source") or {}).get("path"),
-                layers=len(manifest.get("layers") or ()),
-                entries=manifest.get("entries"),
+                created=_scalar(manifest.get("created")),
+                backend=_scalar(source.get("backend")),
+                source=_scalar(source.get("path")),
+                layers=len(layers) if isinstance(layers, list) else None,
+                entries=_scalar(manifest.get("entries")),
             )
         except DataFormatError as exc:
             facts["error"] = str(exc)
@@ -303,7 +303,7 @@ def restore(
             template=f"{literal(backend.path)} is not empty; restore into an empty store, or "
             "pass {replace=True} to clear it (every user and meta layer) first",
         )
-    with spool_file(backend) as spool:
+    with files.disk_errors("restoring"), spool_file(backend) as spool:
         layers, expired = _verify_archive(archive, spool, store, max_uncompressed, progress)
         spool.flush()
         rows = sum(layer.entries for layer in layers) - expired
@@ -343,6 +343,16 @@ def restore(
         caches=caches,
         cleared=cleared,
     )
+
+
+def _scalar(value: Any) -> str | int | None:
+    """A manifest field for listing: a string or a whole number, else None (a hostile or
+    damaged manifest must not break ``backup --list``)."""
+    if isinstance(value, str):
+        return value[:200]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
 
 
 def _holds_data(backend: Backend, now: float) -> bool:
@@ -452,7 +462,7 @@ def _verify_members(
                 digest.update(chunk)
                 yield chunk
 
-        reader = Reader(f"{archive}:{name}", store.max_value_bytes)
+        reader = Reader(f"{archive}:{name}", store.max_value_bytes, now_ms=now_ms)
         lines = reader.lines(chunks())
         caches = reader.header(next(lines, None))
         count = 0
@@ -518,8 +528,10 @@ def _check_manifest(
         if not isinstance(item, dict):
             raise bad("each layer must be an object")
         try:
-            user = check_name("user", item.get("user"))  # type: ignore[arg-type]
-            meta = item.get("meta")
+            user, meta = item.get("user"), item.get("meta")
+            if not isinstance(user, str) or not (meta is None or isinstance(meta, str)):
+                raise bad("a layer's user must be a string and its meta a string or null")
+            user = check_name("user", user)
             meta = None if meta is None else check_name("meta", meta)
         except ValueError as exc:
             raise bad(str(exc)) from None

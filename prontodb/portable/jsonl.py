@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from prontodb import keyspace, record
-from prontodb.address import Address, parse, parse_namespace
+from prontodb.address import Address, check_length, parse, parse_namespace
 from prontodb.errors import DataFormatError
+from prontodb.record import DEADLINE_LIMIT_MS
 
 if TYPE_CHECKING:
     from prontodb.backends.base import Backend
@@ -40,8 +41,9 @@ EXPORT_FORMAT = "prontodb-export"
 EXPORT_VERSION = 1
 
 
-#: Largest deadline accepted on import (year 9999), in epoch seconds.
-MAX_EXPIRES_AT = 253_402_300_799.0
+#: Deadlines read from an export lie strictly between -/+ this (record.DEADLINE_LIMIT_MS, the
+#: one range every reader and writer shares), in epoch seconds.
+_LIMIT_S = DEADLINE_LIMIT_MS / 1000
 
 
 _BATCH_LINES = 2048
@@ -182,10 +184,11 @@ class Reader:
     """Validates an export file line by line (bounded memory). ``where`` names the input in
     error messages."""
 
-    def __init__(self, where: str, max_value_bytes: int) -> None:
+    def __init__(self, where: str, max_value_bytes: int, *, now_ms: float) -> None:
         import json
 
         self.where = where
+        self.now_ms = now_ms
         self.max_value_bytes = max_value_bytes
         # Worst case: every byte of a value escaped as \\u00XX, plus the other fields.
         self.max_line = 6 * max_value_bytes + (64 << 10)
@@ -198,31 +201,42 @@ class Reader:
 
     def lines(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Complete lines (without the newline) of the concatenated chunks; a line longer than
-        ``max_line`` is refused before it is held whole."""
-        pending = b""
+        ``max_line`` is refused before it is held whole. Work and memory are linear: the
+        pieces of a long line are joined once, when its end is seen."""
+        pieces: list[bytes] = []
+        held = 0
         limit = self.max_line
         for chunk in chunks:
             if not chunk:
                 continue
-            parts = (pending + chunk).split(b"\n") if pending else chunk.split(b"\n")
-            pending = parts.pop()
+            parts = chunk.split(b"\n")
+            tail = parts.pop()
+            if parts and pieces:
+                pieces.append(parts[0])
+                parts[0] = b"".join(pieces)
+                pieces, held = [], 0
             for line in parts:
                 self.line_no += 1
                 if len(line) > limit:
                     raise self.fail(f"line is longer than {limit} bytes")
                 yield line
-            if len(pending) > limit:
-                self.line_no += 1
-                raise self.fail(f"line is longer than {limit} bytes")
-        if pending:
+            if tail:
+                pieces.append(tail)
+                held += len(tail)
+                if held > limit:
+                    self.line_no += 1
+                    raise self.fail(f"line is longer than {limit} bytes")
+        if pieces:
             self.line_no += 1
-            yield pending
+            yield b"".join(pieces)
 
     def _json(self, line: bytes) -> Any:
         try:
             return self._decode(line.decode())
         except UnicodeDecodeError:
             raise self.fail("not valid UTF-8") from None
+        except RecursionError:
+            raise self.fail("nested too deeply to be a ProntoDB export line") from None
         except ValueError as exc:
             raise self.fail(f"not valid JSON ({exc})") from None
 
@@ -262,6 +276,11 @@ class Reader:
                 raise self.fail(f"bad TTL namespace in 'caches': {exc}") from None
             if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0:
                 raise self.fail(f"TTL of {name} must be a whole number of seconds > 0")
+            if seconds * 1000 >= DEADLINE_LIMIT_MS - self.now_ms:
+                raise self.fail(
+                    f"TTL of {name} ({seconds} s) is too large: entries written now would "
+                    "expire after the year 9999"
+                )
             found[(project, namespace)] = seconds
         return found
 
@@ -302,9 +321,12 @@ class Reader:
         if expires is None:
             deadline = None
         elif isinstance(expires, int | float) and not isinstance(expires, bool):
-            if not -MAX_EXPIRES_AT <= expires <= MAX_EXPIRES_AT:
-                raise self.fail(f"{text}: expires_at {expires!r} is out of range")
-            deadline = round(expires * 1000)
+            deadline = round(expires * 1000) if -_LIMIT_S < expires < _LIMIT_S else None
+            if deadline is None or not -DEADLINE_LIMIT_MS < deadline < DEADLINE_LIMIT_MS:
+                raise self.fail(
+                    f"{text}: expires_at {expires!r} is out of range (a deadline must fall "
+                    "before the year 10000)"
+                )
         else:
             raise self.fail(f"{text}: expires_at must be epoch seconds or null")
         return Row(address, data, deadline)
@@ -318,6 +340,10 @@ def _parse_address(text: str, reader: Reader) -> Address:
         if not sep:
             key, context = name, ""
         if _SEGMENT.fullmatch(key) and (not sep or _SEGMENT.fullmatch(context)):
+            try:
+                check_length(project, namespace, name, text)
+            except ValueError as exc:
+                raise reader.fail(str(exc)) from None
             return Address(project, namespace, key, context or None)
     try:
         return parse(text)

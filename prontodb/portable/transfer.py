@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING
 
-from prontodb import keyspace, record
+from prontodb import files, keyspace, record
 from prontodb.address import Address, parse_scope
 from prontodb.errors import ConflictError, DataFormatError, UsageError, literal
 from prontodb.portable.jsonl import (
@@ -194,10 +194,10 @@ def import_layer(
             "(overwrite, skip or fail)",
         )
     backend = store.backend
-    reader = Reader(name, store.max_value_bytes)
     now = store.clock()
+    reader = Reader(name, store.max_value_bytes, now_ms=now * 1000.0)
     entries = expired = 0
-    with spool_file(backend) as spool:
+    with files.disk_errors("importing"), spool_file(backend) as spool:
         if progress is not None and size:
             progress.start("validating", size, "bytes")
         lines = reader.lines(read_chunks(source, progress if size else None))
