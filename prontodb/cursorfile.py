@@ -281,3 +281,35 @@ def use(user: str, name: str | None, env: Mapping[str, str] | None = None) -> No
             raise unknown(user, name)
         data["selected"] = name
         write(user, data, env)
+
+
+# -- the default store ---------------------------------------------------------------------------
+
+
+def default_store(
+    user: str, env: Mapping[str, str] | None = None, data: dict | None = None
+) -> tuple[str, str | None]:
+    """(path, engine) of ``user``'s default store: where ``cursor migrate default`` moved it
+    (recorded in the cursor file), else ``paths.default_store_path`` with the engine left to
+    the file. ``data`` is the already-read cursor file, if the caller has it."""
+    if data is None:
+        if not os.path.exists(file_path(user, env)):
+            return paths.default_store_path(user, env), None
+        data = read(user, env)
+    moved = data.get("default_store")
+    if isinstance(moved, dict):
+        where, engine = moved.get("path"), moved.get("backend")
+        if isinstance(where, str) and where and isinstance(engine, str) and _known_engine(engine):
+            return where, engine
+        raise ConfigError(f"cursor file {file_path(user, env)}: 'default_store' is damaged")
+    return paths.default_store_path(user, env), None
+
+
+def set_default_store(
+    user: str, path: str, backend: str, env: Mapping[str, str] | None = None
+) -> None:
+    """Record that ``user``'s default store now lives at ``path`` (engine ``backend``)."""
+    with locked(user, env):
+        data = read(user, env)
+        data["default_store"] = {"path": path, "backend": backend}
+        write(user, data, env)

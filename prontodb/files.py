@@ -83,7 +83,7 @@ def fsync_dir(folder: str) -> None:
 #: Prefix of every temporary file or directory ProntoDB makes beside a target:
 #: ``.prontodb-<kind>-<pid>-<random>``. A later run removes those whose process is gone.
 TEMP_PREFIX = ".prontodb-"
-_TEMP_NAME = re.compile(r"\.prontodb-([a-z]+)-(\d+)-[0-9a-f]{16}(?:\.[A-Za-z0-9.]+)?")
+_TEMP_NAME = re.compile(r"\.prontodb-([a-z]+)-(\d+)-[0-9a-f]{16}(?:[.-][A-Za-z0-9.-]+)?")
 #: Chunk size of bounded reads.
 CHUNK = 1 << 20
 

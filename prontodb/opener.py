@@ -121,7 +121,8 @@ def open(  # noqa: A001 - the public name is prontodb.open
         namespace = namespace if namespace is not None else spec.namespace
         durability = durability or spec.durability
     if where is None:
-        where = paths.default_store_path(user)
+        where, default_backend = cursorfile.default_store(user)
+        backend = backend or default_backend
     target = Target(
         path=where,
         user=user,

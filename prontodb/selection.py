@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from prontodb import paths
 from prontodb._frozen import Frozen, slot_setters
 from prontodb.context import effective_meta, effective_user
-from prontodb.cursorfile import DEFAULT_CURSOR, load, selected
+from prontodb.cursorfile import DEFAULT_CURSOR, default_store, file_path, load, read
 from prontodb.errors import UsageError
 from prontodb.names import DEFAULT_USER
 
@@ -99,6 +98,7 @@ def resolve(
         raise UsageError(None, argument="cursor", rule="empty", template="{cursor} needs a NAME")
     path: str | None = None
     name: str | None = None
+    default_path, default_backend = "", None
     if database:
         path, source = database, "--database"
         from prontodb import backends
@@ -115,9 +115,12 @@ def resolve(
     elif env.get("PRONTO_CURSOR"):
         name, source = env["PRONTO_CURSOR"], "PRONTO_CURSOR"
     else:
-        name, source = selected(who, env), "selection"
+        data = read(who, env) if os.path.exists(file_path(who, env)) else None
+        chosen = data.get("selected") if data is not None else None
+        name, source = (chosen if isinstance(chosen, str) else None), "selection"
         if name is None:
             source = "default"
+            default_path, default_backend = default_store(who, env, data or {})
     spec = load(who, name, env) if name is not None and name != DEFAULT_CURSOR else None
     the_meta = effective_meta(meta, spec.meta if spec else None, env)
     if meta is not None and not env.get("PRONTO_FORCE_META"):
@@ -136,9 +139,12 @@ def resolve(
             flags=tuple(flags),
             source=source,
         )
+    if path is None and source != "default":  # --cursor default or PRONTO_CURSOR=default
+        default_path, default_backend = default_store(who, env)
     return Target(
-        path=path or paths.default_store_path(who, env),
+        path=path or default_path,
         user=who,
+        backend=None if path else default_backend,
         meta=the_meta,
         project=project,
         namespace=namespace,

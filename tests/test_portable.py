@@ -675,14 +675,18 @@ def test_migrate_preserves_everything_and_repoints(home, src, dst):
     assert (spec.backend, spec.path) == (dst, summary.new_path)
     assert summary.new_path == os.path.splitext(old_path)[0] + EXTENSIONS[dst]
     assert (summary.layers, summary.entries, summary.caches) == (4, 10, 3)
-    assert os.path.exists(old_path) and not summary.removed_old
+    assert not summary.removed_old and not os.path.exists(old_path)
+    retired = summary.old_path  # kept, under a name no process still holding it can write to
+    assert os.path.basename(retired).startswith("work.migrated-") and os.path.exists(retired)
+    with prontodb.open(retired, clock=clock) as kept:
+        assert raw_dump(kept.backend, clock.now) == expected
     moved = prontodb.open(cursor="work", clock=clock)
     assert moved.backend.name == dst
     assert raw_dump(moved.backend, clock.now) == expected
     assert moved.revision() == revision  # versions are carried, so is the counter
     assert moved.ttl("kb.notes.later") == 3598
     folder = os.path.dirname(old_path)
-    assert not [n for n in os.listdir(folder) if ".migrating-" in n]
+    assert not [n for n in os.listdir(folder) if n.startswith(".prontodb-")]
     moved.close()
 
 
@@ -728,7 +732,7 @@ def test_a_failed_migrate_leaves_the_cursor_on_the_old_store(home, monkeypatch):
         assert everything(again.backend) == expected
 
 
-def test_migrate_refuses_a_store_that_changed_during_the_copy(home, monkeypatch):
+def test_a_write_during_the_copy_is_carried_over_not_lost(home, monkeypatch):
     clock = FakeClock()
     store = _cursor_store("sqlite", clock)
     path = store.backend.path
@@ -736,17 +740,25 @@ def test_migrate_refuses_a_store_that_changed_during_the_copy(home, monkeypatch)
     spec = cursor.load("default", "work")
     copy = _MIGRATION._copy_store
 
+    calls = []
+
     def copy_then_write(*args, **kwargs):
         stats = copy(*args, **kwargs)
-        with prontodb.open(path) as other:
-            other.set("late.write.k", "would be lost")
+        calls.append(kwargs["consistent"])
+        if len(calls) == 1:  # another process writes once the first copy is done
+            with prontodb.open(path) as other:
+                other.set("late.write.k", "would be lost")
         return stats
 
     monkeypatch.setattr(_MIGRATION, "_copy_store", copy_then_write)
-    with pytest.raises(ConflictError, match="changed while"):
-        portable.migrate("default", "work", "diskcache", clock=clock)
-    assert cursor.load("default", "work") == spec
-    assert sorted(os.listdir(os.path.dirname(path))) == ["work.sqlite"]
+    summary = portable.migrate("default", "work", "diskcache", clock=clock)
+    assert cursor.load("default", "work") == spec.replace(
+        path=summary.new_path, backend="diskcache"
+    )
+    assert calls == [False, True]  # the copy was redone under the write lock
+    with prontodb.open(cursor="work") as moved:
+        assert moved.get("late.write.k") == b"would be lost"
+    assert summary.entries == 11
 
 
 def test_cli_cursor_migrate(cli_run):
@@ -755,11 +767,13 @@ def test_cli_cursor_migrate(cli_run):
     assert run("--cursor", "w", "set", "p.n.k", "v", "--ttl", "1h")[0] == 0
     code, out, err = run("cursor", "migrate", "w", "--backend", "diskcache")
     assert code == 0 and out == b"", err
-    assert "stays at" in err and "w.sqlite" in err
+    assert "stays at" in err and "w.migrated-" in err
     assert run("--cursor", "w", "get", "p.n.k")[1] == b"v"
     assert 3590 < int(run("--cursor", "w", "ttl", "p.n.k")[1]) <= 3600
-    code, out, err = run("--json", "cursor", "migrate", "w", "--backend", "sqlite")
-    assert code == 1 and "already exists" in err  # the old w.sqlite is still there
+    occupied = os.path.join(os.environ["XDG_DATA_HOME"], "taken.sqlite")
+    assert run("--database", occupied, "set", "o.t.k", "v")[0] == 0
+    code, out, err = run("cursor", "migrate", "w", "--backend", "sqlite", "--to", occupied)
+    assert code == 1 and "already exists" in err and "--replace-target" in err
     code, out, _ = run(
         "--json",
         "cursor",
@@ -876,7 +890,7 @@ def test_a_killed_migrate_leaves_the_cursor_on_the_intact_old_store(home):
         assert everything(again.backend) == expected
     # a later migrate is not blocked by what the killed one left behind
     assert portable.migrate("default", "work", "diskcache", clock=clock).entries == 5010
-    assert not [n for n in os.listdir(os.path.dirname(spec.path)) if ".migrating-" in n]
+    assert not [n for n in os.listdir(os.path.dirname(spec.path)) if n.startswith(".prontodb-")]
 
 
 def test_backup_under_a_locked_context_holds_only_the_locked_layers(home, tmp_path):

@@ -245,6 +245,7 @@ FLAG_SPELLING = {
     "format": "--format",
     "path": "--path",
     "remove_old": "--remove-old",
+    "replace_target": "--replace-target",
     "backend": "--backend",
     "purge": "--purge",
     "database": "--database",

@@ -294,31 +294,41 @@ def restore_cmd(ctx: click.Context, file: str, into: str | None, replace: bool) 
     help="Engine of the new store.",
 )
 @click.option(
-    "--path", metavar="P", help="New store path (default: the old one with the new extension)."
+    "--to",
+    "--path",
+    "path",
+    metavar="PATH",
+    help="New store path (default: the old one with the new extension).",
 )
 @click.option("--remove-old", is_flag=True, help="Delete the old store once the cursor moved.")
+@click.option("--replace-target", is_flag=True, help="Replace a store already at the target path.")
 @click.pass_context
 def migrate_cmd(
-    ctx: click.Context, name: str, backend: str, path: str | None, remove_old: bool
+    ctx: click.Context,
+    name: str,
+    backend: str,
+    path: str | None,
+    remove_old: bool,
+    replace_target: bool,
 ) -> None:
-    """Move cursor NAME's store to another backend: copy everything (every user and meta
-    layer, values, expiries, TTL namespace definitions), verify counts and a checksum by
-    reading the copy back, then repoint the cursor. The old store is kept (its path is
-    reported) unless --remove-old. Stop other writers first: a store that changes during the
-    copy is refused and nothing changes."""
+    """Move cursor NAME's store (NAME 'default': the default store) to another backend: copy
+    everything (every user and meta layer, values, expiries, TTL namespace definitions),
+    verify counts and a checksum by reading the copy back, check the old store once more
+    while holding its write lock, then repoint the cursor. The old store is renamed to
+    <name>.migrated-<time> and kept (its path is reported) unless --remove-old."""
     from prontodb import cursor, portable
 
     s = session(ctx)
     user = cursor.effective_user(s.user_flag, s.env)
-    spec = cursor.load(user, name, s.env)
     summary = portable.migrate(
         user,
         name,
         backend,
         path=path,
         remove_old=remove_old,
+        replace_target=replace_target,
         env=s.env,
-        progress=_progress(spec.path),
+        progress=_progress(),
     )
     old = (
         f"removed the old store {summary.old_path}"
