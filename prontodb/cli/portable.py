@@ -271,7 +271,7 @@ def restore_cmd(ctx: click.Context, file: str, into: str | None, replace: bool) 
 
     s = session(ctx)
     _refuse_locked(s, "restore")
-    if not os.path.isfile(file):
+    if not os.path.lexists(file):
         raise UsageError(f"no backup archive at {file}")
     store = s.open(write=True, target=s.target_for(into))
     summary = portable.restore(store, file, replace=replace, progress=_progress())
