@@ -42,6 +42,7 @@ from prontodb.errors import (
     python_spelling,
     render,
 )
+from prontodb.record import DEADLINE_LIMIT_MS
 from prontodb.store import DEFAULT_MAX_VALUE_BYTES, Store
 from prontodb.streamtokens import WHITESPACE, StreamSyntaxError, Token, TokenError, iter_tokens
 
@@ -655,6 +656,11 @@ class _Planner:
                     self.ttl = parse_duration(value)
                 except ProntoError as exc:
                     raise _Refused(f"{exc} (meta:ttl=none clears the TTL)") from None
+                if self.ttl * 1000 >= DEADLINE_LIMIT_MS:  # never a deadline before year 10000
+                    raise _Refused(
+                        f"invalid duration {value!r}: too large (entries would expire after "
+                        "the year 9999)"
+                    )
         elif key == "delim":
             try:
                 self.delim = check_delim(value)

@@ -124,7 +124,9 @@ def test_members_escaping_the_archive_are_refused(home, tmp_path, name):
 
 
 @pytest.mark.parametrize(
-    "field", [b"77777777777x", b"\xff" + b"\xff" * 11, b"-1"], ids=["non-octal", "negative", "minus"]
+    "field",
+    [b"77777777777x", b"\xff" + b"\xff" * 11, b"-1"],
+    ids=["non-octal", "negative", "minus"],
 )
 def test_headers_with_a_bad_size_field_are_refused(home, tmp_path, field):
     archive = _archive(tmp_path, _member("manifest.json", b"{}", size_field=field))
@@ -227,6 +229,8 @@ def test_pax_headers_tarfile_itself_writes_pass_the_gate(home, tmp_path):
         tar.addfile(info, io.BytesIO(b"{}"))
     path = tmp_path / "pax.tar.gz"
     path.write_bytes(gzip.compress(buf.getvalue()))
-    with pytest.raises(DataFormatError, match="not a ProntoDB backup manifest"):
-        with prontodb.open() as store:
-            portable.restore(store, str(path))
+    with (
+        pytest.raises(DataFormatError, match="not a ProntoDB backup manifest"),
+        prontodb.open() as store,
+    ):
+        portable.restore(store, str(path))

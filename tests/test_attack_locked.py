@@ -13,7 +13,8 @@ import os
 import pytest
 
 import prontodb
-from tests._attack import locked, prontodb as run
+from tests._attack import locked
+from tests._attack import prontodb as run
 
 
 @pytest.fixture

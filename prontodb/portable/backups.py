@@ -41,6 +41,7 @@ from prontodb.portable.jsonl import (
     header,
     json_string,
     live_rows,
+    writable_ttl,
 )
 from prontodb.portable.report import BackupSummary, Progress, RestoreSummary, counted
 from prontodb.portable.spool import CHUNK, spool_file, spool_row, spooled
@@ -203,7 +204,8 @@ def _dump_layers(
         for key, raw in backend.scan(keyspace.TTLDEF):
             user, meta, project, namespace = key[len(keyspace.TTLDEF) :].decode().split("\x00")
             if only is None or only(user, meta or None):
-                layer_of(user, meta or "").caches[(project, namespace)] = int(raw)
+                seconds = writable_ttl(int(raw), now_ms)
+                layer_of(user, meta or "").caches[(project, namespace)] = seconds
         if progress is not None:
             progress.start("backing up", count_keys(backend, keyspace.DATA), "entries")
         start: bytes | None = keyspace.DATA

@@ -144,16 +144,39 @@ class Sink:
             self.digest.update(data)
 
 
+def writable_ttl(seconds: int, now_ms: float) -> int:
+    """A TTL definition as exports carry it: unchanged when entries written now would expire
+    before the year 10000, else the largest TTL that stays a day inside that range (stores of
+    earlier releases could hold larger ones, which every later write would refuse)."""
+    largest = int((DEADLINE_LIMIT_MS - now_ms) // 1000) - 86_400
+    return seconds if seconds <= largest else largest
+
+
+def writable_deadline(deadline_ms: int | None) -> int | None:
+    """A deadline as exports carry it: within the one range (before the year 10000); a
+    deadline past it (written by earlier releases) becomes the last millisecond of the range,
+    so every export and backup can be imported and restored."""
+    if deadline_ms is None or deadline_ms < DEADLINE_LIMIT_MS:
+        return deadline_ms
+    return DEADLINE_LIMIT_MS - 1
+
+
 def layer_ttl_defs(
-    backend: Backend, user: str, meta: str | None, scope: tuple[str, ...] = ()
+    backend: Backend,
+    user: str,
+    meta: str | None,
+    scope: tuple[str, ...] = (),
+    now_ms: float = 0.0,
 ) -> dict[tuple[str, str], int]:
+    """The TTL namespace definitions of one layer under ``scope``, as exports carry them
+    (:func:`writable_ttl` at ``now_ms``)."""
     prefix = keyspace.ttl_prefix(user, meta)
     found: dict[tuple[str, str], int] = {}
     for key, raw in backend.scan(prefix):
         project, namespace = key[len(prefix) :].decode().split("\x00")
         if scope[:1] and scope[0] != project or scope[1:] and scope[1] != namespace:
             continue
-        found[(project, namespace)] = int(raw)
+        found[(project, namespace)] = writable_ttl(int(raw), now_ms)
     return found
 
 
@@ -166,7 +189,7 @@ def live_rows(
         deadline = rec.deadline_ms
         if deadline is not None and now_ms >= deadline:
             continue
-        yield _address_text(key[layer_len:]), rec.value, deadline
+        yield _address_text(key[layer_len:]), rec.value, writable_deadline(deadline)
 
 
 def count_keys(backend: Backend, prefix: bytes) -> int:

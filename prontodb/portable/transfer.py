@@ -62,7 +62,7 @@ def export_layer(
     prefix = keyspace.scope_prefix(layer, parts)
     with backend.snapshot():
         now_ms = store.clock() * 1000.0
-        caches = layer_ttl_defs(backend, store.user, store.meta, parts)
+        caches = layer_ttl_defs(backend, store.user, store.meta, parts, now_ms)
         if progress is not None:
             progress.start("exporting", count_keys(backend, prefix), "entries")
         rows = live_rows(backend, prefix, len(layer), now_ms)
