@@ -227,6 +227,11 @@ class SqliteBackend(Backend):
                 self._retry(lambda: conn.execute(_UPSERT, (key, value)))
             except sqlite3.Error as final:
                 raise translate(final, self.path) from final
+        # The check above ran before the statement waited for the write lock: a store moved
+        # away meanwhile (cursor migrate retires the old store while holding that lock) took
+        # this write, which must not be acknowledged. Cheap: a stat only when the directory
+        # changed.
+        backends.check_unmoved(self.path, self._file_id)
 
     def _put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         # Counted by a C-level iterator on the way through: no Python step per pair.
