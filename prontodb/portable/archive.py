@@ -273,8 +273,7 @@ class TarGate:
 
     def _bad(self, problem: str) -> DataFormatError:
         return DataFormatError(
-            f"{self.archive}: not a valid backup archive ({problem}); refused, nothing was "
-            "changed"
+            f"{self.archive}: not a valid backup archive ({problem}); refused, nothing was changed"
         )
 
     def _header(self, block: bytes) -> tuple[int, bytes]:
