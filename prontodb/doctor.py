@@ -187,7 +187,6 @@ def _check_entries(
     versions: Counter[int] = Counter()
     foreign = 0
     layers: set[tuple[str, str | None]] = set()
-    now_ms = now * 1000.0
     try:
         for key, raw in engine.scan(b""):
             family = key[:2]
@@ -199,18 +198,18 @@ def _check_entries(
                     continue
                 if only is not None and not only(user, meta):
                     try:
-                        record.deadline_of(raw)
+                        record.unpack(raw)
                     except ProntoError:
                         bad.append("entry of a layer outside the locked context")
                     continue
                 try:
-                    deadline = record.deadline_of(raw)
+                    gone = record.expired(raw, now)
                 except ProntoError as exc:
                     bad.append(f"{_show_key(key)}: {exc}")
                     continue
                 versions[raw[0]] += 1
                 layers.add((user, meta))
-                if deadline is not None and now_ms >= deadline:
+                if gone:
                     report.expired += 1
                 else:
                     report.entries += 1

@@ -7,6 +7,7 @@ import importlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -119,6 +120,11 @@ def export_bytes(store, **kwargs) -> bytes:
 # -- export / import -----------------------------------------------------------------------
 
 
+def _fresh(lines: bytes) -> bytes:
+    """Export lines without their versions."""
+    return re.sub(rb',"version":\d+\}', b"}", lines)
+
+
 @pytest.mark.parametrize(("src", "dst"), PAIRS)
 def test_round_trip_between_every_pair_of_backends(tmp_path, src, dst):
     clock = FakeClock()
@@ -134,8 +140,10 @@ def test_round_trip_between_every_pair_of_backends(tmp_path, src, dst):
     assert b.get("kb.recipes.pasta__dev") == b""
     assert b.ttl("kb.notes.later") == a.ttl("kb.notes.later") == 3598
     assert b.ttl("kb.recipes.pasta") is None
-    # the same bytes come out again, whatever the engine (only the header's source differs)
-    assert export_bytes(b).split(b"\n", 1)[1] == data.split(b"\n", 1)[1]
+    # the same bytes come out again, whatever the engine (only the header's source differs,
+    # and the versions: an import gives fresh ones; write times are kept)
+    assert _fresh(export_bytes(b).split(b"\n", 1)[1]) == _fresh(data.split(b"\n", 1)[1])
+    assert b.get_entry("kb.recipes.pasta").written_at == a.get_entry("kb.recipes.pasta").written_at
     a.close()
     b.close()
 
@@ -159,7 +167,16 @@ def test_export_format_header_order_and_encodings(tmp_path):
     assert by["kb.recipes.pasta"]["encoding"] == "utf-8"
     assert by["kb.notes.later"]["expires_at"] == clock.now - 2 + 3600
     assert by["kb.recipes.pasta"]["expires_at"] is None
-    assert set(by["kb.cache.hit"]) == {"address", "value", "encoding", "expires_at"}
+    assert set(by["kb.cache.hit"]) == {
+        "address",
+        "value",
+        "encoding",
+        "expires_at",
+        "written_at",
+        "version",
+    }
+    assert by["kb.cache.hit"]["written_at"] == clock.now - 2  # written before the clock moved
+    assert isinstance(by["kb.cache.hit"]["version"], int) and by["kb.cache.hit"]["version"] > 0
     assert export_bytes(store) == export_bytes(store)  # deterministic
 
 
@@ -932,3 +949,60 @@ def test_stream_export_of_a_key_named_ns_round_trips(tmp_path):
     with prontodb.open(str(tmp_path / "b.sqlite")) as b:
         stream.load(b, open(path, "rb").read())
         assert dict(b.scan("p.n")) == {"ns": b"value", "other": b"x"}
+
+
+def test_import_and_restore_keep_write_times_and_give_fresh_versions(tmp_path):
+    clock = FakeClock()
+    a = open_store(tmp_path, "sqlite", "a", clock)
+    a.set("p.n.k", "v1")
+    a.set("p.n.k", "v2")
+    written = a.get_entry("p.n.k").written_at
+    clock.advance(100)
+    data = export_bytes(a)
+    row = json.loads(data.splitlines()[1])
+    assert row["written_at"] == written and row["version"] == a.get_entry("p.n.k").version
+    b = open_store(tmp_path, "lmdb", "b", clock)
+    b.set("x.y.z", "bump the revision")
+    portable.import_layer(b, io.BytesIO(data))
+    entry = b.get_entry("p.n.k")
+    assert entry.written_at == written  # kept
+    assert entry.version == b.revision()  # fresh: the import's own write
+    archive = portable.backup(a, str(tmp_path / "a.tar.gz")).path
+    c = open_store(tmp_path, "diskcache", "c", clock)
+    portable.restore(c, archive)
+    assert c.get_entry("p.n.k").written_at == written
+    for store in (a, b, c):
+        store.close()
+
+
+def test_exports_of_earlier_releases_without_write_times_import_unchanged(tmp_path):
+    clock = FakeClock()
+    store = open_store(tmp_path, "sqlite", "a", clock)
+    head = {"format": "prontodb-export", "version": 1, "caches": {}}
+    row = {"address": "p.n.k", "value": "v", "encoding": "utf-8", "expires_at": None}
+    data = (json.dumps(head) + "\n" + json.dumps(row) + "\n").encode()
+    assert portable.import_layer(store, io.BytesIO(data)).imported == 1
+    assert store.get_entry("p.n.k").written_at == clock.now  # written now
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("written_at", "yesterday"),
+        ("written_at", -5),
+        ("written_at", 1e300),
+        ("version", -1),
+        ("version", 1.5),
+        ("version", True),
+    ],
+)
+def test_import_refuses_bad_write_times_and_versions(tmp_path, field, value):
+    store = open_store(tmp_path, "sqlite", "a", FakeClock())
+    head = {"format": "prontodb-export", "version": 1, "caches": {}}
+    row = {"address": "p.n.k", "value": "v", "encoding": "utf-8", "expires_at": None}
+    row[field] = value
+    data = (json.dumps(head) + "\n" + json.dumps(row) + "\n").encode()
+    with pytest.raises(DataFormatError, match=field):
+        portable.import_layer(store, io.BytesIO(data))
+    store.close()

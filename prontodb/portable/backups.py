@@ -329,8 +329,8 @@ def restore(
                 target = store.layer(user=layers[index].user, meta=layers[index].meta)
                 written += target.write_entries(
                     (
-                        (address, value, None if deadline is None else deadline / 1000)
-                        for _, address, value, deadline in group
+                        (address, value, _seconds(deadline), _seconds(written_ms))
+                        for _, address, value, deadline, written_ms in group
                     ),
                     validated=True,
                     absolute=True,
@@ -347,6 +347,10 @@ def restore(
     )
 
 
+def _seconds(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000
+
+
 def _scalar(value: Any) -> str | int | None:
     """A manifest field for listing: a string or a whole number, else None (a hostile or
     damaged manifest must not break ``backup --list``)."""
@@ -361,12 +365,12 @@ def _holds_data(backend: Backend, now: float) -> bool:
     """True when any layer of the store has a live entry or a TTL namespace definition."""
     for _ in _first(backend.scan(keyspace.TTLDEF), 1):
         return True
-    now_ms = now * 1000.0
-    for _, raw in backend.scan(keyspace.DATA):
-        deadline = record.deadline_of(raw)
-        if deadline is None or now_ms < deadline:
-            return True
-    return False
+    expired = record.expired
+    scan = backend.scan(keyspace.DATA)
+    try:
+        return any(not expired(raw, now) for _, raw in scan)
+    finally:
+        getattr(scan, "close", lambda: None)()  # so that writes may follow
 
 
 def _first(items: Iterator[Any], n: int) -> list[Any]:

@@ -77,13 +77,13 @@ def _deadline_text(deadline_ms: int | None) -> str:
     return "null" if deadline_ms is None else repr(deadline_ms / 1000)
 
 
-def entry_lines(
-    rows: Iterable[tuple[str, bytes, int | None]], quote: Callable[[str], str]
-) -> Iterator[str]:
+def entry_lines(rows: Iterable[LiveRow], quote: Callable[[str], str]) -> Iterator[str]:
+    """One export line per row: address, value (utf-8 text or base64), expires_at, and the
+    entry's written_at (epoch seconds or null) and version."""
     import base64
 
     b64 = base64.b64encode
-    for address, value, deadline in rows:
+    for address, value, deadline, version, written in rows:
         try:
             text = quote(value.decode())
             encoding = "utf-8"
@@ -92,7 +92,8 @@ def entry_lines(
             encoding = "base64"
         yield (
             f'{{"address":"{address}","value":{text},"encoding":"{encoding}",'
-            f'"expires_at":{_deadline_text(deadline)}}}\n'
+            f'"expires_at":{_deadline_text(deadline)},"written_at":{_deadline_text(written)},'
+            f'"version":{version}}}\n'
         )
 
 
@@ -180,16 +181,26 @@ def layer_ttl_defs(
     return found
 
 
-def live_rows(
-    backend: Backend, prefix: bytes, layer_len: int, now_ms: float
-) -> Iterator[tuple[str, bytes, int | None]]:
-    unpack = record.unpack
+#: A live entry as exports write it: address, value, deadline (ms), version, write time (ms).
+LiveRow = tuple[str, bytes, "int | None", int, "int | None"]
+
+
+def live_rows(backend: Backend, prefix: bytes, layer_len: int, now_ms: float) -> Iterator[LiveRow]:
+    """The live entries under ``prefix`` (expiry decided by :func:`prontodb.record.live`), in
+    key order, with deadlines inside the one range (:func:`writable_deadline`)."""
+    live = record.live
+    now = now_ms / 1000.0
     for key, raw in backend.scan(prefix):
-        rec = unpack(raw)
-        deadline = rec.deadline_ms
-        if deadline is not None and now_ms >= deadline:
+        rec = live(raw, now)
+        if rec is None:
             continue
-        yield _address_text(key[layer_len:]), rec.value, writable_deadline(deadline)
+        yield (
+            _address_text(key[layer_len:]),
+            rec.value,
+            writable_deadline(rec.deadline_ms),
+            rec.version,
+            rec.written_ms,
+        )
 
 
 def count_keys(backend: Backend, prefix: bytes) -> int:
@@ -201,6 +212,8 @@ class Row:
     address: Address
     value: bytes
     deadline_ms: int | None
+    #: the entry's original write time (epoch ms), when the export carried one
+    written_ms: int | None = None
 
 
 class Reader:
@@ -352,7 +365,19 @@ class Reader:
                 )
         else:
             raise self.fail(f"{text}: expires_at must be epoch seconds or null")
-        return Row(address, data, deadline)
+        written = obj.get("written_at")
+        if written is not None:
+            if not isinstance(written, int | float) or isinstance(written, bool):
+                raise self.fail(f"{text}: written_at must be epoch seconds or null")
+            if not 0 <= written < _LIMIT_S:
+                raise self.fail(f"{text}: written_at {written!r} is out of range")
+            written = round(written * 1000)
+        version = obj.get("version")
+        if version is not None and (
+            not isinstance(version, int) or isinstance(version, bool) or version < 0
+        ):
+            raise self.fail(f"{text}: version must be a whole number >= 0")
+        return Row(address, data, deadline, written)
 
 
 def _parse_address(text: str, reader: Reader) -> Address:

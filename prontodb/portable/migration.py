@@ -343,7 +343,7 @@ def _copy_store(
     try:
         dest.put(_ORIGIN, origin)
         with contextlib.nullcontext() if consistent else source.snapshot():
-            now_ms = clock() * 1000.0
+            now = clock()
             if progress is not None:
                 progress.start("migrating", count_keys(source, b""), "entries")
 
@@ -357,8 +357,7 @@ def _copy_store(
                         continue
                     _feed(stats.everything, key, raw)
                     if key.startswith(keyspace.DATA):
-                        deadline = record.deadline_of(raw)
-                        if deadline is not None and now_ms >= deadline:
+                        if record.expired(raw, now):
                             stats.expired += 1
                             continue
                         stats.entries += 1

@@ -26,8 +26,11 @@ CHUNK = 1 << 20
 _NO_DEADLINE = -(2**63)
 
 
-#: Spool row: layer index, address length, deadline in ms (or _NO_DEADLINE), value length.
-_ROW = struct.Struct(">IHqQ")
+#: Spool row: layer index, address length, deadline in ms (or _NO_DEADLINE), write time in ms
+#: (or _NO_DEADLINE), value length.
+_ROW = struct.Struct(">IHqqQ")
+#: A spooled row: layer index, address, value, deadline (ms), original write time (ms).
+Spooled = tuple[int, Address, bytes, "int | None", "int | None"]
 
 
 def spool_file(backend: Backend) -> IO[bytes]:
@@ -44,12 +47,13 @@ def spool_row(spool: IO[bytes], layer: int, row: Row) -> None:
     a = row.address
     addr = f"{a.project}\x00{a.namespace}\x00{a.key}\x00{a.context or ''}".encode()
     deadline = _NO_DEADLINE if row.deadline_ms is None else row.deadline_ms
-    spool.write(_ROW.pack(layer, len(addr), deadline, len(row.value)))
+    written = _NO_DEADLINE if row.written_ms is None else row.written_ms
+    spool.write(_ROW.pack(layer, len(addr), deadline, written, len(row.value)))
     spool.write(addr)
     spool.write(row.value)
 
 
-def spooled(spool: IO[bytes]) -> Iterator[tuple[int, Address, bytes, int | None]]:
+def spooled(spool: IO[bytes]) -> Iterator[Spooled]:
     spool.seek(0)
     read = spool.read
     size = _ROW.size
@@ -58,7 +62,7 @@ def spooled(spool: IO[bytes]) -> Iterator[tuple[int, Address, bytes, int | None]
         head = read(size)
         if not head:
             return
-        layer, addr_len, deadline, value_len = unpack(head)
+        layer, addr_len, deadline, written, value_len = unpack(head)
         project, namespace, key, context = read(addr_len).decode().split("\x00")
         value = read(value_len)
         yield (
@@ -66,6 +70,7 @@ def spooled(spool: IO[bytes]) -> Iterator[tuple[int, Address, bytes, int | None]
             Address(project, namespace, key, context or None),
             value,
             None if deadline == _NO_DEADLINE else deadline,
+            None if written == _NO_DEADLINE else written,
         )
 
 

@@ -15,6 +15,7 @@ from prontodb import files, keyspace, record
 from prontodb.address import Address, parse_scope
 from prontodb.errors import ConflictError, DataFormatError, UsageError, literal
 from prontodb.portable.jsonl import (
+    LiveRow,
     Reader,
     Sink,
     count_keys,
@@ -108,8 +109,8 @@ def export_file(
     return summary
 
 
-def _check_streamable(rows: Iterable[tuple[str, bytes, int | None]]) -> None:
-    for address, value, _ in rows:
+def _check_streamable(rows: Iterable[LiveRow]) -> None:
+    for address, value, *_ in rows:
         try:
             text = value.decode()
         except UnicodeDecodeError:
@@ -132,14 +133,12 @@ def _check_streamable(rows: Iterable[tuple[str, bytes, int | None]]) -> None:
             )
 
 
-def _write_stream(
-    rows: Iterable[tuple[str, bytes, int | None]], out: IO[bytes], now_ms: float
-) -> int:
+def _write_stream(rows: Iterable[LiveRow], out: IO[bytes], now_ms: float) -> int:
     sink = Sink(out)
     namespace = None
     ttl: int | None = None
     count = 0
-    for address, value, deadline in rows:
+    for address, value, deadline, *_ in rows:
         project, ns, name = address.split(".", 2)
         if (project, ns) != namespace:
             namespace = (project, ns)
@@ -161,8 +160,7 @@ def _is_live(backend: Backend, key: bytes, now: float) -> bool:
     raw = backend.get(key)
     if raw is None:
         return False
-    deadline = record.deadline_of(raw)
-    return deadline is None or now * 1000.0 < deadline
+    return not record.expired(raw, now)
 
 
 def import_layer(
@@ -256,7 +254,7 @@ def _apply_import(
             defs += 1
         skip = bytearray()
         if on_conflict != "overwrite":
-            for _, address, _, _ in spooled(spool):
+            for _, address, _, _, _ in spooled(spool):
                 live = _is_live(backend, keyspace.entry_key(layer, address), now)
                 if live and on_conflict == "fail":
                     raise ConflictError(
@@ -271,11 +269,17 @@ def _apply_import(
         if progress is not None:
             progress.start("importing", rows, "entries")
 
-        def wanted() -> Iterator[tuple[Address, bytes, float | None]]:
-            for index, (_, address, value, deadline) in enumerate(spooled(spool)):
+        def wanted() -> Iterator[tuple[Address, bytes, float | None, float | None]]:
+            # deadlines stay absolute and write times are kept; versions are fresh
+            for index, (_, address, value, deadline, written) in enumerate(spooled(spool)):
                 if skip and skip[index]:
                     continue
-                yield address, value, None if deadline is None else deadline / 1000
+                yield (
+                    address,
+                    value,
+                    None if deadline is None else deadline / 1000,
+                    None if written is None else written / 1000,
+                )
 
         written = store.write_entries(counted(wanted(), progress), validated=True, absolute=True)
         if progress is not None:
