@@ -145,12 +145,9 @@ def _check_permissions(path: str, report: Report) -> None:
 
 
 def _store_files(path: str) -> list[str]:
-    if os.path.isdir(path):
-        found = [path]
-        for root, dirs, files in os.walk(path):
-            found += [os.path.join(root, d) for d in dirs] + [os.path.join(root, f) for f in files]
-        return found
-    return [p for p in (path, path + "-wal", path + "-shm", path + "-lock") if os.path.exists(p)]
+    from prontodb import backends
+
+    return backends.store_files(path)
 
 
 def _check_format(engine: Any, report: Report) -> None:

@@ -259,19 +259,22 @@ def locked_dir(folder: str) -> Iterator[None]:
 
 
 def remove_store(path: str) -> bool:
-    """Delete a store's files (data file and side files, or the diskcache directory).
-    Returns False when there was nothing to remove."""
+    """Delete a store's files: the store file or directory, and the side files any registered
+    engine keeps beside it (the engine registry says which). Returns False when there was
+    nothing to remove."""
     import shutil
 
+    from prontodb import backends
+
+    removed = False
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path)
-        return True
-    removed = False
-    for name in (path, path + "-wal", path + "-shm", path + "-lock", path + "-journal"):
+        removed = True
+    for name in [path, *backends.side_files(path)]:
         try:
             os.unlink(name)
             removed = True
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):
             pass
     return removed
 

@@ -137,7 +137,9 @@ class SqliteBackend(Backend):
             flags = "mode=ro" if os.path.exists(path + "-wal") else "mode=ro&immutable=1"
             target, uri = f"file:{urllib.parse.quote(path)}?{flags}", True
         else:
-            target, uri = path, False
+            # mode=rw: the file exists (made above); if it vanished since (a cursor migrate
+            # retired it), connecting fails instead of creating an empty store there.
+            target, uri = f"file:{urllib.parse.quote(path)}?mode=rw", True
         self._conn = sqlite3.connect(
             target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=uri
         )
