@@ -139,7 +139,7 @@ class SqliteBackend(Backend):
         else:
             # mode=rw: the file exists (made above); if it vanished since (a cursor migrate
             # retired it), connecting fails instead of creating an empty store there.
-            target, uri = f"file:{urllib.parse.quote(path)}?mode=rw", True
+            target, uri = f"file:{urllib.parse.quote(os.fsencode(path))}?mode=rw", True
         self._conn = sqlite3.connect(
             target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=uri
         )
