@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import stat
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -73,9 +74,19 @@ class Report:
         return data
 
 
-def examine(path: str, *, backend: str | None = None, clock: Clock | None = None) -> Report:
+def examine(
+    path: str,
+    *,
+    backend: str | None = None,
+    clock: Clock | None = None,
+    only: Callable[[str, str | None], bool] | None = None,
+) -> Report:
     """Check the store at ``path``: permissions, format, the engine's integrity check, the
-    envelope of every entry, the expired-entry backlog and (LMDB) the reader table."""
+    envelope of every entry, the expired-entry backlog and (LMDB) the reader table.
+
+    ``only(user, meta)`` limits what the report tells about the data to the layers it accepts
+    (a locked context): counts cover those layers only, and damage elsewhere is reported
+    without naming the entry."""
     from prontodb.backends import backend_class, resolve_backend
 
     path = os.path.realpath(os.path.expanduser(path))
@@ -99,7 +110,7 @@ def examine(path: str, *, backend: str | None = None, clock: Clock | None = None
             _check_readers(engine, report)
         _check_format(engine, report)
         _check_integrity(engine, report)
-        _check_entries(engine, report, (clock or system_clock)())
+        _check_entries(engine, report, (clock or system_clock)(), only)
     finally:
         engine.close()
     return report
@@ -134,12 +145,9 @@ def _check_permissions(path: str, report: Report) -> None:
 
 
 def _store_files(path: str) -> list[str]:
-    if os.path.isdir(path):
-        found = [path]
-        for root, dirs, files in os.walk(path):
-            found += [os.path.join(root, d) for d in dirs] + [os.path.join(root, f) for f in files]
-        return found
-    return [p for p in (path, path + "-wal", path + "-shm", path + "-lock") if os.path.exists(p)]
+    from prontodb import backends
+
+    return backends.store_files(path)
 
 
 def _check_format(engine: Any, report: Report) -> None:
@@ -167,28 +175,38 @@ def _check_integrity(engine: Any, report: Report) -> None:
         report.add("info", "integrity", f"{engine.name} integrity check passed")
 
 
-def _check_entries(engine: Any, report: Report, now: float) -> None:
+def _check_entries(
+    engine: Any, report: Report, now: float, only: Callable[[str, str | None], bool] | None
+) -> None:
     """Every key: a known family, a readable envelope, a valid TTL definition; count the
-    live and expired entries."""
+    live and expired entries (of the layers ``only`` accepts, when given)."""
     bad: list[str] = []
     versions: Counter[int] = Counter()
     foreign = 0
     layers: set[tuple[str, str | None]] = set()
-    now_ms = now * 1000.0
     try:
         for key, raw in engine.scan(b""):
             family = key[:2]
             if family == keyspace.DATA:
-                if len(raw) >= 1:
-                    versions[raw[0]] += 1
                 try:
-                    deadline = record.deadline_of(raw)
                     user, meta, _ = keyspace.split_layer(key)
-                except (ProntoError, ValueError) as exc:
+                except ValueError as exc:
+                    bad.append(f"{_show_key(key) if only is None else 'key'}: {exc}")
+                    continue
+                if only is not None and not only(user, meta):
+                    try:
+                        record.unpack(raw)
+                    except ProntoError:
+                        bad.append("entry of a layer outside the locked context")
+                    continue
+                try:
+                    gone = record.expired(raw, now)
+                except ProntoError as exc:
                     bad.append(f"{_show_key(key)}: {exc}")
                     continue
+                versions[raw[0]] += 1
                 layers.add((user, meta))
-                if deadline is not None and now_ms >= deadline:
+                if gone:
                     report.expired += 1
                 else:
                     report.entries += 1

@@ -1,19 +1,20 @@
 """Opening a store file: choose the engine, enforce permissions, record or check the format.
 
 This is the one place that turns a path into a :class:`~prontodb.store.Store`. Which path a
-command means (cursors, environment, defaults) is decided in :mod:`prontodb.cursor`.
+command means (cursors, environment, defaults) is decided in :mod:`prontodb.selection`.
 """
 
 from __future__ import annotations
 
 import os
 
-from prontodb import backends, paths
+from prontodb import backends, cursorfile, paths
 from prontodb.address import DEFAULT_DELIM
 from prontodb.backends.base import DURABILITIES, Backend
 from prontodb.clock import Clock
-from prontodb.errors import BackendError, ConfigError, StoreNotFoundError, UsageError
+from prontodb.errors import BackendError, ConfigError, ProntoError, StoreNotFoundError, UsageError
 from prontodb.names import DEFAULT_USER
+from prontodb.selection import Target
 from prontodb.store import DEFAULT_MAX_VALUE_BYTES, Store, check_store_format
 
 #: A path as the library takes it: ``str`` or any ``os.PathLike`` (``pathlib.Path``).
@@ -75,8 +76,14 @@ def open_backend(
             raise BackendError(f"cannot create directory {parent}: {exc.strerror}") from exc
     if exists:
         paths.check_secure(backends.store_files(path))
-    engine = backends.backend_class(name)(path, durability=durability, create=create)
+    # A store that existed a moment ago is never created anew: if it vanished since (a
+    # cursor migrate retired it), this open fails instead of writing into a fresh empty store.
+    engine = backends.backend_class(name)(path, durability=durability, create=create and not exists)
     try:
+        if not os.path.exists(path):
+            # Moved away while the engine opened it (before the engine noted which file it
+            # opened, so its own moved-store check could not see it): refuse, write nothing.
+            raise StoreNotFoundError(f"no store at {path} (it was moved while being opened)")
         paths.check_secure(engine.files())
         check_store_format(engine, writable=create)
     except BaseException:
@@ -110,26 +117,70 @@ def open(  # noqa: A001 - the public name is prontodb.open
       at, with the cursor's meta, defaults and durability (explicit arguments win).
     """
     user = user or DEFAULT_USER
-    if path is None and cursor is not None and cursor != "default":
-        from prontodb import cursor as cursors
-
-        spec = cursors.load(user, cursor)
-        path = spec.path
+    where = None if path is None else path_text(path)
+    named = cursor if where is None and cursor not in (None, "default") else None
+    explicit = where is not None or named is not None
+    if named is not None:
+        spec = cursorfile.load(user, named)
+        where = spec.path
         backend = backend or spec.backend
         meta = meta if meta is not None else spec.meta
         project = project if project is not None else spec.project
         namespace = namespace if namespace is not None else spec.namespace
         durability = durability or spec.durability
-    if path is None:
-        path = paths.default_store_path(user)
-    engine = open_backend(path, backend=backend, durability=durability or "normal", create=create)
+    if where is None:
+        where, default_backend = cursorfile.default_store(user)
+        backend = backend or default_backend
+    target = Target(
+        path=where,
+        user=user,
+        cursor=named,
+        explicit_path=explicit,
+        backend=backend,
+        meta=meta,
+        project=project,
+        namespace=namespace,
+        durability=durability or "normal",
+    )
+    return open_target(
+        target, create=create, delim=delim, clock=clock, max_value_bytes=max_value_bytes
+    )
+
+
+def open_target(
+    target: Target,
+    *,
+    create: bool = True,
+    delim: str = DEFAULT_DELIM,
+    clock: Clock | None = None,
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+) -> Store:
+    """Open the store a resolved :class:`~prontodb.selection.Target` names, as the Store of
+    its user/meta layer with its defaults: the one way both :func:`open` and the CLI open a
+    store. Without ``create`` a missing store raises StoreNotFoundError.
+
+    A missing cursor's store or default store is looked up again in the cursor file first: a
+    ``cursor migrate`` that finished since the target was resolved has moved it, and
+    recreating the old path empty would take writes nobody will ever read."""
+    path, backend, durability = target.path, target.backend, target.durability
+    if not os.path.exists(path) and (target.cursor is not None or not target.explicit_path):
+        try:
+            if target.cursor is not None:
+                moved = cursorfile.load(target.user, target.cursor)
+                path, backend, durability = moved.path, moved.backend, moved.durability
+            else:
+                path, found = cursorfile.default_store(target.user)
+                backend = found or backend
+        except ProntoError:
+            path = target.path
+    engine = open_backend(path, backend=backend, durability=durability, create=create)
     try:
         return Store(
             engine,
-            user=user,
-            meta=meta,
-            project=project,
-            namespace=namespace,
+            user=target.user,
+            meta=target.meta,
+            project=target.project,
+            namespace=target.namespace,
             delim=delim,
             clock=clock,
             max_value_bytes=max_value_bytes,

@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, NamedTuple, NoReturn
 
 from prontodb import keyspace
-from prontodb.address import DEFAULT_DELIM, Address, check_delim, check_segment, split_key
+from prontodb.address import (
+    DEFAULT_DELIM,
+    Address,
+    check_delim,
+    check_length,
+    check_segment,
+    split_key,
+)
 from prontodb.duration import parse_duration
 from prontodb.errors import (
     InvalidAddressError,
@@ -35,6 +42,7 @@ from prontodb.errors import (
     python_spelling,
     render,
 )
+from prontodb.record import DEADLINE_LIMIT_MS
 from prontodb.store import DEFAULT_MAX_VALUE_BYTES, Store
 from prontodb.streamtokens import WHITESPACE, StreamSyntaxError, Token, TokenError, iter_tokens
 
@@ -43,6 +51,7 @@ __all__ = [
     "Plan",
     "StreamEncodingError",
     "StreamStateError",
+    "TokenTooLongError",
     "apply",
     "load",
     "plan",
@@ -50,6 +59,8 @@ __all__ = [
 
 #: Blocks are cut at the first ``;`` after this many bytes (characters for ``str`` input).
 BLOCK_SIZE = 64 * 1024
+#: How much longer than the largest value a token may be (key, prefix, quotes, whitespace).
+TOKEN_SLACK = 64 * 1024
 #: The directives ``meta:KEY=VALUE`` understands.
 META_KEYS = ("path", "ns", "project", "namespace", "ttl", "delim")
 
@@ -99,6 +110,20 @@ class StreamStateError(TokenError):
     """A well-formed token that the state rules refuse (unknown directive, invalid address, no
     target, a refused ``sec:`` token, a value over the size limit ...). Nothing was written.
     Carries the same details as :class:`~prontodb.streamtokens.StreamSyntaxError`."""
+
+
+class TokenTooLongError(StreamError):
+    """A token longer than any valid one (the largest value plus :data:`TOKEN_SLACK`): refused
+    once that much has been read without a ``;``. ``offset`` is where the token starts in the
+    input, ``limit`` the bound. Nothing was written."""
+
+    def __init__(self, offset: int, limit: int) -> None:
+        self.offset = offset
+        self.limit = limit
+        super().__init__(
+            f"the token at offset {offset} is longer than {limit} bytes, more than any value "
+            f"may hold (is a ';' missing?); nothing was written"
+        )
 
 
 class StreamEncodingError(StreamError):
@@ -207,7 +232,7 @@ def plan(
     planner = _Planner(project, namespace, user, user_locked, delim, max_value_bytes)
     chunks: Iterable[str] | Iterable[bytes]
     chunks = [source] if isinstance(source, str | bytes) else source  # type: ignore[assignment]
-    for block, final in _blocks(chunks):
+    for block, final in _blocks(chunks, max_value_bytes + TOKEN_SLACK):
         planner.block(block, final)
         if progress is not None:
             progress(planner.result.tokens)
@@ -266,19 +291,31 @@ def load(store: Store, source: str | bytes | Iterable[str] | Iterable[bytes]) ->
 # -- reading -------------------------------------------------------------------------------------
 
 
-def _blocks(chunks: Iterable[str] | Iterable[bytes]) -> Iterator[tuple[bytes | str, bool]]:
+def _blocks(
+    chunks: Iterable[str] | Iterable[bytes], limit: int
+) -> Iterator[tuple[bytes | str, bool]]:
     """Cut the concatenation of ``chunks`` into blocks. Every block but the last ends with
     ``;`` and is at least BLOCK_SIZE long unless it is the whole rest; the last one (final=True)
     holds what follows the last ``;`` (often nothing). Joins only when BLOCK_SIZE has piled up
-    and a ``;`` has arrived, so the work stays linear for any chunk size."""
+    and a ``;`` has arrived, so the work stays linear for any chunk size. A token (the text
+    between two ``;``) longer than ``limit`` raises StreamSyntaxError as soon as that much has
+    been read, so memory stays bounded whatever the input (``stream /dev/zero``)."""
     pending: list[Any] = []
     size = 0
+    since_sep = 0  # length of the unterminated text after the last ';' read
+    offset = 0  # of the chunk in the whole input
     sep: Any = ";"  # b";" for bytes input
     buf: Any
     for chunk in chunks:
         if not chunk:
             continue
         sep = b";" if isinstance(chunk, bytes) else ";"
+        last = chunk.rfind(sep)
+        since_sep = since_sep + len(chunk) if last < 0 else len(chunk) - last - 1
+        if since_sep > limit:
+            start = offset + len(chunk) - since_sep
+            raise TokenTooLongError(start, limit)
+        offset += len(chunk)
         pending.append(chunk)
         size += len(chunk)
         if size <= BLOCK_SIZE or sep not in chunk:
@@ -619,6 +656,11 @@ class _Planner:
                     self.ttl = parse_duration(value)
                 except ProntoError as exc:
                     raise _Refused(f"{exc} (meta:ttl=none clears the TTL)") from None
+                if self.ttl * 1000 >= DEADLINE_LIMIT_MS:  # never a deadline before year 10000
+                    raise _Refused(
+                        f"invalid duration {value!r}: too large (entries would expire after "
+                        "the year 9999)"
+                    )
         elif key == "delim":
             try:
                 self.delim = check_delim(value)
@@ -704,6 +746,7 @@ class _Planner:
     def _data(self, where: tuple[str, str], name: str, value: str) -> None:
         try:
             key, context = split_key(name, name)
+            check_length(where[0], where[1], name, f"{where[0]}.{where[1]}.{name}")
         except InvalidAddressError as exc:
             hint = ""
             if self.delim in name or ":" in name:

@@ -357,7 +357,7 @@ def test_a_damaged_cursor_entry_can_be_deleted_but_not_purged(env, tmp_path):
     import json
 
     _save(env, "good", tmp_path / "good.sqlite")
-    path = cursor._file("default", env)
+    path = cursor.file_path("default", env)
     data = json.load(open(path))
     data["cursors"]["bad"] = {"path": 42, "backend": "sqlite"}
     data["selected"] = "bad"
@@ -370,3 +370,26 @@ def test_a_damaged_cursor_entry_can_be_deleted_but_not_purged(env, tmp_path):
     assert cursor.delete("default", "bad", env=env) is None
     assert [c.name for c in cursor.list_cursors("default", env)] == ["good"]
     assert cursor.selected("default", env) is None
+
+
+def test_no_import_cycle_between_opener_and_the_cursor_modules():
+    """opener, selection and cursorfile never import cursor (lazily included): cursor is the
+    only one of them that creates or removes stores, and it sits above the opener."""
+    import ast
+    import pathlib
+
+    import prontodb as pkg
+
+    root = pathlib.Path(pkg.__file__).parent
+    for module in ("opener", "selection", "cursorfile", "context", "files", "paths"):
+        tree = ast.parse((root / f"{module}.py").read_text())
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+                imported.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                imported.update(a.name for a in node.names)
+        assert "prontodb.cursor" not in imported, module
+    cursorfile = (root / "cursorfile.py").read_text()
+    assert "opener" not in cursorfile

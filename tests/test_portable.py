@@ -7,6 +7,7 @@ import importlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,8 @@ from prontodb.streamtokens import tokenize
 from tests.conftest import EXTENSIONS, FILE_BACKENDS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_MIGRATION = importlib.import_module("prontodb.portable.migration")
 
 
 def _available(name: str) -> bool:
@@ -117,6 +120,11 @@ def export_bytes(store, **kwargs) -> bytes:
 # -- export / import -----------------------------------------------------------------------
 
 
+def _fresh(lines: bytes) -> bytes:
+    """Export lines without their versions."""
+    return re.sub(rb',"version":\d+\}', b"}", lines)
+
+
 @pytest.mark.parametrize(("src", "dst"), PAIRS)
 def test_round_trip_between_every_pair_of_backends(tmp_path, src, dst):
     clock = FakeClock()
@@ -132,8 +140,10 @@ def test_round_trip_between_every_pair_of_backends(tmp_path, src, dst):
     assert b.get("kb.recipes.pasta__dev") == b""
     assert b.ttl("kb.notes.later") == a.ttl("kb.notes.later") == 3598
     assert b.ttl("kb.recipes.pasta") is None
-    # the same bytes come out again, whatever the engine (only the header's source differs)
-    assert export_bytes(b).split(b"\n", 1)[1] == data.split(b"\n", 1)[1]
+    # the same bytes come out again, whatever the engine (only the header's source differs,
+    # and the versions: an import gives fresh ones; write times are kept)
+    assert _fresh(export_bytes(b).split(b"\n", 1)[1]) == _fresh(data.split(b"\n", 1)[1])
+    assert b.get_entry("kb.recipes.pasta").written_at == a.get_entry("kb.recipes.pasta").written_at
     a.close()
     b.close()
 
@@ -157,7 +167,16 @@ def test_export_format_header_order_and_encodings(tmp_path):
     assert by["kb.recipes.pasta"]["encoding"] == "utf-8"
     assert by["kb.notes.later"]["expires_at"] == clock.now - 2 + 3600
     assert by["kb.recipes.pasta"]["expires_at"] is None
-    assert set(by["kb.cache.hit"]) == {"address", "value", "encoding", "expires_at"}
+    assert set(by["kb.cache.hit"]) == {
+        "address",
+        "value",
+        "encoding",
+        "expires_at",
+        "written_at",
+        "version",
+    }
+    assert by["kb.cache.hit"]["written_at"] == clock.now - 2  # written before the clock moved
+    assert isinstance(by["kb.cache.hit"]["version"], int) and by["kb.cache.hit"]["version"] > 0
     assert export_bytes(store) == export_bytes(store)  # deterministic
 
 
@@ -673,14 +692,18 @@ def test_migrate_preserves_everything_and_repoints(home, src, dst):
     assert (spec.backend, spec.path) == (dst, summary.new_path)
     assert summary.new_path == os.path.splitext(old_path)[0] + EXTENSIONS[dst]
     assert (summary.layers, summary.entries, summary.caches) == (4, 10, 3)
-    assert os.path.exists(old_path) and not summary.removed_old
+    assert not summary.removed_old and not os.path.exists(old_path)
+    retired = summary.old_path  # kept, under a name no process still holding it can write to
+    assert os.path.basename(retired).startswith("work.migrated-") and os.path.exists(retired)
+    with prontodb.open(retired, clock=clock) as kept:
+        assert raw_dump(kept.backend, clock.now) == expected
     moved = prontodb.open(cursor="work", clock=clock)
     assert moved.backend.name == dst
     assert raw_dump(moved.backend, clock.now) == expected
     assert moved.revision() == revision  # versions are carried, so is the counter
     assert moved.ttl("kb.notes.later") == 3598
     folder = os.path.dirname(old_path)
-    assert not [n for n in os.listdir(folder) if ".migrating-" in n]
+    assert not [n for n in os.listdir(folder) if n.startswith(".prontodb-")]
     moved.close()
 
 
@@ -716,7 +739,7 @@ def test_a_failed_migrate_leaves_the_cursor_on_the_old_store(home, monkeypatch):
     def crash(tmp, new):
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(portable, "_move_store", crash)
+    monkeypatch.setattr(_MIGRATION, "_move_store", crash)
     with pytest.raises(RuntimeError):
         portable.migrate("default", "work", "diskcache", clock=clock)
     assert cursor.load("default", "work") == spec
@@ -726,25 +749,33 @@ def test_a_failed_migrate_leaves_the_cursor_on_the_old_store(home, monkeypatch):
         assert everything(again.backend) == expected
 
 
-def test_migrate_refuses_a_store_that_changed_during_the_copy(home, monkeypatch):
+def test_a_write_during_the_copy_is_carried_over_not_lost(home, monkeypatch):
     clock = FakeClock()
     store = _cursor_store("sqlite", clock)
     path = store.backend.path
     store.close()
     spec = cursor.load("default", "work")
-    copy = portable._copy_store
+    copy = _MIGRATION._copy_store
+
+    calls = []
 
     def copy_then_write(*args, **kwargs):
         stats = copy(*args, **kwargs)
-        with prontodb.open(path) as other:
-            other.set("late.write.k", "would be lost")
+        calls.append(kwargs["consistent"])
+        if len(calls) == 1:  # another process writes once the first copy is done
+            with prontodb.open(path) as other:
+                other.set("late.write.k", "would be lost")
         return stats
 
-    monkeypatch.setattr(portable, "_copy_store", copy_then_write)
-    with pytest.raises(ConflictError, match="changed while"):
-        portable.migrate("default", "work", "diskcache", clock=clock)
-    assert cursor.load("default", "work") == spec
-    assert sorted(os.listdir(os.path.dirname(path))) == ["work.sqlite"]
+    monkeypatch.setattr(_MIGRATION, "_copy_store", copy_then_write)
+    summary = portable.migrate("default", "work", "diskcache", clock=clock)
+    assert cursor.load("default", "work") == spec.replace(
+        path=summary.new_path, backend="diskcache"
+    )
+    assert calls == [False, True]  # the copy was redone under the write lock
+    with prontodb.open(cursor="work") as moved:
+        assert moved.get("late.write.k") == b"would be lost"
+    assert summary.entries == 11
 
 
 def test_cli_cursor_migrate(cli_run):
@@ -753,11 +784,13 @@ def test_cli_cursor_migrate(cli_run):
     assert run("--cursor", "w", "set", "p.n.k", "v", "--ttl", "1h")[0] == 0
     code, out, err = run("cursor", "migrate", "w", "--backend", "diskcache")
     assert code == 0 and out == b"", err
-    assert "stays at" in err and "w.sqlite" in err
+    assert "stays at" in err and "w.migrated-" in err
     assert run("--cursor", "w", "get", "p.n.k")[1] == b"v"
     assert 3590 < int(run("--cursor", "w", "ttl", "p.n.k")[1]) <= 3600
-    code, out, err = run("--json", "cursor", "migrate", "w", "--backend", "sqlite")
-    assert code == 1 and "already exists" in err  # the old w.sqlite is still there
+    occupied = os.path.join(os.environ["XDG_DATA_HOME"], "taken.sqlite")
+    assert run("--database", occupied, "set", "o.t.k", "v")[0] == 0
+    code, out, err = run("cursor", "migrate", "w", "--backend", "sqlite", "--to", occupied)
+    assert code == 1 and "already exists" in err and "--replace-target" in err
     code, out, _ = run(
         "--json",
         "cursor",
@@ -874,7 +907,7 @@ def test_a_killed_migrate_leaves_the_cursor_on_the_intact_old_store(home):
         assert everything(again.backend) == expected
     # a later migrate is not blocked by what the killed one left behind
     assert portable.migrate("default", "work", "diskcache", clock=clock).entries == 5010
-    assert not [n for n in os.listdir(os.path.dirname(spec.path)) if ".migrating-" in n]
+    assert not [n for n in os.listdir(os.path.dirname(spec.path)) if n.startswith(".prontodb-")]
 
 
 def test_backup_under_a_locked_context_holds_only_the_locked_layers(home, tmp_path):
@@ -916,3 +949,60 @@ def test_stream_export_of_a_key_named_ns_round_trips(tmp_path):
     with prontodb.open(str(tmp_path / "b.sqlite")) as b:
         stream.load(b, open(path, "rb").read())
         assert dict(b.scan("p.n")) == {"ns": b"value", "other": b"x"}
+
+
+def test_import_and_restore_keep_write_times_and_give_fresh_versions(tmp_path):
+    clock = FakeClock()
+    a = open_store(tmp_path, "sqlite", "a", clock)
+    a.set("p.n.k", "v1")
+    a.set("p.n.k", "v2")
+    written = a.get_entry("p.n.k").written_at
+    clock.advance(100)
+    data = export_bytes(a)
+    row = json.loads(data.splitlines()[1])
+    assert row["written_at"] == written and row["version"] == a.get_entry("p.n.k").version
+    b = open_store(tmp_path, "lmdb", "b", clock)
+    b.set("x.y.z", "bump the revision")
+    portable.import_layer(b, io.BytesIO(data))
+    entry = b.get_entry("p.n.k")
+    assert entry.written_at == written  # kept
+    assert entry.version == b.revision()  # fresh: the import's own write
+    archive = portable.backup(a, str(tmp_path / "a.tar.gz")).path
+    c = open_store(tmp_path, "diskcache", "c", clock)
+    portable.restore(c, archive)
+    assert c.get_entry("p.n.k").written_at == written
+    for store in (a, b, c):
+        store.close()
+
+
+def test_exports_of_earlier_releases_without_write_times_import_unchanged(tmp_path):
+    clock = FakeClock()
+    store = open_store(tmp_path, "sqlite", "a", clock)
+    head = {"format": "prontodb-export", "version": 1, "caches": {}}
+    row = {"address": "p.n.k", "value": "v", "encoding": "utf-8", "expires_at": None}
+    data = (json.dumps(head) + "\n" + json.dumps(row) + "\n").encode()
+    assert portable.import_layer(store, io.BytesIO(data)).imported == 1
+    assert store.get_entry("p.n.k").written_at == clock.now  # written now
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("written_at", "yesterday"),
+        ("written_at", -5),
+        ("written_at", 1e300),
+        ("version", -1),
+        ("version", 1.5),
+        ("version", True),
+    ],
+)
+def test_import_refuses_bad_write_times_and_versions(tmp_path, field, value):
+    store = open_store(tmp_path, "sqlite", "a", FakeClock())
+    head = {"format": "prontodb-export", "version": 1, "caches": {}}
+    row = {"address": "p.n.k", "value": "v", "encoding": "utf-8", "expires_at": None}
+    row[field] = value
+    data = (json.dumps(head) + "\n" + json.dumps(row) + "\n").encode()
+    with pytest.raises(DataFormatError, match=field):
+        portable.import_layer(store, io.BytesIO(data))
+    store.close()

@@ -536,6 +536,9 @@ class DiskcacheBackend(Backend):
         while True:
             try:
                 self._cache.set(key, value)
+                # Checked again now that the write is done: it waited for the lock, and a
+                # store moved away meanwhile (cursor migrate) must not acknowledge it.
+                backends.check_unmoved(os.path.join(self.path, DBNAME), self._file_id)
                 return
             except diskcache.Timeout as exc:
                 if not _is_busy(exc.__context__) or time.monotonic() > deadline:

@@ -137,7 +137,9 @@ class SqliteBackend(Backend):
             flags = "mode=ro" if os.path.exists(path + "-wal") else "mode=ro&immutable=1"
             target, uri = f"file:{urllib.parse.quote(path)}?{flags}", True
         else:
-            target, uri = path, False
+            # mode=rw: the file exists (made above); if it vanished since (a cursor migrate
+            # retired it), connecting fails instead of creating an empty store there.
+            target, uri = f"file:{urllib.parse.quote(os.fsencode(path))}?mode=rw", True
         self._conn = sqlite3.connect(
             target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=uri
         )
@@ -227,6 +229,11 @@ class SqliteBackend(Backend):
                 self._retry(lambda: conn.execute(_UPSERT, (key, value)))
             except sqlite3.Error as final:
                 raise translate(final, self.path) from final
+        # The check above ran before the statement waited for the write lock: a store moved
+        # away meanwhile (cursor migrate retires the old store while holding that lock) took
+        # this write, which must not be acknowledged. Cheap: a stat only when the directory
+        # changed.
+        backends.check_unmoved(self.path, self._file_id)
 
     def _put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         # Counted by a C-level iterator on the way through: no Python step per pair.

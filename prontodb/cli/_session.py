@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from prontodb.cursor import Target
+    from prontodb.selection import Target
     from prontodb.store import Store
 
 
@@ -71,9 +71,9 @@ class Session:
     def target(self) -> Target:
         """Which store, layer and defaults this command uses (flags beat the environment)."""
         if self._target is None:
-            from prontodb import cursor
+            from prontodb import selection
 
-            self._target = cursor.resolve(
+            self._target = selection.resolve(
                 user=self.user_flag,
                 meta=self.meta_flag,
                 cursor=self.cursor_flag,
@@ -105,36 +105,24 @@ class Session:
     def open(self, *, write: bool, target: Target | None = None) -> Store:
         """Open the selected store (or ``target``). Reading commands never create a store at
         an explicit ``--database``/``PRONTO_DB`` path: a missing one is ``no store at PATH``."""
-        from prontodb.opener import open_backend
-        from prontodb.store import Store
+        from prontodb.opener import open_target
 
         t = target or self.target()
         create = write or not t.explicit_path
-        backend = open_backend(t.path, backend=t.backend, durability=t.durability, create=create)
-        try:
-            store = Store(
-                backend,
-                user=t.user,
-                meta=t.meta,
-                project=t.project,
-                namespace=t.namespace,
-                delim=self.delim,
-                max_value_bytes=self.max_value_bytes(),
-            )
-        except BaseException:
-            backend.close()
-            raise
+        store = open_target(
+            t, create=create, delim=self.delim, max_value_bytes=self.max_value_bytes()
+        )
         self._stores.append(store)
-        OPENED.append(backend.path)
+        OPENED.append(store.backend.path)
         return store
 
     def target_for(self, cursor_name: str | None) -> Target:
         """The target of this session, or the one reached through another cursor."""
         if cursor_name is None:
             return self.target()
-        from prontodb import cursor
+        from prontodb import selection
 
-        return cursor.resolve(
+        return selection.resolve(
             user=self.user_flag,
             meta=self.meta_flag,
             cursor=cursor_name,

@@ -19,6 +19,7 @@ def doctor_cmd(ctx: click.Context) -> None:
     healthy, 1 when a warning or an error was found. Changes no entry; stale LMDB reader
     slots of dead processes are cleared, as every open does."""
     from prontodb import doctor
+    from prontodb.context import reachable_layers
 
     s = session(ctx)
     target = s.target()
@@ -27,7 +28,7 @@ def doctor_cmd(ctx: click.Context) -> None:
         report = doctor.Report(target.path, target.backend)
         report.add("info", "open", "no store yet (the first write creates it)")
     else:
-        report = doctor.examine(target.path, backend=target.backend)
+        report = doctor.examine(target.path, backend=target.backend, only=reachable_layers(s.env))
     if s.json:
         s.emit_json(report.as_dict())
     else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -112,7 +111,12 @@ def export_cmd(ctx: click.Context, scope: str | None, output: str | None, fmt: s
     store = s.open(write=False)
     if output is not None:
         summary = portable.export_file(
-            store, output, scope=scope, format=fmt, progress=_progress(store.backend.path)
+            store,
+            output,
+            scope=scope,
+            format=fmt,
+            progress=_progress(store.backend.path),
+            env=s.env,
         )
         where = os.path.abspath(output)
     else:
@@ -179,6 +183,7 @@ def backup_cmd(ctx: click.Context, output: str | None, list_only: bool) -> None:
     size of each archive there.
     """
     from prontodb import portable
+    from prontodb.context import reachable_layers
     from prontodb.errors import UsageError
 
     s = session(ctx)
@@ -198,7 +203,11 @@ def backup_cmd(ctx: click.Context, output: str | None, list_only: bool) -> None:
         return
     store = s.open(write=False)
     summary = portable.backup(
-        store, output, env=s.env, progress=_progress(store.backend.path), only=_locked_layers(s)
+        store,
+        output,
+        env=s.env,
+        progress=_progress(store.backend.path),
+        only=reachable_layers(s.env),
     )
     if s.json:
         s.emit_json(summary.as_dict())
@@ -209,16 +218,6 @@ def backup_cmd(ctx: click.Context, output: str | None, list_only: bool) -> None:
         f"{_plural(summary.caches, 'TTL namespace')} of {_plural(summary.layers, 'layer')} "
         f"({summary.size} bytes)"
     )
-
-
-def _locked_layers(s: Session) -> Callable[[str, str | None], bool] | None:
-    """Under PRONTO_FORCE_USER / PRONTO_FORCE_META a backup holds only the layers the locked
-    context can reach: the locked user's, and of those only the locked meta's."""
-    user = s.env.get("PRONTO_FORCE_USER") or None
-    meta = s.env.get("PRONTO_FORCE_META") or None
-    if user is None and meta is None:
-        return None
-    return lambda u, m: (user is None or u == user) and (meta is None or m == meta)
 
 
 @declared("restore")
@@ -234,7 +233,7 @@ def restore_cmd(ctx: click.Context, file: str, into: str | None, replace: bool) 
 
     s = session(ctx)
     _refuse_locked(s, "restore")
-    if not os.path.isfile(file):
+    if not os.path.lexists(file):
         raise UsageError(f"no backup archive at {file}")
     store = s.open(write=True, target=s.target_for(into))
     summary = portable.restore(store, file, replace=replace, progress=_progress())
@@ -257,30 +256,30 @@ def migrate_cmd(
     remove_old: bool,
     replace_target: bool,
 ) -> None:
-    """Move cursor NAME's store to another backend: copy everything (every user and meta
-    layer, values, expiries, TTL namespace definitions), verify counts and a checksum by
-    reading the copy back, then repoint the cursor. The old store is kept (its path is
-    reported) unless --remove-old. --to PATH chooses the new location; a location that already
-    holds a store (such as the copy an earlier migrate kept, when a cursor goes back to an
-    engine it used before) is replaced only with --replace-target. Stop other writers first:
-    a store that changes during the copy is refused and nothing changes."""
+    """Move cursor NAME's store (NAME 'default': the default store) to another backend: copy
+    everything (every user and meta layer, values, expiries, TTL namespace definitions),
+    verify counts and a checksum by reading the copy back, check the old store once more
+    while holding its write lock, then repoint the cursor. The old store is renamed to
+    <name>.migrated-<time> and kept (its path is reported) unless --remove-old. --to PATH
+    chooses the new location; a location that already holds a store (such as the copy an
+    earlier migrate kept, when a cursor goes back to an engine it used before) is replaced
+    only with --replace-target."""
     from prontodb import cursor, portable
     from prontodb.errors import UsageError
 
     if backend is None:
-        raise UsageError("cursor migrate needs --backend B (sqlite, lmdb or diskcache)")
+        raise UsageError("cursor migrate needs --backend B")
     s = session(ctx)
     user = cursor.effective_user(s.user_flag, s.env)
-    spec = cursor.load(user, name, s.env)
     summary = portable.migrate(
         user,
         name,
         backend,
         path=path,
         remove_old=remove_old,
-        env=s.env,
-        progress=_progress(spec.path),
         replace_target=replace_target,
+        env=s.env,
+        progress=_progress(),
     )
     old = (
         f"removed the old store {summary.old_path}"
