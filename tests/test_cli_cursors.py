@@ -360,20 +360,26 @@ def test_migrate_back_to_an_engine_used_before(run, home):
     assert run("--cursor", "w", "set", "a.b.c", "one")[0] == 0
     assert run("cursor", "migrate", "w", "--backend", "lmdb")[0] == 0
     assert run("--cursor", "w", "set", "a.b.c", "two")[0] == 0
-    code, _, err = run("cursor", "migrate", "w", "--backend", "sqlite")
-    assert code == 1 and "the copy an earlier migrate of cursor 'w' kept" in err
-    assert "--replace-target" in err
-    assert run("--cursor", "w", "get", "a.b.c")[1] == "two"  # refused: nothing changed
-    assert run("cursor", "migrate", "w", "--backend", "sqlite", "--replace-target")[0] == 0
+    # The old sqlite store was retired under a .migrated-<time> name: going back just works.
+    assert run("cursor", "migrate", "w", "--backend", "sqlite")[0] == 0
     assert run("--cursor", "w", "get", "a.b.c")[1] == "two"
     assert json.loads(run("cursor", "show", "w", "--json")[1])["backend"] == "sqlite"
+    # A target that already holds a store needs --replace-target.
     target = str(home["HOME"]) + "/elsewhere.lmdb"
-    assert run("cursor", "migrate", "w", "--backend", "lmdb", "--to", target)[0] == 0
+    assert run("--database", target, "set", "x.y.z", "other")[0] == 0
+    code, _, err = run("cursor", "migrate", "w", "--backend", "lmdb", "--to", target)
+    assert code == 1 and "--replace-target" in err
+    assert run("--cursor", "w", "get", "a.b.c")[1] == "two"  # refused: nothing changed
+    assert (
+        run("cursor", "migrate", "w", "--backend", "lmdb", "--to", target, "--replace-target")[0]
+        == 0
+    )
     assert json.loads(run("cursor", "show", "w", "--json")[1])["path"] == target
+    assert run("--cursor", "w", "get", "a.b.c")[1] == "two"
     # A store another cursor uses is never replaced.
     assert run("cursor", "set", "v", "--backend", "sqlite")[0] == 0
     v_path = json.loads(run("cursor", "show", "v", "--json")[1])["path"]
     code, _, err = run(
         "cursor", "migrate", "w", "--backend", "sqlite", "--to", v_path, "--replace-target"
     )
-    assert code == 1 and "is the store of cursor 'v'" in err
+    assert code == 1 and "cursor 'v' uses" in err
