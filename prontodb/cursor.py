@@ -131,6 +131,20 @@ def _change(value: str | None, current: str | None) -> str | None:
     return value or None
 
 
+def _warn_password_removed(kept: str) -> None:
+    import warnings
+
+    from prontodb.errors import ProntoWarning
+
+    warnings.warn(
+        ProntoWarning(
+            f"the password was removed from the URL before saving it ({kept}); put it in an "
+            "environment variable and add ?password_env=VAR to the URL"
+        ),
+        stacklevel=3,
+    )
+
+
 def define(
     user: str,
     name: str,
@@ -166,9 +180,16 @@ def define(
         data = read(user, env)
         cursors = data["cursors"]
         old = spec_from(name, cursors[name], file_path(user, env)) if name in cursors else None
+        opened = None
         if path is not None:
             where = _local_or_url(path)
             engine = _choose_backend(where, backend, old.backend if old else None)
+            from prontodb.backends import without_password
+
+            if without_password(where) != where:
+                # A password never lands in the cursor file: it is used for this opening only.
+                opened, where = where, without_password(where)
+                _warn_password_removed(where)
         elif old is not None:
             where = old.path
             engine = _choose_backend(where, backend, old.backend)
@@ -197,7 +218,7 @@ def define(
         if spec.namespace is not None:
             check_namespace(spec.namespace)
         effective_meta(None, spec.meta, env)  # a locked meta refuses a different cursor meta
-        _create_store(spec)
+        _create_store(spec if opened is None else spec.replace(path=opened))
         raw = spec.as_dict()
         raw.pop("name")
         data["cursors"][name] = raw

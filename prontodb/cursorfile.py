@@ -161,7 +161,11 @@ def spec_from(name: str, raw: object, where: str = CURSORS_FILE) -> CursorSpec:
             value is None and key in ("meta", "project", "namespace")
         ):
             raise ConfigError(f"{damaged}: {key} is {value!r}")
-    if not _known_engine(spec.backend) or spec.durability not in DURABILITIES:
+    if (
+        not _known_engine(spec.backend)
+        or spec.durability not in DURABILITIES
+        or not _location_fits(spec.path, spec.backend)
+    ):
         raise ConfigError(
             f"{damaged}: backend {spec.backend!r}, durability "
             f"{spec.durability!r} (backend is one of {', '.join(_engine_names())}; durability is "
@@ -259,6 +263,16 @@ def _known_engine(name: str) -> bool:
     except ConfigError:
         return False
     return True
+
+
+def _location_fits(path: str, backend: str) -> bool:
+    """A URL names its own engine, and a url engine's store is always a URL."""
+    from prontodb import backends
+
+    engine = backends.url_engine(path)
+    if engine is not None:
+        return engine == backend
+    return backends.kind(backend) != "url"
 
 
 def selected(user: str, env: Mapping[str, str] | None = None) -> str | None:

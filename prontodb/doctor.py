@@ -87,8 +87,11 @@ def examine(
     ``only(user, meta)`` limits what the report tells about the data to the layers it accepts
     (a locked context): counts cover those layers only, and damage elsewhere is reported
     without naming the entry."""
-    from prontodb.backends import backend_class, resolve_backend
+    from prontodb.backends import backend_class, resolve_backend, url_engine
 
+    engine_name = url_engine(path)
+    if engine_name is not None:
+        return _examine_url(path, engine_name, clock, only)
     path = os.path.realpath(os.path.expanduser(path))
     report = Report(path)
     if not os.path.exists(path):
@@ -111,6 +114,38 @@ def examine(
         _check_format(engine, report)
         _check_integrity(engine, report)
         _check_entries(engine, report, (clock or system_clock)(), only)
+    finally:
+        engine.close()
+    return report
+
+
+def _examine_url(
+    url: str, name: str, clock: Clock | None, only: Callable[[str, str | None], bool] | None
+) -> Report:
+    """A store on a server: reachable, format, index and values agree, every envelope sound,
+    and the server's own warnings (no persistence, an evicting memory policy)."""
+    from prontodb.backends import backend_class
+
+    try:
+        engine = backend_class(name)(url, create=False)
+    except ProntoError as exc:
+        report = Report(url)
+        report.backend = name
+        report.add("error", "open", str(exc))
+        return report
+    report = Report(engine.path)
+    report.backend = name
+    try:
+        _check_format(engine, report)
+        _check_integrity(engine, report)
+        _check_entries(engine, report, (clock or system_clock)(), only)
+        info = getattr(engine, "info", None)
+        if info is not None:
+            try:
+                for warning in info().get("warnings", []):
+                    report.add("warning", "server", warning)
+            except ProntoError as exc:
+                report.add("warning", "server", str(exc))
     finally:
         engine.close()
     return report

@@ -266,6 +266,19 @@ def remove_store(path: str) -> bool:
 
     from prontodb import backends
 
+    engine_name = backends.url_engine(path)
+    if engine_name is not None:  # a store on a server: its engine deletes its keys
+        from prontodb.errors import StoreNotFoundError
+
+        try:
+            engine = backends.backend_class(engine_name)(path, create=False)
+        except StoreNotFoundError:
+            return False
+        drop = getattr(engine, "drop", None)
+        if drop is None:
+            engine.close()
+            return False
+        return bool(drop())
     removed = False
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path)

@@ -106,7 +106,8 @@ def resolve(
         where = (
             database if backends.is_url(database) else os.path.abspath(os.path.expanduser(database))
         )
-        flags += ["--database", where]
+        # The flags are printed in hints: never with a password.
+        flags += ["--database", backends.without_password(where)]
     elif cursor:
         name, source = cursor, "--cursor"
         flags += ["--cursor", cursor]

@@ -18,6 +18,9 @@ FILE_BACKENDS = backends.file_engines()
 ALL_BACKENDS = (*FILE_BACKENDS, "memory")
 EXTENSIONS = {name: backends.default_extension(name) for name in ALL_BACKENDS}
 
+#: Real redis-server processes for the redis engine's tests (tests/_redis.py).
+pytest_plugins = ["tests._redis"]
+
 
 def pytest_addoption(parser):
     parser.addoption(

@@ -37,6 +37,7 @@ __all__ = [
     "file_engines",
     "from_extension",
     "is_url",
+    "without_password",
     "register",
     "register_backend",
     "resolve_backend",
@@ -147,6 +148,13 @@ _BUILTIN = (
         magic=((0, SQLITE_MAGIC),),
         probe="cache.db",
         install_hint="pip install diskcache",
+    ),
+    EngineSpec(
+        name="redis",
+        target="prontodb.backends.redis:RedisBackend",
+        kind="url",
+        schemes=("redis", "rediss", "redis+cluster", "rediss+cluster"),
+        install_hint="pip install redis (and a Redis server or cluster: docs/redis.md)",
     ),
     EngineSpec(
         name="memory",
@@ -276,6 +284,21 @@ def url_engine(location: str) -> str | None:
         if pass_ == 0:
             discover()
     return None
+
+
+def without_password(location: str) -> str:
+    """``location`` with the password of a URL's user-info removed (the user name is kept);
+    a local path, or a URL without a password, unchanged."""
+    if not is_url(location):
+        return location
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(location)
+    auth, at, hosts = parts.netloc.rpartition("@")
+    if not at or ":" not in auth:
+        return location
+    user = auth.split(":", 1)[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{hosts}" if user else hosts))
 
 
 def kind(name: str) -> str:

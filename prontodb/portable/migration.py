@@ -106,6 +106,13 @@ def migrate(
     with files.locked_dir(paths.user_data_dir(user, env)):
         spec = _cursor(user, name, env)
         old = spec.path
+        if backends.is_url(old) or (path is not None and backends.is_url(path)):
+            # Retiring and renaming stores is file-system work: refused before anything is
+            # copied rather than half done (docs/redis.md: export/import moves such a store).
+            raise ConfigError(
+                f"cursor migrate moves stores between local files only; {name!r} uses "
+                f"{backends.without_password(old)} (use export/import or backup/restore)"
+            )
         new = os.path.abspath(os.path.expanduser(path)) if path else migrate_path(old, backend)
         if os.path.realpath(new) == os.path.realpath(old):
             raise UsageError(
