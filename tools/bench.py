@@ -128,20 +128,20 @@ FULL = Sizes(
 )
 QUICK = Sizes(
     repeats=3,
-    single=5_000,
-    single_fsync=1_000,
-    batch=50_000,
+    single=3_000,
+    single_fsync=300,
+    batch=20_000,
     scan_total=50_000,
     scan_part=5_000,
     large=((1 * MB, 5), (10 * MB, 2)),
-    imports=100_000,
+    imports=50_000,
     import_repeats=2,
     writers=4,
-    per_writer=300,
+    per_writer=200,
     cli_runs=20,
-    peer_single=2_000,
-    peer_batch=50_000,
-    shell_loop=100,
+    peer_single=1_000,
+    peer_batch=20_000,
+    shell_loop=50,
 )
 
 
@@ -550,23 +550,29 @@ def bench_batch(b: Bench, backend: str) -> None:
         return took / n
 
     loop, multi, p = interleaved([loop_run, raw_run, pronto_run], b.sizes.repeats)
-    label = "raw: a Python loop of txn.put in one write transaction"
-    row = b.add(
-        Row("batch", backend, case, "us", loop, p, BATCH_TARGET[backend], label, raw_label="loop")
-    )
-    row.extra["entries"] = n
-    label = "raw: py-lmdb's C putmulti in one write transaction"
     row = b.add(
         Row(
             "batch",
             backend,
-            f"{case} vs putmulti",
+            case,
+            "us",
+            loop,
+            p,
+            BATCH_TARGET[backend],
+            raw_label="a Python loop of txn.put",
+        )
+    )
+    row.extra["entries"] = n
+    row = b.add(
+        Row(
+            "batch",
+            backend,
+            case,
             "us",
             multi,
             p,
             BATCH_PUTMULTI_TARGET,
-            label,
-            raw_label="putmulti",
+            raw_label="py-lmdb's C putmulti",
         )
     )
     row.extra["entries"] = n
@@ -943,11 +949,78 @@ def wall(cmd: list[str], env: dict[str, str]) -> float:
     return took
 
 
+#: ``--cli-venv``: the virtualenv whose interpreter and ``prontodb`` script the CLI rows run
+#: (default: the one running this benchmark).
+_cli_venv: str | None = None
+
+
 def venv_bins() -> tuple[str, str]:
-    """The interpreter running this benchmark and the ``prontodb`` script beside it."""
-    python = sys.executable
+    """The interpreter of the CLI rows and the ``prontodb`` script beside it."""
+    python = os.path.join(_cli_venv, "bin", "python") if _cli_venv else sys.executable
     script = os.path.join(os.path.dirname(python), "prontodb")
     return python, script
+
+
+def build_cli_venv(b: Bench) -> str:
+    """A virtualenv with a regular (non-editable) install of this source tree, as a user has
+    after ``pip install prontodb``: this interpreter's pip installs the tree (``--no-deps``;
+    the build backend comes from the package index) into a new venv, whose dependencies are
+    seen through a ``.pth`` line naming this interpreter's site-packages (a ``.pth`` file in
+    there, such as an editable install's import hook, is not run)."""
+    import sysconfig
+
+    folder = os.path.join(b.root, "cli-venv")
+    source = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", folder], check=True, capture_output=True
+    )
+    python = os.path.join(folder, "bin", "python")
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    with open(os.path.join(purelib, "bench-deps.pth"), "w", encoding="utf-8") as fh:
+        fh.write(sysconfig.get_paths()["purelib"] + "\n")
+    with tempfile.TemporaryDirectory(dir=b.root) as build:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps"]
+            + ["--disable-pip-version-check", source],
+            capture_output=True,
+            text=True,
+            cwd=build,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"pip install of {source} failed (use --cli-install editable to measure this "
+            f"interpreter's install instead): {done.stderr.strip()[-1000:]}"
+        )
+    return folder
+
+
+def choose_cli_venv(b: Bench) -> None:
+    """Which installation the CLI rows, the shell loop and the import profile run:
+    ``--cli-venv DIR``, this interpreter's (``--cli-install editable``), or by default a
+    regular install of this tree built for the run."""
+    global _cli_venv
+    if b.args.cli_venv:
+        _cli_venv = os.path.abspath(b.args.cli_venv)
+    elif b.args.cli_install == "regular":
+        b.log("         building a venv with a regular install of this tree for the CLI rows")
+        _cli_venv = build_cli_venv(b)
+
+
+def cli_install(env: dict[str, str]) -> str:
+    """Where the CLI's interpreter imports prontodb from, and whether that is an editable
+    install (whose import hook every interpreter start in that venv pays, the floor too)."""
+    python, _ = venv_bins()
+    probe = "import prontodb, sys; print(prontodb.__file__)"
+    done = subprocess.run([python, "-c", probe], env=env, capture_output=True, text=True)
+    where = os.path.dirname(done.stdout.strip()) or "?"
+    kind = "regular install" if "site-packages" in where else "editable install"
+    return f"{kind}: {where}, python {python}"
 
 
 #: The one-shot commands of issue 18 and the argv each is timed with (after ``--database``).
@@ -1034,14 +1107,17 @@ def bench_cli(b: Bench, backends: Sequence[str]) -> None:
     floor = stat(floors)
     for backend in backends:
         for command in CLI_COMMANDS:
-            case = f"{command} one-shot vs python -c pass ({runs} runs)"
+            case = f"prontodb {command} one-shot ({runs} runs)"
             got = samples.get((backend, command))
-            note = missing.get(command) or failed.get((backend, command), "")
+            note = "command not available" if command in missing else ""
+            if (backend, command) in failed:
+                note = "the command failed (see the NOT RUN list)"
             row = Row("cli", backend, case, "ms", floor, stat(got) if got else None, note=note)
             row.target = CLI_TARGET[backend]
             row.raw_label = "python -c pass"
             b.add(row)
     b.extra["cli_commands"] = {"floor": floor_cmd, "prontodb": prontodb, "available": commands}
+    b.extra["cli_install"] = cli_install(env)
     check_engine_imports(b, prontodb, stores.get("sqlite"), env)
     if "sqlite" in stores:
         argv = ["--database", stores["sqlite"], "get", "bench.cli.key"]
@@ -1682,8 +1758,10 @@ def report(b: Bench) -> str:
         out.append(f"{'tool':<16} {'set':>9} {'get':>9}  ProntoDB / tool (set + get)")
         for name, set_ms, get_ms, ratio in shell:
             out.append(f"{name:<16} {set_ms:>6.2f} ms {get_ms:>6.2f} ms  {ratio}")
-    if "engine_imports" in b.extra:
+    if "cli_install" in b.extra:
         out.append("")
+        out.append(f"CLI rows ran prontodb {b.extra['cli_install']}")
+    if "engine_imports" in b.extra:
         for label, engines in b.extra["engine_imports"].items():
             out.append(f"lmdb/diskcache modules after {label}: {', '.join(engines) or 'none'}")
     if "import_profile" in b.extra:
@@ -1691,12 +1769,19 @@ def report(b: Bench) -> str:
         out.append("== import profile of a one-shot prontodb get (sqlite store) ==")
         out.extend(profile_lines(b.extra["import_profile"]))
     met, unmet, unmeasured = target_summary(b)
+    counts = [len(met), len(unmet), len(unmeasured)]
+    for aim in found:
+        counts[{True: 0, False: 1, None: 2}[aim["met"]]] += 1
     out.append("")
-    out.append(f"targets: {len(met)} met, {len(unmet)} NOT met, {len(unmeasured)} NOT MEASURED")
+    out.append(
+        f"targets (rows and aims): {counts[0]} met, {counts[1]} NOT met, {counts[2]} NOT MEASURED"
+    )
     for r in unmet:
         out.append(f"  NOT met: {r.backend} {case_label(r)}: {r.ratio:.2f}x vs {r.target_label}")
+    out.extend(f"  NOT met: {aim_line(aim)}" for aim in found if aim["met"] is False)
     for r in unmeasured:
         out.append(f"  NOT MEASURED: {r.backend} {case_label(r)}: {r.note or 'no figure'}")
+    out.extend(f"  NOT MEASURED: {aim_line(aim)}" for aim in found if aim["met"] is None)
     for note in b.notes:
         out.append(f"note: {note}")
     if b.skipped:
@@ -1740,7 +1825,7 @@ def markdown(b: Bench, command: str) -> str:
         out.append("|---|---:|---:|---:|---|---|")
         for r in rows:
             ratio = "" if r.ratio is None else f"{r.ratio:.2f}x"
-            case = case_label(r) + (f" — {r.note}" if r.note else "")
+            case = (case_label(r) + (f" — {r.note}" if r.note else "")).replace("|", "\\|")
             verdict = f"**{r.verdict}**" if r.met is not True and r.verdict else r.verdict
             out.append(
                 f"| {case} | {fmt(r.raw, r.unit)} | {fmt(r.pronto, r.unit)} | {ratio} | "
@@ -1769,14 +1854,19 @@ def markdown(b: Bench, command: str) -> str:
         out += ["", "### Import profile of a one-shot `prontodb get` (sqlite store)", "", "```"]
         out.extend(profile_lines(b.extra["import_profile"]))
         out.append("```")
+    if "cli_install" in b.extra:
+        out += ["", f"The CLI rows ran prontodb {b.extra['cli_install']}.  "]
     if "engine_imports" in b.extra:
-        out.append("")
         for label, engines in b.extra["engine_imports"].items():
             out.append(f"lmdb/diskcache modules after `{label}`: {', '.join(engines) or 'none'}.  ")
     met, unmet, unmeasured = target_summary(b)
+    counts = [len(met), len(unmet), len(unmeasured)]
+    for aim in found:
+        counts[{True: 0, False: 1, None: 2}[aim["met"]]] += 1
     out += [
         "",
-        f"**Targets: {len(met)} met, {len(unmet)} not met, {len(unmeasured)} not measured.**",
+        f"**Targets (rows and aims): {counts[0]} met, {counts[1]} not met, {counts[2]} not "
+        "measured.**",
     ]
     if unmeasured:
         out.append("")
@@ -1845,6 +1935,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="wall",
         help="wall time (default), or CPU time on a machine shared with other work",
     )
+    parser.add_argument(
+        "--cli-install",
+        choices=("regular", "editable"),
+        default="regular",
+        help="the CLI rows run a regular install of this tree built for the run (default: as "
+        "a user has it), or this interpreter's own (editable) install: an editable install's "
+        "import hook adds ~10 ms to every interpreter start in its venv, the floor included",
+    )
+    parser.add_argument(
+        "--cli-venv",
+        metavar="DIR",
+        help="run the CLI rows (and the python -c pass floor) with DIR/bin/python and "
+        "DIR/bin/prontodb, e.g. a venv with a regular (non-editable) install",
+    )
     parser.add_argument("--dir", help="where the stores go (default: the system temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark's files")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
@@ -1877,13 +1981,23 @@ def run_sections(b: Bench) -> None:
         if section not in b.args.only:
             continue
         start = time.perf_counter()
+        steps: list[tuple[str, Callable[[], None]]]
         if section in per_backend:
-            for backend in b.args.backends:
-                b.log(f"[{time.perf_counter() - began:6.1f}s] {section} {backend}")
-                per_backend[section](b, backend)
+            steps = [
+                (f"{section} {backend}", lambda f=per_backend[section], k=backend: f(b, k))
+                for backend in b.args.backends
+            ]
         else:
-            b.log(f"[{time.perf_counter() - began:6.1f}s] {section}")
-            others[section]()
+            steps = [(section, others[section])]
+        for label, step in steps:
+            b.log(f"[{time.perf_counter() - began:6.1f}s] {label}")
+            try:
+                step()
+            except Exception as exc:  # one broken section must not lose the others' results
+                import traceback
+
+                traceback.print_exc()
+                b.skip(label, f"crashed: {type(exc).__name__}: {exc}")
         b.timings[section] = round(time.perf_counter() - start, 1)
 
 
@@ -1922,6 +2036,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         b = Bench(args)
         command = " ".join(["python", *(sys.argv if argv is None else ["tools/bench.py", *argv])])
         try:
+            if args.profile_imports or {"cli", "shell"} & set(args.only):
+                choose_cli_venv(b)
             if args.profile_imports:
                 print(run_profile_imports(b))
                 return 0
