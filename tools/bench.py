@@ -112,7 +112,7 @@ class Sizes:
 FULL = Sizes(
     repeats=5,
     single=20_000,
-    single_fsync=20_000,
+    single_fsync=5_000,
     batch=200_000,
     scan_total=200_000,
     scan_part=10_000,
@@ -2033,6 +2033,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.from_json:
         b, command = load_run(args)
     else:
+        import signal
+
+        # a terminated run still removes its stores and stops its redis-server
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         b = Bench(args)
         command = " ".join(["python", *(sys.argv if argv is None else ["tools/bench.py", *argv])])
         try:
