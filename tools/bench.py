@@ -1012,12 +1012,15 @@ def choose_cli_venv(b: Bench) -> None:
         _cli_venv = build_cli_venv(b)
 
 
-def cli_install(env: dict[str, str]) -> str:
+def cli_install(b: Bench, env: dict[str, str]) -> str:
     """Where the CLI's interpreter imports prontodb from, and whether that is an editable
     install (whose import hook every interpreter start in that venv pays, the floor too)."""
     python, _ = venv_bins()
     probe = "import prontodb, sys; print(prontodb.__file__)"
-    done = subprocess.run([python, "-c", probe], env=env, capture_output=True, text=True)
+    # run outside the source tree: ``-c`` puts the working directory first on sys.path
+    done = subprocess.run(
+        [python, "-c", probe], env=env, capture_output=True, text=True, cwd=b.root
+    )
     where = os.path.dirname(done.stdout.strip()) or "?"
     kind = "regular install" if "site-packages" in where else "editable install"
     return f"{kind}: {where}, python {python}"
@@ -1117,7 +1120,7 @@ def bench_cli(b: Bench, backends: Sequence[str]) -> None:
             row.raw_label = "python -c pass"
             b.add(row)
     b.extra["cli_commands"] = {"floor": floor_cmd, "prontodb": prontodb, "available": commands}
-    b.extra["cli_install"] = cli_install(env)
+    b.extra["cli_install"] = cli_install(b, env)
     check_engine_imports(b, prontodb, stores.get("sqlite"), env)
     if "sqlite" in stores:
         argv = ["--database", stores["sqlite"], "get", "bench.cli.key"]
@@ -1160,6 +1163,7 @@ def check_engine_imports(
             capture_output=True,
             text=True,
             check=False,
+            cwd=b.root,  # not the source tree, which ``-c`` would put first on sys.path
         )
         marker = [x for x in done.stderr.splitlines() if x.startswith("LOADED ")]
         found[label] = json.loads(marker[-1][7:]) if marker else ["(check failed)"]
