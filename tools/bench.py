@@ -103,6 +103,7 @@ class Sizes:
     import_repeats: int
     writers: int
     per_writer: int
+    writer_repeats: int
     cli_runs: int
     peer_single: int
     peer_batch: int
@@ -121,6 +122,7 @@ FULL = Sizes(
     import_repeats=3,
     writers=4,
     per_writer=2_000,
+    writer_repeats=3,
     cli_runs=30,
     peer_single=20_000,
     peer_batch=200_000,
@@ -138,10 +140,11 @@ QUICK = Sizes(
     import_repeats=2,
     writers=4,
     per_writer=200,
+    writer_repeats=2,
     cli_runs=20,
     peer_single=1_000,
     peer_batch=20_000,
-    shell_loop=50,
+    shell_loop=30,
 )
 
 
@@ -838,7 +841,7 @@ def bench_concurrency(b: Bench, backend: str) -> None:
     writers, n = b.sizes.writers, b.sizes.per_writer
     results: dict[str, dict[str, Any]] = {}
     all_runs: dict[str, list[dict[str, Any]]] = {"raw": [], "pronto": []}
-    for i in range(min(b.sizes.repeats, 3)):
+    for i in range(b.sizes.writer_repeats):
         for kind in ("raw", "pronto") if i % 2 == 0 else ("pronto", "raw"):
             runs = all_runs[kind]
             path = b.path(backend, f"conc-{kind}")
