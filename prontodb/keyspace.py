@@ -18,6 +18,7 @@ from itertools import repeat
 from operator import itemgetter
 
 from prontodb.address import Address
+from prontodb.backends.base import parse_counter
 
 SEP = b"\x00"
 DATA = b"D\x00"
@@ -35,8 +36,8 @@ STORE_FORMAT = b"1"
 
 def revision_of(raw: bytes | None) -> int:
     """The revision stored under :data:`INFO_REVISION` (``raw`` None: a store never written
-    by a release that counts revisions, revision 0)."""
-    return 0 if raw is None else int(raw)
+    by a release that counts revisions, revision 0); a damaged one raises CorruptStoreError."""
+    return parse_counter(raw, INFO_REVISION)
 
 
 def layer_prefix(user: str, meta: str | None) -> bytes:

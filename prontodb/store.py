@@ -416,6 +416,17 @@ class Store:
         # later writes only, so a write that races with one may go either way.
         default = self._namespace_ttl(project, namespace)
         read_old = keep_ttl or conditional
+        if not read_old and default is None:
+            # The common write (no condition, no namespace default, so no sweep): the engine's
+            # one-transaction revision bump and put, stamped with the revision it raised to.
+            now = self.clock()
+            deadline = None if seconds is None else _ms(now + seconds)
+            written = _ms(now)
+            header = record.header
+            backend.put_counted(
+                keyspace.INFO_REVISION, key, lambda n: header(deadline, n, written) + data
+            )
+            return True
 
         def unit(w: _Write) -> bool:
             now = w.now

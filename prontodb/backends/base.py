@@ -38,6 +38,18 @@ def prefix_successor(prefix: bytes) -> bytes | None:
     return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
+def parse_counter(raw: bytes | None, key: bytes) -> int:
+    """The value of a counter kept as ASCII decimal (``raw`` None: 0); anything else raises
+    CorruptStoreError naming ``key``."""
+    if raw is None:
+        return 0
+    if raw.isdigit() and len(raw) <= 20:
+        return int(raw)
+    from prontodb.errors import CorruptStoreError
+
+    raise CorruptStoreError(f"damaged store counter {key!r}: {bytes(raw[:40])!r} is not a number")
+
+
 class Backend(abc.ABC):
     """One store at one location on one engine: bytes in, bytes out.
 
@@ -163,6 +175,25 @@ class Backend(abc.ABC):
                     raise
                 time.sleep(random.uniform(0, 0.0005 * 2 ** min(attempt, 8)))
                 attempt += 1
+
+    def put_counted(self, counter_key: bytes, key: bytes, build: Callable[[int], bytes]) -> int:
+        """In one write transaction: raise the counter stored under ``counter_key`` (ASCII
+        decimal; absent counts as 0) by one to ``n``, store ``build(n)`` under ``key``, and
+        return ``n``. ``build`` is pure (an optimistic engine may call it again). Inside an
+        open transaction it joins it. A counter that is not a decimal number raises
+        CorruptStoreError and nothing is written.
+
+        This is the store revision's hot path (one committed set); an engine may override it
+        with a cheaper form of the same transaction."""
+        self._require_writable()
+
+        def unit() -> int:
+            n = parse_counter(self._get(counter_key), counter_key) + 1
+            self._put(counter_key, str(n).encode())
+            self._put(key, build(n))
+            return n
+
+        return self.run_transaction(unit)
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:

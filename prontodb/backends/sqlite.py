@@ -21,7 +21,7 @@ from operator import itemgetter
 from typing import TypeVar
 
 from prontodb import backends
-from prontodb.backends.base import Backend, prefix_successor
+from prontodb.backends.base import Backend, parse_counter, prefix_successor
 from prontodb.errors import (
     BackendError,
     CorruptStoreError,
@@ -35,6 +35,17 @@ _T = TypeVar("_T")
 BUSY_TIMEOUT_S = 60.0
 _PAGE = 2000
 _UPSERT = "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)"
+#: put_counted in one statement: the counter row and the entry row are written together (the
+#: new counter is computed once, from the row as it was: SQLite runs an INSERT whose SELECT
+#: reads the target table into a temporary table first). ``_pronto_next`` parses the old
+#: counter, ``_pronto_build`` makes the entry's value for it; both are this connection's
+#: Python functions, so nothing about them is stored in the file.
+_PUT_COUNTED = (
+    "WITH r(n) AS (SELECT _pronto_next((SELECT v FROM kv WHERE k = ?1))) "
+    "INSERT OR REPLACE INTO kv (k, v) "
+    "SELECT ?1, CAST(CAST(n AS TEXT) AS BLOB) FROM r "
+    "UNION ALL SELECT ?2, _pronto_build(n) FROM r"
+)
 #: ProntoDB's marker in the SQLite header (``PRAGMA application_id``, bytes 68-71): "Pron".
 APPLICATION_ID = 0x50726F6E
 _SCHEMA = "CREATE TABLE kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID"
@@ -44,6 +55,13 @@ _CREATE = (
     f"PRAGMA application_id = {APPLICATION_ID}; "
     "COMMIT;"
 )
+
+
+def _no_build(n: int) -> bytes:
+    raise AssertionError("put_counted is not running")
+
+
+_NO_COUNTED: tuple[bytes, Callable[[int], bytes]] = (b"", _no_build)
 
 
 def _cannot_open(exc: sqlite3.Error) -> bool:
@@ -111,6 +129,9 @@ class SqliteBackend(Backend):
                 raise BackendError(f"{path}: cannot create store ({exc.strerror})") from exc
         self._depth = 0
         self._closed = False
+        self._counted = _NO_COUNTED
+        self._counted_n = 0
+        self._counted_error: BaseException | None = None
         self._file_id = backends.sqlite_file_opened(path)  # see backends.read_head
         self._readonly = False
         try:
@@ -180,6 +201,8 @@ class SqliteBackend(Backend):
         if mode.lower() != "wal":
             self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
         conn.execute(f"PRAGMA synchronous={sync}")
+        conn.create_function("_pronto_next", 1, self._next_counter)
+        conn.create_function("_pronto_build", 1, self._build_counted)
         conn.execute("PRAGMA temp_store=MEMORY")
         if not tables or legacy:
             self._retry(lambda: conn.executescript(_CREATE))
@@ -209,7 +232,11 @@ class SqliteBackend(Backend):
     def _put(self, key: bytes, value: bytes) -> None:
         if self._depth:
             self._exec(_UPSERT, (key, value))
-            return
+        else:
+            self._autocommit(_UPSERT, (key, value))
+
+    def _autocommit(self, sql: str, params: tuple[bytes, ...]) -> None:
+        """Run the write statement ``sql`` outside a transaction."""
         # Outside a transaction the statement runs in autocommit mode: it is its own write
         # transaction, which takes the write lock before it reads anything (waiting through the
         # busy timeout) and commits with the same synchronous setting, so it is as safe as
@@ -218,7 +245,7 @@ class SqliteBackend(Backend):
         backends.check_unmoved(self.path, self._file_id)
         conn = self._conn
         try:
-            conn.execute(_UPSERT, (key, value))
+            conn.execute(sql, params)
         except sqlite3.Error as exc:
             text = str(exc).lower()
             if not isinstance(exc, sqlite3.OperationalError) or (
@@ -226,7 +253,7 @@ class SqliteBackend(Backend):
             ):
                 raise translate(exc, self.path) from exc
             try:
-                self._retry(lambda: conn.execute(_UPSERT, (key, value)))
+                self._retry(lambda: conn.execute(sql, params))
             except sqlite3.Error as final:
                 raise translate(final, self.path) from final
         # The check above ran before the statement waited for the write lock: a store moved
@@ -234,6 +261,44 @@ class SqliteBackend(Backend):
         # this write, which must not be acknowledged. Cheap: a stat only when the directory
         # changed.
         backends.check_unmoved(self.path, self._file_id)
+
+    def _next_counter(self, raw: bytes | None) -> int:
+        try:
+            n = parse_counter(raw, self._counted[0]) + 1
+        except CorruptStoreError as exc:
+            self._counted_error = exc
+            raise
+        self._counted_n = n
+        return n
+
+    def _build_counted(self, n: int) -> bytes:
+        try:
+            return self._counted[1](n)
+        except BaseException as exc:
+            self._counted_error = exc
+            raise
+
+    def put_counted(self, counter_key: bytes, key: bytes, build: Callable[[int], bytes]) -> int:
+        """One ``INSERT ... SELECT`` writes the raised counter and the entry: outside a
+        transaction it is one autocommit statement (as cheap as a plain put), inside one it
+        joins it."""
+        self._require_writable()
+        self._counted = (counter_key, build)
+        self._counted_error: BaseException | None = None
+        params = (counter_key, key)
+        try:
+            if self._depth:
+                self._exec(_PUT_COUNTED, params)
+            else:
+                self._autocommit(_PUT_COUNTED, params)
+        except BackendError as exc:
+            error = self._counted_error
+            if error is not None:
+                raise error from None
+            raise exc
+        finally:
+            self._counted = _NO_COUNTED
+        return self._counted_n
 
     def _put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         # Counted by a C-level iterator on the way through: no Python step per pair.
