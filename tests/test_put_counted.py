@@ -1,0 +1,91 @@
+"""Backend.put_counted, the store revision's hot path (one committed set), on every engine:
+the counter rises by one per call, the entry is built for that number, a damaged counter
+writes nothing, and inside a transaction it joins it (all or nothing)."""
+
+from __future__ import annotations
+
+import pytest
+
+from prontodb import keyspace, record
+from prontodb.errors import CorruptStoreError
+
+COUNTER = keyspace.INFO_REVISION
+
+
+def test_counter_rises_and_entry_is_built_for_it(open_backend):
+    b = open_backend()
+    assert b.put_counted(COUNTER, b"D\x00a", lambda n: b"v%d" % n) == 1
+    assert b.put_counted(COUNTER, b"D\x00b", lambda n: b"v%d" % n) == 2
+    assert b.get(COUNTER) == b"2"
+    assert b.get(b"D\x00a") == b"v1"
+    assert b.get(b"D\x00b") == b"v2"
+    # Another handle sees (and continues) the same counter.
+    other = open_backend()
+    assert other.put_counted(COUNTER, b"D\x00a", lambda n: b"w%d" % n) == 3
+    assert b.get(b"D\x00a") == b"w3"
+
+
+def test_existing_counter_is_continued(open_backend):
+    b = open_backend()
+    b.put(COUNTER, b"41")
+    assert b.put_counted(COUNTER, b"D\x00k", lambda n: b"v") == 42
+    assert b.get(COUNTER) == b"42"
+
+
+@pytest.mark.parametrize("bad", [b"x1", b"-3", b"", b"1 2", "٣".encode()])
+def test_damaged_counter_writes_nothing(open_backend, bad):
+    b = open_backend()
+    b.put(COUNTER, bad)
+    with pytest.raises(CorruptStoreError, match="counter"):
+        b.put_counted(COUNTER, b"D\x00k", lambda n: b"v")
+    assert b.get(b"D\x00k") is None
+    assert b.get(COUNTER) == bad
+
+
+def test_failing_build_writes_nothing(open_backend):
+    b = open_backend()
+    b.put_counted(COUNTER, b"D\x00k", lambda n: b"old")
+
+    def build(n: int) -> bytes:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError, match="no"):
+        b.put_counted(COUNTER, b"D\x00k", build)
+    assert b.get(COUNTER) == b"1"
+    assert b.get(b"D\x00k") == b"old"
+
+
+def test_joins_an_open_transaction(open_backend):
+    b = open_backend()
+    with pytest.raises(RuntimeError), b.transaction():
+        assert b.put_counted(COUNTER, b"D\x00a", lambda n: b"a") == 1
+        assert b.put_counted(COUNTER, b"D\x00b", lambda n: b"b") == 2
+        assert b.get(b"D\x00b") == b"b"
+        raise RuntimeError
+    assert b.get(COUNTER) is None
+    assert b.get(b"D\x00a") is None
+    with b.transaction():
+        b.put_counted(COUNTER, b"D\x00a", lambda n: b"a")
+        b.put_counted(COUNTER, b"D\x00b", lambda n: b"b")
+    assert b.get(COUNTER) == b"2"
+
+
+def test_large_value(open_backend):
+    b = open_backend()
+    big = bytes(range(256)) * 40_000
+    b.put_counted(COUNTER, b"D\x00big", lambda n: record.pack(big, None, n, 7))
+    assert record.unpack(b.get(b"D\x00big")) == record.Record(big, None, 1, 7)
+
+
+def test_store_set_versions_grow_and_damaged_revision_is_reported(store):
+    store.set("p.n.a", b"1")
+    store.set("p.n.b", b"2", ttl=60)
+    assert store.entry("p.n.a").version == 1
+    assert store.entry("p.n.b").version == 2
+    assert store.revision() == 2
+    store.backend.put(COUNTER, b"garbage")
+    with pytest.raises(CorruptStoreError):
+        store.set("p.n.a", b"3")
+    with pytest.raises(CorruptStoreError):
+        store.revision()
+    assert store.get("p.n.a") == b"1"
