@@ -19,6 +19,7 @@ from operator import itemgetter
 
 from prontodb.address import Address
 from prontodb.backends.base import parse_counter
+from prontodb.errors import CorruptStoreError
 
 SEP = b"\x00"
 DATA = b"D\x00"
@@ -100,15 +101,41 @@ def relative_names(keys: list[bytes], cut: int, depth: int, delim: str) -> list[
     return text.replace("\x00\n", "\n")[:-1].replace("\x00", delim).split("\n")
 
 
+def damaged_key(key: bytes, why: str) -> CorruptStoreError:
+    """The error for a backend key that ProntoDB cannot have written (a flipped byte, say)."""
+    shown = key[:80].decode("utf-8", "backslashreplace").replace("\x00", "\\0")
+    return CorruptStoreError(f"damaged key {shown!r}: {why}")
+
+
+def segments(key: bytes, start: int, count: int, required: int) -> list[str]:
+    """The ``count`` NUL-separated UTF-8 segments of ``key`` after ``start`` bytes, of which
+    the first ``required`` must not be empty; anything else raises CorruptStoreError."""
+    try:
+        parts = key[start:].decode().split("\x00")
+    except UnicodeDecodeError:
+        raise damaged_key(key, "not UTF-8") from None
+    if len(parts) != count:
+        raise damaged_key(key, f"{len(parts)} segments where {count} belong")
+    if not all(parts[:required]):
+        raise damaged_key(key, "an empty name")
+    return parts
+
+
 def decode_entry(layer_len: int, key: bytes) -> Address:
-    """The address of a backend key that starts with a layer prefix of ``layer_len`` bytes."""
-    project, namespace, name, context = key[layer_len:].decode().split("\x00")
+    """The address of a backend key that starts with a layer prefix of ``layer_len`` bytes; a
+    key that is not UTF-8 or not four segments (project, namespace and key not empty) raises
+    CorruptStoreError."""
+    project, namespace, name, context = segments(key, layer_len, 4, 3)
     return Address(project, namespace, name, context or None)
 
 
 def split_layer(key: bytes) -> tuple[str, str | None, Address]:
-    """(user, meta, address) of any entry key."""
-    user, meta, project, namespace, name, context = key[len(DATA) :].decode().split("\x00")
+    """(user, meta, address) of any entry key (CorruptStoreError when damaged, as
+    :func:`decode_entry`)."""
+    parts = segments(key, len(DATA), 6, 1)
+    if not all(parts[2:5]):
+        raise damaged_key(key, "an empty name")
+    user, meta, project, namespace, name, context = parts
     return user, meta or None, Address(project, namespace, name, context or None)
 
 
@@ -118,6 +145,10 @@ def ttl_key(prefix: bytes, project: str, namespace: str) -> bytes:
 
 
 def split_ttl_key(key: bytes) -> tuple[str, str | None, str, str]:
-    """(user, meta, project, namespace) of a TTL definition key."""
-    user, meta, project, namespace = key[len(TTLDEF) :].decode().split("\x00")
+    """(user, meta, project, namespace) of a TTL definition key (CorruptStoreError when
+    damaged)."""
+    parts = segments(key, len(TTLDEF), 4, 1)
+    if not all(parts[2:]):
+        raise damaged_key(key, "an empty name")
+    user, meta, project, namespace = parts
     return user, meta or None, project, namespace

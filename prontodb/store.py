@@ -198,6 +198,13 @@ def to_bytes(value: Value) -> bytes:
         ) from None
 
 
+def _ttl_seconds(key: bytes, raw: bytes) -> int:
+    """The seconds of a TTL namespace definition (CorruptStoreError when damaged)."""
+    if raw.isdigit() and 0 < len(raw) <= 12 and int(raw) > 0:
+        return int(raw)
+    raise keyspace.damaged_key(key, f"TTL definition {bytes(raw[:20])!r} is not whole seconds")
+
+
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
@@ -320,9 +327,10 @@ class Store:
     # -- TTL namespaces -------------------------------------------------------------------
 
     def _namespace_ttl(self, project: str, namespace: str) -> int | None:
-        raw = self.backend.get(keyspace.ttl_key(self._ttl_prefix, project, namespace))
+        key = keyspace.ttl_key(self._ttl_prefix, project, namespace)
+        raw = self.backend.get(key)
         if raw is not None:
-            return int(raw)
+            return _ttl_seconds(key, raw)
         if (project, namespace) == PIPE_CACHE:
             return PIPE_CACHE_TTL
         return None
@@ -355,8 +363,8 @@ class Store:
         found: dict[tuple[str, str], int] = {PIPE_CACHE: PIPE_CACHE_TTL}
         prefix_len = len(self._ttl_prefix)
         for key, raw in self.backend.scan(self._ttl_prefix):
-            project, ns = key[prefix_len:].decode().split("\x00")
-            found[(project, ns)] = int(raw)
+            project, ns = keyspace.segments(key, prefix_len, 2, 2)
+            found[(project, ns)] = _ttl_seconds(key, raw)
         return {
             f"{p}{self.delim}{n}": s
             for (p, n), s in sorted(
@@ -968,7 +976,10 @@ class Store:
                     break
             if found is None:
                 return names
-            names.append(found.decode())
+            try:
+                names.append(found.decode())
+            except UnicodeDecodeError:
+                raise keyspace.damaged_key(prefix + found, "not UTF-8") from None
             start = prefix + found + b"\x01"
 
     def projects(self) -> list[str]:
@@ -1246,7 +1257,8 @@ def check_store_format(backend: Backend, *, writable: bool) -> None:
             f"this ProntoDB (it reads format {keyspace.STORE_FORMAT.decode()})"
         )
     recorded = backend.get(keyspace.INFO_BACKEND)
-    if recorded is not None and recorded.decode() != backend.name:
+    if recorded is not None and recorded != backend.name.encode():
+        said = recorded.decode(errors="replace")
         raise CorruptStoreError(
-            f"{backend.path}: store says it is {recorded.decode()}, but opened as {backend.name}"
+            f"{backend.path}: store says it is {said}, but opened as {backend.name}"
         )

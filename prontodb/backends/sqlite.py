@@ -284,7 +284,7 @@ class SqliteBackend(Backend):
         joins it."""
         self._require_writable()
         self._counted = (counter_key, build)
-        self._counted_error: BaseException | None = None
+        self._counted_error = None
         params = (counter_key, key)
         try:
             if self._depth:
