@@ -159,6 +159,10 @@ class _Write:
         return removed
 
 
+class _TtlNamespace(Exception):
+    """Raised by the fast path of :meth:`Store.set` to give way to the general one."""
+
+
 class CopyResult(Frozen):
     """What ``copy``/``move`` did: the canonical source and destination, and whether the source
     was removed (always for move; for copy, a pipe-cache source unless ``keep``)."""
@@ -420,21 +424,31 @@ class Store:
         conditional = _check_condition(only_if_absent, only_if_present, if_version)
         seconds = None if ttl is None else ttl_seconds(ttl, now=self.clock())
         backend = self.backend
-        # The namespace default is read before the write: create-cache and drop-cache affect
-        # later writes only, so a write that races with one may go either way.
-        default = self._namespace_ttl(project, namespace)
-        read_old = keep_ttl or conditional
-        if not read_old and default is None:
-            # The common write (no condition, no namespace default, so no sweep): the engine's
-            # one-transaction revision bump and put, stamped with the revision it raised to.
+        ttl_key = keyspace.ttl_key(self._ttl_prefix, project, namespace)
+        if not (keep_ttl or conditional) and (project, namespace) != PIPE_CACHE:
+            # The common write: the engine's one-transaction revision bump and put, stamped
+            # with the revision it raised to. It reads the namespace's TTL definition in the
+            # same transaction and gives way to the general path in a TTL namespace (whose
+            # writes take a default deadline and sweep).
             now = self.clock()
             deadline = None if seconds is None else _ms(now + seconds)
             written = _ms(now)
             header = record.header
-            backend.put_counted(
-                keyspace.INFO_REVISION, key, lambda n: header(deadline, n, written) + data
-            )
-            return True
+
+            def build(n: int, ttl_def: bytes | None) -> bytes:
+                if ttl_def is not None:
+                    raise _TtlNamespace
+                return header(deadline, n, written) + data
+
+            try:
+                backend.put_counted(keyspace.INFO_REVISION, key, build, ttl_key)
+                return True
+            except _TtlNamespace:
+                pass
+        # The namespace default is read before the write: create-cache and drop-cache affect
+        # later writes only, so a write that races with one may go either way.
+        default = self._namespace_ttl(project, namespace)
+        read_old = keep_ttl or conditional
 
         def unit(w: _Write) -> bool:
             now = w.now

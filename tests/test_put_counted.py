@@ -14,21 +14,21 @@ COUNTER = keyspace.INFO_REVISION
 
 def test_counter_rises_and_entry_is_built_for_it(open_backend):
     b = open_backend()
-    assert b.put_counted(COUNTER, b"D\x00a", lambda n: b"v%d" % n) == 1
-    assert b.put_counted(COUNTER, b"D\x00b", lambda n: b"v%d" % n) == 2
+    assert b.put_counted(COUNTER, b"D\x00a", lambda n, _: b"v%d" % n) == 1
+    assert b.put_counted(COUNTER, b"D\x00b", lambda n, _: b"v%d" % n) == 2
     assert b.get(COUNTER) == b"2"
     assert b.get(b"D\x00a") == b"v1"
     assert b.get(b"D\x00b") == b"v2"
     # Another handle sees (and continues) the same counter.
     other = open_backend()
-    assert other.put_counted(COUNTER, b"D\x00a", lambda n: b"w%d" % n) == 3
+    assert other.put_counted(COUNTER, b"D\x00a", lambda n, _: b"w%d" % n) == 3
     assert b.get(b"D\x00a") == b"w3"
 
 
 def test_existing_counter_is_continued(open_backend):
     b = open_backend()
     b.put(COUNTER, b"41")
-    assert b.put_counted(COUNTER, b"D\x00k", lambda n: b"v") == 42
+    assert b.put_counted(COUNTER, b"D\x00k", lambda n, _: b"v") == 42
     assert b.get(COUNTER) == b"42"
 
 
@@ -37,16 +37,16 @@ def test_damaged_counter_writes_nothing(open_backend, bad):
     b = open_backend()
     b.put(COUNTER, bad)
     with pytest.raises(CorruptStoreError, match="counter"):
-        b.put_counted(COUNTER, b"D\x00k", lambda n: b"v")
+        b.put_counted(COUNTER, b"D\x00k", lambda n, _: b"v")
     assert b.get(b"D\x00k") is None
     assert b.get(COUNTER) == bad
 
 
 def test_failing_build_writes_nothing(open_backend):
     b = open_backend()
-    b.put_counted(COUNTER, b"D\x00k", lambda n: b"old")
+    b.put_counted(COUNTER, b"D\x00k", lambda n, _: b"old")
 
-    def build(n: int) -> bytes:
+    def build(n: int, found: bytes | None) -> bytes:
         raise ValueError("no")
 
     with pytest.raises(ValueError, match="no"):
@@ -58,22 +58,22 @@ def test_failing_build_writes_nothing(open_backend):
 def test_joins_an_open_transaction(open_backend):
     b = open_backend()
     with pytest.raises(RuntimeError), b.transaction():
-        assert b.put_counted(COUNTER, b"D\x00a", lambda n: b"a") == 1
-        assert b.put_counted(COUNTER, b"D\x00b", lambda n: b"b") == 2
+        assert b.put_counted(COUNTER, b"D\x00a", lambda n, _: b"a") == 1
+        assert b.put_counted(COUNTER, b"D\x00b", lambda n, _: b"b") == 2
         assert b.get(b"D\x00b") == b"b"
         raise RuntimeError
     assert b.get(COUNTER) is None
     assert b.get(b"D\x00a") is None
     with b.transaction():
-        b.put_counted(COUNTER, b"D\x00a", lambda n: b"a")
-        b.put_counted(COUNTER, b"D\x00b", lambda n: b"b")
+        b.put_counted(COUNTER, b"D\x00a", lambda n, _: b"a")
+        b.put_counted(COUNTER, b"D\x00b", lambda n, _: b"b")
     assert b.get(COUNTER) == b"2"
 
 
 def test_large_value(open_backend):
     b = open_backend()
     big = bytes(range(256)) * 40_000
-    b.put_counted(COUNTER, b"D\x00big", lambda n: record.pack(big, None, n, 7))
+    b.put_counted(COUNTER, b"D\x00big", lambda n, _: record.pack(big, None, n, 7))
     assert record.unpack(b.get(b"D\x00big")) == record.Record(big, None, 1, 7)
 
 
@@ -89,3 +89,18 @@ def test_store_set_versions_grow_and_damaged_revision_is_reported(store):
     with pytest.raises(CorruptStoreError):
         store.revision()
     assert store.get("p.n.a") == b"1"
+
+
+def test_also_is_read_in_the_same_transaction(open_backend):
+    b = open_backend()
+    seen = []
+
+    def build(n: int, found: bytes | None) -> bytes:
+        seen.append(found)
+        return b"v"
+
+    b.put_counted(COUNTER, b"D\x00k", build, also=b"T\x00x")
+    b.put(b"T\x00x", b"60")
+    b.put_counted(COUNTER, b"D\x00k", build, also=b"T\x00x")
+    b.put_counted(COUNTER, b"D\x00k", build)
+    assert seen[-3:] == [None, b"60", None]

@@ -176,10 +176,18 @@ class Backend(abc.ABC):
                 time.sleep(random.uniform(0, 0.0005 * 2 ** min(attempt, 8)))
                 attempt += 1
 
-    def put_counted(self, counter_key: bytes, key: bytes, build: Callable[[int], bytes]) -> int:
+    def put_counted(
+        self,
+        counter_key: bytes,
+        key: bytes,
+        build: Callable[[int, bytes | None], bytes],
+        also: bytes | None = None,
+    ) -> int:
         """In one write transaction: raise the counter stored under ``counter_key`` (ASCII
-        decimal; absent counts as 0) by one to ``n``, store ``build(n)`` under ``key``, and
-        return ``n``. ``build`` is pure (an optimistic engine may call it again). Inside an
+        decimal; absent counts as 0) by one to ``n``, store ``build(n, found)`` under ``key``
+        (``found``: the value under ``also`` read in the same transaction, None when absent or
+        no ``also``), and return ``n``. ``build`` is pure (an optimistic engine may call it
+        again); when it raises, nothing is written and its exception propagates. Inside an
         open transaction it joins it. A counter that is not a decimal number raises
         CorruptStoreError and nothing is written.
 
@@ -189,8 +197,9 @@ class Backend(abc.ABC):
 
         def unit() -> int:
             n = parse_counter(self._get(counter_key), counter_key) + 1
+            value = build(n, None if also is None else self._get(also))
             self._put(counter_key, str(n).encode())
-            self._put(key, build(n))
+            self._put(key, value)
             return n
 
         return self.run_transaction(unit)

@@ -580,14 +580,20 @@ class DiskcacheBackend(Backend):
                 self._upsert_inline(batch)
         return count
 
-    def put_counted(self, counter_key: bytes, key: bytes, build: Callable[[int], bytes]) -> int:
+    def put_counted(
+        self,
+        counter_key: bytes,
+        key: bytes,
+        build: Callable[[int, bytes | None], bytes],
+        also: bytes | None = None,
+    ) -> int:
         """The counter and an inline entry go in one upsert statement inside one transaction
         (``Cache.set`` would cost a SELECT and a write for each)."""
         self._require_writable()
         counter_key, key = _as_bytes(counter_key, "key"), _as_bytes(key, "key")
         with self.transaction():
             n = parse_counter(self._get(counter_key), counter_key) + 1
-            value = _as_bytes(build(n), "value")
+            value = _as_bytes(build(n, None if also is None else self._get(also)), "value")
             counter = (counter_key, str(n).encode())
             if len(value) < self._disk.min_file_size:
                 self._upsert_inline([counter, (key, value)])

@@ -44,7 +44,7 @@ _PUT_COUNTED = (
     "WITH r(n) AS (SELECT _pronto_next((SELECT v FROM kv WHERE k = ?1))) "
     "INSERT OR REPLACE INTO kv (k, v) "
     "SELECT ?1, CAST(CAST(n AS TEXT) AS BLOB) FROM r "
-    "UNION ALL SELECT ?2, _pronto_build(n) FROM r"
+    "UNION ALL SELECT ?2, _pronto_build(n, (SELECT v FROM kv WHERE k = ?3)) FROM r"
 )
 #: ProntoDB's marker in the SQLite header (``PRAGMA application_id``, bytes 68-71): "Pron".
 APPLICATION_ID = 0x50726F6E
@@ -57,11 +57,11 @@ _CREATE = (
 )
 
 
-def _no_build(n: int) -> bytes:
+def _no_build(n: int, found: bytes | None) -> bytes:
     raise AssertionError("put_counted is not running")
 
 
-_NO_COUNTED: tuple[bytes, Callable[[int], bytes]] = (b"", _no_build)
+_NO_COUNTED: tuple[bytes, Callable[[int, bytes | None], bytes]] = (b"", _no_build)
 
 
 def _cannot_open(exc: sqlite3.Error) -> bool:
@@ -202,7 +202,7 @@ class SqliteBackend(Backend):
             self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
         conn.execute(f"PRAGMA synchronous={sync}")
         conn.create_function("_pronto_next", 1, self._next_counter)
-        conn.create_function("_pronto_build", 1, self._build_counted)
+        conn.create_function("_pronto_build", 2, self._build_counted)
         conn.execute("PRAGMA temp_store=MEMORY")
         if not tables or legacy:
             self._retry(lambda: conn.executescript(_CREATE))
@@ -235,7 +235,7 @@ class SqliteBackend(Backend):
         else:
             self._autocommit(_UPSERT, (key, value))
 
-    def _autocommit(self, sql: str, params: tuple[bytes, ...]) -> None:
+    def _autocommit(self, sql: str, params: tuple[bytes | None, ...]) -> None:
         """Run the write statement ``sql`` outside a transaction."""
         # Outside a transaction the statement runs in autocommit mode: it is its own write
         # transaction, which takes the write lock before it reads anything (waiting through the
@@ -271,21 +271,27 @@ class SqliteBackend(Backend):
         self._counted_n = n
         return n
 
-    def _build_counted(self, n: int) -> bytes:
+    def _build_counted(self, n: int, found: bytes | None) -> bytes:
         try:
-            return self._counted[1](n)
+            return self._counted[1](n, found)
         except BaseException as exc:
             self._counted_error = exc
             raise
 
-    def put_counted(self, counter_key: bytes, key: bytes, build: Callable[[int], bytes]) -> int:
+    def put_counted(
+        self,
+        counter_key: bytes,
+        key: bytes,
+        build: Callable[[int, bytes | None], bytes],
+        also: bytes | None = None,
+    ) -> int:
         """One ``INSERT ... SELECT`` writes the raised counter and the entry: outside a
         transaction it is one autocommit statement (as cheap as a plain put), inside one it
         joins it."""
         self._require_writable()
         self._counted = (counter_key, build)
         self._counted_error = None
-        params = (counter_key, key)
+        params = (counter_key, key, also)
         try:
             if self._depth:
                 self._exec(_PUT_COUNTED, params)
@@ -316,7 +322,7 @@ class SqliteBackend(Backend):
             cur = self._exec("DELETE FROM kv WHERE k = ?", (key,))
         return cur.rowcount > 0
 
-    def _exec(self, sql: str, params: tuple[bytes, ...]) -> sqlite3.Cursor:
+    def _exec(self, sql: str, params: tuple[bytes | None, ...]) -> sqlite3.Cursor:
         try:
             return self._conn.execute(sql, params)
         except sqlite3.Error as exc:
