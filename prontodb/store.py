@@ -1157,11 +1157,18 @@ class Store:
         """The stored bytes at ``address``. On a miss or an expired entry: ``default`` when one
         is given (None included), else NotFoundError (a KeyError). An invalid address always
         raises InvalidAddressError."""
-        raw = self._raw(address)
-        if raw is not None:
-            if raw.startswith(NO_DEADLINE):
-                return raw[HEADER_SIZE:]
-            rec = record.unpack(raw)
+        delim = self.delim
+        if type(address) is str and is_plain(address, delim):
+            key = keyspace.plain_key(self._layer, address, delim)
+        else:
+            key = self._key(self.address(address))
+        # The header and the value apart: a large value is copied once, not sliced again.
+        found = self.backend.get_split(key, HEADER_SIZE)
+        if found is not None:
+            head, rest = found
+            if len(head) == HEADER_SIZE and head.startswith(NO_DEADLINE):
+                return rest
+            rec = record.unpack(head + rest)
             if not rec.expired(self.clock()):
                 return rec.value
         if default is not _MISSING:

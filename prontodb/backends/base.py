@@ -103,6 +103,13 @@ class Backend(abc.ABC):
         self._require_open()
         return self._get(key)
 
+    def get_split(self, key: bytes, head: int) -> tuple[bytes, bytes] | None:
+        """The value stored under ``key`` as (its first ``head`` bytes, the rest), or None when
+        there is none: the same bytes as ``get``, cut in two. An engine that can copies the
+        rest once, straight from its storage (a large value is then not copied twice)."""
+        raw = self.get(key)
+        return None if raw is None else (raw[:head], raw[head:])
+
     def put(self, key: bytes, value: bytes) -> None:
         """Store ``value`` under ``key``, replacing any value. Committed and durable (per the
         durability mode) when it returns, unless inside ``transaction()``."""

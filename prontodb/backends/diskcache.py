@@ -440,6 +440,28 @@ class DiskcacheBackend(Backend):
         except _ENGINE_ERRORS as exc:
             raise self._translate(exc) from exc
 
+    def get_split(self, key: bytes, head: int) -> tuple[bytes, bytes] | None:
+        """A value kept in a file is read as its two parts (each copied once)."""
+        self._require_open()
+        key = _as_bytes(key, "key")
+        try:
+            row = self._cache._con.execute(_GET, (key,)).fetchone()
+        except _ENGINE_ERRORS as exc:
+            raise self._translate(exc) from exc
+        if row is None:
+            return None
+        mode, filename, value = row
+        if mode == MODE_BINARY and filename is not None and value is None:
+            try:
+                fd = os.open(os.path.join(self._disk._directory, filename), os.O_RDONLY)
+                try:
+                    return _read_split(fd, head)
+                finally:
+                    os.close(fd)
+            except FileNotFoundError:
+                pass  # replaced meanwhile: the general path looks again
+        return super().get_split(key, head)
+
     def _refetch(self, key: bytes, missing: str) -> bytes | None:
         """Look ``key`` up again after its value file ``missing`` could not be opened.
 
@@ -839,6 +861,18 @@ def _leftover(warning: warnings.WarningMessage) -> bool:
     return issubclass(warning.category, diskcache.UnknownFileWarning) and str(
         warning.message
     ).endswith(".val")
+
+
+def _read_split(fd: int, head: int) -> tuple[bytes, bytes]:
+    """The first ``head`` bytes of the open file ``fd`` and the rest, each read into a bytes
+    object of its final size (no buffer that grows and is copied again)."""
+    first = os.read(fd, head)
+    size = os.fstat(fd).st_size - len(first)
+    parts = [os.read(fd, max(size, 0))]
+    while chunk := os.read(fd, 1 << 20):  # the file grew meanwhile: never cut it short
+        parts.append(chunk)
+    rest = parts[0] if len(parts) == 1 else b"".join(parts)
+    return first, rest
 
 
 def _is_busy(exc: BaseException | None) -> bool:

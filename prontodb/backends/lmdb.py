@@ -458,6 +458,28 @@ class LmdbBackend(Backend):
         except lmdb.Error as exc:
             raise translate(exc, self.path) from exc
 
+    def get_split(self, key: bytes, head: int) -> tuple[bytes, bytes] | None:
+        """Outside a transaction or snapshot, a read transaction that hands out buffers into
+        the map: each part is copied once, before the transaction ends."""
+        self._require_open()
+        if self._depth or self._snap is not None:
+            return super().get_split(key, head)
+        try:
+            txn = self._begin_short(buffers=True)
+            try:
+                found = txn.get(key)
+                if found is None:
+                    return None
+                view = memoryview(found)
+                return bytes(view[:head]), bytes(view[head:])
+            finally:
+                txn.abort()
+                self._reading = False
+        except lmdb.BadValsizeError:
+            return None  # an empty or over-long key can never be stored
+        except lmdb.Error as exc:
+            raise translate(exc, self.path) from exc
+
     def _txn_get(self, key: bytes) -> bytes | None:
         txn = self._live_txn()
         try:
@@ -777,8 +799,9 @@ class LmdbBackend(Backend):
             pass
         self._shared.leave_long()
 
-    def _begin_short(self) -> Any:
-        """Begin a short read transaction; the caller aborts it and clears ``_reading``."""
+    def _begin_short(self, *, buffers: bool = False) -> Any:
+        """Begin a short read transaction (``buffers``: its reads are memoryviews into the map,
+        valid until it ends); the caller aborts it and clears ``_reading``."""
         if self._closed:
             raise BackendError(f"{self.path}: store is closed")
         shared = self._shared
@@ -791,7 +814,7 @@ class LmdbBackend(Backend):
                 shared.wait_resized()
                 continue
             try:
-                return self._env.begin()
+                return self._env.begin(buffers=buffers)
             except lmdb.MapResizedError:
                 self._reading = False
                 shared.resize(self.path, None)
