@@ -176,6 +176,8 @@ class SqliteBackend(Backend):
         the journal mode is changed). A store made before the marker existed (exactly our one
         table, exactly our schema) is adopted and marked."""
         conn = self._conn
+        conn.create_function("_pronto_next", 1, self._next_counter)
+        conn.create_function("_pronto_build", 2, self._build_counted)
         tables = {
             row[0]: row[1]
             for row in conn.execute("SELECT name, sql FROM sqlite_master WHERE type='table'")
@@ -201,8 +203,6 @@ class SqliteBackend(Backend):
         if mode.lower() != "wal":
             self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
         conn.execute(f"PRAGMA synchronous={sync}")
-        conn.create_function("_pronto_next", 1, self._next_counter)
-        conn.create_function("_pronto_build", 2, self._build_counted)
         conn.execute("PRAGMA temp_store=MEMORY")
         if not tables or legacy:
             self._retry(lambda: conn.executescript(_CREATE))
