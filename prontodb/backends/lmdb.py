@@ -33,6 +33,7 @@ import os
 import tempfile
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import chain, islice
@@ -42,7 +43,7 @@ from typing import IO, Any
 import lmdb
 
 from prontodb.backends import check_unmoved, refuse_special
-from prontodb.backends.base import Backend
+from prontodb.backends.base import Backend, prefix_successor
 from prontodb.errors import (
     BackendError,
     CorruptStoreError,
@@ -57,6 +58,8 @@ MAX_READERS = 1024
 BUSY_TIMEOUT_S = 60.0
 #: Items read per short read transaction by a scan outside snapshot()/transaction().
 SCAN_PAGE = 1000
+#: The first chunk a scan page takes from the cursor (then doubling up to SCAN_PAGE).
+_FIRST_CHUNK = 64
 #: Pairs that ``put_many`` takes from its iterable, checks and writes at a time.
 PUT_MANY_CHUNK = 4096
 #: Grow the map before a write transaction once the file's high-water mark passes this share.
@@ -924,19 +927,31 @@ def _replay(txn: Any, log: list[tuple[Any, ...]], validate: bool) -> None:
 
 def _read_page(txn: Any, prefix: bytes, low: bytes, inclusive: bool) -> list[tuple[bytes, bytes]]:
     """Up to SCAN_PAGE pairs with keys starting with ``prefix``, from ``low`` on (excluded when
-    not ``inclusive``), ascending."""
+    not ``inclusive``), ascending.
+
+    Pairs are taken from the cursor in chunks by C-level iteration (64, then doubling, so a
+    short scan such as the TTL sweep reads little past its end), and each chunk is cut at the
+    first key past the prefix by a bisection: no Python step per pair."""
     page: list[tuple[bytes, bytes]] = []
+    high = prefix_successor(prefix)
+    end = None if high is None else (high,)  # (key, value) < (high,) exactly when key < high
     with txn.cursor() as cursor:
         if not cursor.set_range(low):
             return page
         if not inclusive and cursor.key() == low and not cursor.next():
             return page
-        for key, value in cursor:
-            if not key.startswith(prefix):
+        pairs = cursor.iternext()
+        want = _FIRST_CHUNK
+        while len(page) < SCAN_PAGE:
+            want = min(want, SCAN_PAGE - len(page))
+            chunk = list(islice(pairs, want))
+            if end is not None and chunk and chunk[-1] >= end:
+                page += chunk[: bisect_left(chunk, end)]
                 break
-            page.append((key, value))
-            if len(page) >= SCAN_PAGE:
+            page += chunk
+            if len(chunk) < want:
                 break
+            want *= 2
     return page
 
 
