@@ -379,11 +379,17 @@ def test_backend_failing_mid_write_falls_back_to_the_default_store(sh, tmp_path)
         from prontodb.backends.sqlite import SqliteBackend
         from prontodb.errors import StorageFullError
         _put = SqliteBackend.put
+        _put_counted = SqliteBackend.put_counted
         def put(self, key, value):
             if self.path.endswith("work.sqlite"):
                 raise StorageFullError(f"{self.path}: disk full")
             return _put(self, key, value)
+        def put_counted(self, *args):
+            if self.path.endswith("work.sqlite"):
+                raise StorageFullError(f"{self.path}: disk full")
+            return _put_counted(self, *args)
         SqliteBackend.put = put
+        SqliteBackend.put_counted = put_counted
     """
     work = str(tmp_path / "work.sqlite")
     assert sh("cursor", "set", "work", work).code == 0

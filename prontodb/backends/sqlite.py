@@ -41,8 +41,8 @@ _UPSERT = "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)"
 #: counter, ``_pronto_build`` makes the entry's value for it; both are this connection's
 #: Python functions, so nothing about them is stored in the file.
 _PUT_COUNTED = (
-    "WITH r(n) AS (SELECT _pronto_next((SELECT v FROM kv WHERE k = ?1))) "
     "INSERT OR REPLACE INTO kv (k, v) "
+    "WITH r(n) AS (SELECT _pronto_next((SELECT v FROM kv WHERE k = ?1))) "
     "SELECT ?1, CAST(CAST(n AS TEXT) AS BLOB) FROM r "
     "UNION ALL SELECT ?2, _pronto_build(n, (SELECT v FROM kv WHERE k = ?3)) FROM r"
 )
