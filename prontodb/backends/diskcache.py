@@ -451,6 +451,8 @@ class DiskcacheBackend(Backend):
         if row is None:
             return None
         mode, filename, value = row
+        if mode == MODE_RAW and type(value) is bytes:
+            return value[:head], value[head:]
         if mode == MODE_BINARY and filename is not None and value is None:
             try:
                 fd = os.open(os.path.join(self._disk._directory, filename), os.O_RDONLY)
