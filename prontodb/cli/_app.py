@@ -1,4 +1,7 @@
-"""The root click group: global flags anywhere, help three ways, exit codes in one place.
+"""The runner of every command line: exit codes in one place, piped content rescued.
+
+This module imports no click (the click classes are in :mod:`prontodb.cli._group`), so the
+click-free hot path (:mod:`prontodb.cli._hot`) runs through the same :func:`run`.
 
 Exit codes: 0 success; 1 error (usage — click's 2 is remapped —, invalid address, locked
 context, storage failure); 2 miss; 3 piped content rescued into the pipe cache; 4 not applied.
@@ -7,18 +10,18 @@ Every command line is classified once by :mod:`prontodb.cli.argv`; :func:`run_ca
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
-import click
-
+from prontodb.cli._echo import echo
 from prontodb.errors import NotFoundError, ProntoError
 
 if TYPE_CHECKING:
+    import click
+
     from prontodb.cli._session import Session
     from prontodb.cli._stdin import Piped
     from prontodb.cli.argv import Call
@@ -39,121 +42,6 @@ class Exit(Exception):
         self.address = address
 
 
-class LazyCommands(dict):  # type: ignore[type-arg]
-    """A group's commands, each command module imported when one of its commands (or
-    aliases) is first looked up, and all of them when the commands are listed: a one-shot
-    ``prontodb get`` imports only the module that defines ``get``. A name that no module
-    claims imports every module before it is looked up, so nothing is ever missed."""
-
-    def __init__(self, modules: dict[str, tuple[str, ...]], *args: Any) -> None:
-        super().__init__(*args)
-        self._owners: dict[str, list[str]] = {}
-        for module, names in modules.items():
-            for name in names:
-                self._owners.setdefault(name, []).append(module)
-        self._pending = list(modules)
-
-    def load(self, name: object = None) -> None:
-        """Import the modules that define ``name`` (every module for None or an unknown
-        name, or for a name their modules have not registered)."""
-        if not self._pending or (name is not None and dict.__contains__(self, name)):
-            return
-        owners = self._owners.get(name) if isinstance(name, str) else None
-        for module in owners or list(self._pending):
-            if module in self._pending:
-                self._pending.remove(module)
-                importlib.import_module(module)
-        if owners and not dict.__contains__(self, name):
-            self.load()
-
-    def __contains__(self, name: object) -> bool:
-        self.load(name)
-        return super().__contains__(name)
-
-    def __getitem__(self, name: str) -> click.Command:
-        self.load(name)
-        return super().__getitem__(name)
-
-    def get(self, name: str, default: Any = None) -> Any:
-        self.load(name)
-        return super().get(name, default)
-
-    def __iter__(self) -> Any:
-        self.load()
-        return super().__iter__()
-
-    def __len__(self) -> int:
-        self.load()
-        return super().__len__()
-
-    def keys(self) -> Any:
-        self.load()
-        return super().keys()
-
-    def values(self) -> Any:
-        self.load()
-        return super().values()
-
-    def items(self) -> Any:
-        self.load()
-        return super().items()
-
-
-class ProntoCommand(click.Command):
-    """A command built from its declaration (:mod:`prontodb.cli._build`)."""
-
-
-class ProntoGroup(click.Group):
-    """A group whose subcommands are ProntoCommands and that knows their aliases; the root
-    group runs every command line through :func:`run_call`."""
-
-    command_class = ProntoCommand
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.group_class = ProntoGroup
-        self.aliases: dict[str, str] = {}
-
-    def add_alias(self, alias: str, name: str) -> None:
-        """Make ``alias`` run the command ``name`` (aliases are not listed in help)."""
-        self.aliases[alias] = name
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if isinstance(self.commands, LazyCommands):
-            self.commands.load(cmd_name)  # its module may also register aliases
-        return super().get_command(ctx, self.aliases.get(cmd_name, cmd_name))
-
-    def main(  # type: ignore[override]
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
-        if os.environ.get("_PRONTODB_COMPLETE"):
-            return _complete(self, argv, prog_name, complete_var, standalone_mode, **extra)
-        from prontodb.cli.argv import classify
-
-        code = run_call(self, classify(argv), prog_name or "prontodb", **extra)
-        if standalone_mode:
-            _flush_stdout()
-            sys.exit(code)
-        return code
-
-
-def _complete(group: click.Group, argv: list[str], *args: Any, **extra: Any) -> Any:
-    """Shell completion; a malformed request (``COMP_CWORD`` not a number...) completes
-    nothing instead of printing a traceback."""
-    try:
-        return click.Group.main(group, argv, *args, **extra)
-    except SystemExit:
-        raise
-    except Exception:  # noqa: BLE001 - completion never prints errors
-        sys.exit(1)
-
-
 def _flush_stdout() -> None:
     """Flush stdout now, so a closed pipe is noticed here (quietly) and not at exit."""
     try:
@@ -163,21 +51,6 @@ def _flush_stdout() -> None:
         sys.exit(EXIT_BROKEN_PIPE)
     except (OSError, ValueError):
         pass
-
-
-def help_text(group: click.Group, path: Sequence[str], prog_name: str = "prontodb") -> str:
-    """The formatted help of the command at ``path`` (the root for an empty path)."""
-    target: click.Command = group
-    ctx = click.Context(target, info_name=prog_name)
-    for name in path:
-        if not isinstance(target, click.Group):
-            break
-        sub = target.get_command(ctx, name)
-        if sub is None:
-            break
-        target = sub
-        ctx = click.Context(target, info_name=name, parent=ctx)
-    return target.get_help(ctx)
 
 
 def _help_is_address(call: Call) -> bool:
@@ -215,24 +88,56 @@ def _session(call: Call) -> Session:
 
 
 def run_call(group: click.Group, call: Call, prog_name: str, **extra: Any) -> int:
-    """Run one classified command line and turn every outcome into an exit code: never a
-    traceback for an expected failure, and piped content rescued on any exit other than
-    success of a command that takes it (DESIGN §6)."""
+    """Run one classified command line through click (help, the version and every command)
+    and turn every outcome into an exit code (:func:`run`)."""
+    import click
+
+    from prontodb.cli._group import help_text
+
+    if call.version:
+        from prontodb import __version__
+
+        if call.globals.get("as_json"):
+            _emit_json({"version": __version__})
+        else:
+            echo(f"prontodb {__version__}")
+        return EXIT_OK
+    if call.help:
+        echo(help_text(group, call.path, prog_name))
+        return EXIT_OK
+
+    def invoke(piped: Piped | None) -> None:
+        if call.problem is not None:
+            raise click.UsageError(call.problem)
+        if not call.path:
+            if piped is not None and piped.has_content():
+                raise click.UsageError("no command given")
+            echo(help_text(group, [], prog_name))
+            return
+        assert call.cmd is not None
+        if call.cmd.group and len(call.path) == 1:
+            echo(help_text(group, call.path, prog_name))
+            return
+        if call.help_word and _help_shown(call, piped):
+            echo(help_text(group, call.path, prog_name))
+            return
+        # click's own main would turn Ctrl-C into Abort and print; run the context here.
+        with group.make_context(prog_name, call.click_args(), **extra) as ctx:
+            group.invoke(ctx)
+
+    return run(call, invoke)
+
+
+def run(call: Call, invoke: Callable[[Piped | None], None]) -> int:
+    """Run one classified command line by ``invoke`` (given the piped content, if the call
+    takes any) and turn every outcome into an exit code: never a traceback for an expected
+    failure, and piped content rescued on any exit other than success of a command that
+    takes it (DESIGN §6). The click path and the hot path (:mod:`prontodb.cli._hot`) both
+    run through here."""
     from prontodb.cli._session import OPENED
 
     OPENED.clear()
     as_json = bool(call.globals.get("as_json"))
-    if call.version:
-        from prontodb import __version__
-
-        if as_json:
-            _emit_json({"version": __version__})
-        else:
-            click.echo(f"prontodb {__version__}")
-        return EXIT_OK
-    if call.help:
-        click.echo(help_text(group, call.path, prog_name))
-        return EXIT_OK
     piped: Piped | None = None
     if call.rescues:
         from prontodb.cli import _stdin  # only a command that takes piped content pays
@@ -243,31 +148,11 @@ def run_call(group: click.Group, call: Call, prog_name: str, **extra: Any) -> in
     try:
         with _stdin.stop_on_signals() if piped is not None else nullcontext():
             try:
-                if call.problem is not None:
-                    raise click.UsageError(call.problem)
-                if not call.path:
-                    if piped is not None and piped.has_content():
-                        raise click.UsageError("no command given")
-                    click.echo(help_text(group, [], prog_name))
-                    return EXIT_OK
-                assert call.cmd is not None
-                if call.cmd.group and len(call.path) == 1:
-                    click.echo(help_text(group, call.path, prog_name))
-                    return EXIT_OK
-                if call.help_word and _help_shown(call, piped):
-                    click.echo(help_text(group, call.path, prog_name))
-                    return EXIT_OK
-                # click's own main would turn Ctrl-C into Abort and print; run the context here.
-                with group.make_context(prog_name, call.click_args(), **extra) as ctx:
-                    group.invoke(ctx)
+                invoke(piped)
                 return EXIT_OK
-            except (Exit, click.exceptions.Exit) as done:
-                code = done.code if isinstance(done, Exit) else done.exit_code
-                if code in (EXIT_OK, EXIT_RESCUED) or piped is None:
-                    return _report(done, as_json)
-                failure = done
             except BaseException as exc:  # noqa: BLE001 - every failure is reported or rescued
-                if piped is None:
+                code = _exit_code(exc)
+                if piped is None or code in (EXIT_OK, EXIT_RESCUED):
                     return _report(exc, as_json)
                 failure = exc
         # A rescuing command failed: its piped content goes to the pipe cache.
@@ -288,6 +173,21 @@ def run_call(group: click.Group, call: Call, prog_name: str, **extra: Any) -> in
             _stdin.CURRENT = None  # imported when piped was made
 
 
+def _click() -> Any:
+    """The click module if something imported it (an exception can only be click's then)."""
+    return sys.modules.get("click")
+
+
+def _exit_code(exc: BaseException) -> int | None:
+    """The code of an exit requested by a command (ours or click's), else None."""
+    if isinstance(exc, Exit):
+        return exc.code
+    click = _click()
+    if click is not None and isinstance(exc, click.exceptions.Exit):
+        return int(exc.exit_code)
+    return None
+
+
 def _limit() -> int:
     from prontodb.store import DEFAULT_MAX_VALUE_BYTES
 
@@ -302,7 +202,7 @@ def _limit() -> int:
 def _emit_json(obj: object, *, err: bool = False) -> None:
     import json
 
-    click.echo(json.dumps(obj, ensure_ascii=False, separators=(",", ":")), err=err)
+    echo(json.dumps(obj, ensure_ascii=False, separators=(",", ":")), err=err)
 
 
 def fail(message: str, code: int, as_json: bool, address: str | None = None) -> int:
@@ -313,26 +213,25 @@ def fail(message: str, code: int, as_json: bool, address: str | None = None) -> 
             obj["address"] = address
         _emit_json(obj, err=True)
     else:
-        click.echo(message if code == EXIT_MISS else f"error: {message}", err=True)
+        echo(message if code == EXIT_MISS else f"error: {message}", err=True)
     return code
 
 
 def _report(exc: BaseException, as_json: bool) -> int:
     """The exit code of an outcome, with its message on stderr."""
-    from prontodb.cli._stdin import Interrupted, TooLarge
-
     if isinstance(exc, Exit):
         if exc.code != EXIT_OK and as_json:
             fail(exc.message or f"exit {exc.code}", exc.code, True, exc.address)
         return exc.code
-    if isinstance(exc, click.exceptions.Exit):
-        return exc.exit_code
-    if isinstance(exc, click.ClickException):
+    click = _click()
+    if click is not None and isinstance(exc, click.exceptions.Exit):
+        return int(exc.exit_code)
+    if click is not None and isinstance(exc, click.ClickException):
         hint = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f" (see: {exc.ctx.command_path} --help)"
         return fail(one_line(exc.format_message()) + hint, EXIT_ERROR, as_json)
-    if isinstance(exc, click.Abort):
+    if click is not None and isinstance(exc, click.Abort):
         return fail("aborted", EXIT_ERROR, as_json)
     if isinstance(exc, NotFoundError):
         return fail(str(exc), EXIT_MISS, as_json, getattr(exc, "address", None))
@@ -341,6 +240,8 @@ def _report(exc: BaseException, as_json: bool) -> int:
     if isinstance(exc, BrokenPipeError):
         _silence_stdout()
         return EXIT_BROKEN_PIPE
+    from prontodb.cli._stdin import Interrupted, TooLarge
+
     if isinstance(exc, KeyboardInterrupt | Interrupted):
         fail("interrupted", 130, as_json)
         return 130
@@ -447,5 +348,6 @@ def log_unexpected(exc: BaseException) -> str:
     except OSError:
         where = "nowhere (log file not writable)"
     if os.environ.get("PRONTO_DEBUG"):
-        click.echo(details, err=True, nl=False)
+        sys.stderr.write(details)
+        sys.stderr.flush()
     return where

@@ -1,8 +1,9 @@
 """Click commands built from the declarations in :mod:`prontodb.cli.spec`.
 
-A command module writes ``@declared("set")`` over its function instead of a stack of
-``@click.argument``/``@click.option``: the parameters, their help and their completion come
-from the declaration, so the argv classifier and click can never disagree about them.
+A command module writes ``@declared("set")`` (:mod:`prontodb.cli._commands`) over its function
+instead of a stack of ``@click.argument``/``@click.option``: the parameters, their help and
+their completion come from the declaration, so the argv classifier and click can never
+disagree about them. The click command is built when the module is loaded for the click group.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import click
 
+from prontodb.cli._commands import PENDING, declared
 from prontodb.cli.spec import COMMANDS, ENGINES, GLOBAL_OPTIONS, Arg, Cmd, Opt, subcommands
 
 
@@ -87,29 +89,36 @@ def global_params() -> list[click.Parameter]:
     return [option(o) for o in GLOBAL_OPTIONS]
 
 
-def declared(*path: str) -> Callable[[Callable[..., Any]], click.Command]:
-    """Register the decorated function as the command at ``path`` (``"set"`` or ``"cursor",
-    "set"``), built from its declaration; the function receives the click context first and
-    then the parameters by their declared names. A group declaration makes a group."""
+def build(path: tuple[str, ...], fn: Callable[..., Any]) -> click.Command:
+    """Build and register the click command at ``path`` (``("set",)`` or ``("cursor",
+    "set")``) from its declaration, running ``fn``; the function receives the click context
+    first and then the parameters by their declared names. A group declaration makes a group."""
     from prontodb.cli import cli
-    from prontodb.cli._app import ProntoCommand, ProntoGroup
+    from prontodb.cli._group import ProntoCommand, ProntoGroup
 
     table = COMMANDS if len(path) == 1 else subcommands(path[0])
     cmd = table[path[-1]]
+    callback = click.pass_context(fn)
+    doc = fn.__doc__
+    made: click.Command
+    if cmd.group:
+        made = ProntoGroup(cmd.name, callback=callback, params=params(cmd), help=doc)
+    else:
+        made = ProntoCommand(cmd.name, callback=callback, params=params(cmd), help=doc)
+    parent = cli if len(path) == 1 else cli.commands[path[0]]
+    assert isinstance(parent, ProntoGroup)
+    parent.add_command(made)
+    for alias in cmd.aliases:
+        parent.add_alias(alias, cmd.name)
+    return made
 
-    def build(fn: Callable[..., Any]) -> click.Command:
-        callback = click.pass_context(fn)
-        doc = fn.__doc__
-        made: click.Command
-        if cmd.group:
-            made = ProntoGroup(cmd.name, callback=callback, params=params(cmd), help=doc)
-        else:
-            made = ProntoCommand(cmd.name, callback=callback, params=params(cmd), help=doc)
-        parent = cli if len(path) == 1 else cli.commands[path[0]]
-        assert isinstance(parent, ProntoGroup)
-        parent.add_command(made)
-        for alias in cmd.aliases:
-            parent.add_alias(alias, cmd.name)
-        return made
 
-    return build
+def build_pending() -> None:
+    """Build the click command of every function recorded by ``@declared`` and not built yet
+    (called after a command module is imported for the click group)."""
+    while PENDING:
+        path, fn = PENDING.pop(0)
+        build(path, fn)
+
+
+__all__ = ["build", "build_pending", "declared", "global_params", "option", "argument", "params"]

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from prontodb.cli._app import LazyCommands, ProntoGroup
 from prontodb.cli._build import global_params
+from prontodb.cli._group import LazyCommands, ProntoGroup
 from prontodb.cli._session import Session
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -11,9 +11,11 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import click
+from prontodb.cli._echo import echo
 
 if TYPE_CHECKING:
+    import click
+
     from prontodb.selection import Target
     from prontodb.store import Store
 
@@ -167,17 +169,17 @@ class Session:
 
     def line(self, text: str) -> None:
         """Write one line of data to stdout."""
-        click.echo(text)
+        echo(text)
 
     def emit_json(self, obj: Any) -> None:
         """Write one JSON object per line to stdout."""
         import json
 
-        click.echo(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+        echo(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
 
     def status(self, text: str) -> None:
         """A status line on stderr (symbols fall back to ASCII when stderr cannot encode)."""
-        click.echo(safe_symbols(text), err=True)
+        echo(safe_symbols(text), err=True)
 
 
 _ASCII = {"⚠️": "!!", "💡": "->", "❌": "x", "✅": "ok", "🗑️": "rm", "→": "->", "⏳": ".."}

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
-
-import click
+from typing import TYPE_CHECKING
 
 from prontodb.cli._app import EXIT_ERROR, EXIT_MISS, Exit
-from prontodb.cli._build import declared
+from prontodb.cli._commands import declared
+from prontodb.cli._echo import echo
 from prontodb.cli._session import session
 from prontodb.errors import CounterOverflowError, NotACounterError
+
+if TYPE_CHECKING:
+    import click
 
 
 def _by(text: str) -> int:
@@ -29,14 +32,14 @@ def _count(ctx: click.Context, address: str, by: int, sign: int) -> None:
     try:
         value = store.incr(address, by) if sign > 0 else store.decr(address, by)
     except NotACounterError as exc:
-        click.echo(
+        echo(
             f"error: {name} holds {exc.value!r}, not an integer "
             "(a counter is ASCII decimal, e.g. 42 or -7)",
             err=True,
         )
         raise Exit(EXIT_ERROR) from None
     except CounterOverflowError as exc:
-        click.echo(
+        echo(
             f"error: {name}: {exc.value} {'+' if exc.by >= 0 else '-'} {abs(exc.by)} "
             "is outside the 64-bit signed range",
             err=True,
@@ -45,7 +48,7 @@ def _count(ctx: click.Context, address: str, by: int, sign: int) -> None:
     if s.json:
         s.emit_json({"address": name, "value": value})
     else:
-        click.echo(value)
+        echo(value)
 
 
 @declared("incr")
@@ -78,7 +81,7 @@ def watch_cmd(ctx: click.Context, address: str, timeout: str | None) -> None:
     name = store.format(store.address(address))
     event = store.watch(address, timeout=seconds)
     if event is None:
-        click.echo(f"timeout: no change to {name} within {timeout}", err=True)
+        echo(f"timeout: no change to {name} within {timeout}", err=True)
         raise Exit(EXIT_MISS)
     if s.json:
         if event.entry is None:
@@ -87,7 +90,7 @@ def watch_cmd(ctx: click.Context, address: str, timeout: str | None) -> None:
             s.emit_json({"event": event.kind, **entry_json(name, event.entry.value, event.entry)})
         return
     if event.entry is None:
-        click.echo(event.kind, err=True)
+        echo(event.kind, err=True)
         return
     data = event.entry.value
     if sys.stdout.isatty() and not data.endswith(b"\n"):

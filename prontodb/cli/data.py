@@ -5,14 +5,15 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-import click
-
 from prontodb.cli._app import EXIT_MISS, EXIT_NOT_APPLIED, Exit
-from prontodb.cli._build import declared
+from prontodb.cli._commands import declared
+from prontodb.cli._echo import echo
 from prontodb.cli._session import Session, session
 from prontodb.errors import ConflictError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
+    import click
+
     from prontodb.store import Entry
 
 
@@ -94,7 +95,7 @@ def set_cmd(
             store_value(s, address, data, ttl, keep_ttl, nx, xx, _version(if_version))
         except NotAppliedError as exc:
             if not s.json:
-                click.echo(str(exc), err=True)
+                echo(str(exc), err=True)
             raise Exit(EXIT_NOT_APPLIED, str(exc), address) from None
         return
     # Stdin is read before anything else is validated, so that any failure can rescue it;
@@ -130,7 +131,7 @@ def get_cmd(ctx: click.Context, addresses: tuple[str, ...], default: str | None,
             if fallback is None:
                 missing.append(store.format(address))
                 if not s.json:
-                    click.echo(f"not found: {store.format(address)}", err=True)
+                    echo(f"not found: {store.format(address)}", err=True)
                 continue
             entry = None
         if s.json:
@@ -144,7 +145,7 @@ def get_cmd(ctx: click.Context, addresses: tuple[str, ...], default: str | None,
         if len(addresses) > 1:
             from prontodb.cli.listing import escape_value
 
-            click.echo(f"{text}={escape_value(data)}")
+            echo(f"{text}={escape_value(data)}")
             continue
         if not raw and sys.stdout.isatty():
             data = for_terminal(data)
@@ -217,10 +218,10 @@ def del_cmd(
         if dry_run:
             for entry in store.entries(scope, pattern):
                 name = store.format(entry.address)
-                s.emit_json(name) if s.json else click.echo(name)
+                s.emit_json(name) if s.json else echo(name)
             return
         count = store.delete_scope(scope, pattern)
-        s.emit_json({"count": count}) if s.json else click.echo(count)
+        s.emit_json({"count": count}) if s.json else echo(count)
         return
     if dry_run:
         raise UsageError("--dry-run goes with --scope")
@@ -231,7 +232,7 @@ def del_cmd(
     missing = [store.format(a) for a in parsed if not store.delete(a)]
     if not s.json:
         for address in missing:
-            click.echo(f"not found: {address}", err=True)
+            echo(f"not found: {address}", err=True)
     if missing:
         raise Exit(EXIT_MISS, f"not found: {', '.join(missing)}", missing[0])
 
@@ -246,7 +247,7 @@ def ttl_cmd(ctx: click.Context, address: str) -> None:
     if s.json:
         s.emit_json({"address": store.format(store.address(address)), "value": seconds})
     else:
-        click.echo(seconds)
+        echo(seconds)
 
 
 @declared("expire")
