@@ -114,3 +114,28 @@ def home(tmp_path, monkeypatch):
     full = {k: v for k, v in os.environ.items() if not k.startswith("PRONTO_")}
     full.update(env)
     return full
+
+
+# Recording the command lines the suite runs for the hot-path commands (tests/test_cli_hot.py
+# replays them on both paths). Off unless PRONTO_RECORD_HOT_ARGV names a file to append to;
+# the test's own temporary directory in a word is written as {tmp}.
+_RECORD_HOT = os.environ.get("PRONTO_RECORD_HOT_ARGV")
+if _RECORD_HOT:
+    import json
+    import re
+
+    import prontodb.cli.argv as _argv_module
+    from prontodb.cli._hot import HOT
+
+    _classify = _argv_module.classify
+    _TMP = re.compile(r"/[^\s=]*?/pytest-\d+/[^/\s=]+")
+
+    def _recording_classify(argv):
+        call = _classify(argv)
+        if call.path and call.path[0] in HOT:
+            words = [_TMP.sub("{tmp}", word) for word in argv]
+            with open(_RECORD_HOT, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(words) + "\n")
+        return call
+
+    _argv_module.classify = _recording_classify

@@ -18,22 +18,27 @@ if TYPE_CHECKING:
     cli: ProntoGroup
 
 
+def run(argv: list[str]) -> int:
+    """Run ``prontodb ARGV`` in this process and return its exit code (nothing exits): on the
+    hot path when it serves the call, else through click."""
+    from prontodb.cli import _hot
+
+    code = _hot.run(argv)
+    if code is None:
+        from prontodb.cli._root import cli
+
+        code = cli.main(list(argv), prog_name="prontodb", standalone_mode=False)
+    return int(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs ``argv`` (default ``sys.argv[1:]``) and exits with its code.
     A call the hot path serves never imports click; every other call runs through click."""
     import sys
 
-    from prontodb.cli import _hot
-
-    args = sys.argv[1:] if argv is None else list(argv)
-    code = _hot.run(args)
-    if code is None:
-        from prontodb.cli._root import cli
-
-        cli.main(args, prog_name="prontodb")
-        return
     from prontodb.cli._app import _flush_stdout
 
+    code = run(sys.argv[1:] if argv is None else list(argv))
     _flush_stdout()
     sys.exit(code)
 

@@ -18,7 +18,13 @@ def echo(message: object = None, *, err: bool = False) -> None:
     """Print ``message`` (converted to text) and a newline to stdout, or stderr with ``err``;
     flush. Same output as ``click.echo(message, err=err)``."""
     file = sys.stderr if err else sys.stdout
-    text = "" if message is None else message if isinstance(message, str) else None
+    text: str | None
+    if message is None:
+        text = ""
+    elif isinstance(message, bytes | bytearray):
+        text = None  # click writes bytes to the binary stream
+    else:
+        text = str(message)
     if (
         text is None
         or file is None

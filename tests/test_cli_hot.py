@@ -1,0 +1,231 @@
+"""The click-free hot path (prontodb.cli._hot) against the click path: same argv, same stdout,
+stderr and exit code, and the same store afterwards.
+
+The command lines are every one the test suite runs for the hot commands
+(tests/fixtures/hot_argv.json, recorded by the hook in tests/conftest.py; regenerate with
+``PRONTO_RECORD_HOT_ARGV=/tmp/rec.jsonl pytest -n 2`` and the snippet in :func:`_load`'s
+docstring) plus the failure shapes below. Each side replays them in order in its own home,
+the hot side with the hot path on, the click side with ``PRONTO_NO_FAST=1``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import prontodb
+from prontodb.cli import _hot, run
+from prontodb.cli.argv import classify
+
+FIXTURE = Path(__file__).parent / "fixtures" / "hot_argv.json"
+
+#: Failure shapes and flag placements, run before the recorded lines.
+SHAPES: list[list[str]] = [
+    ["set", "p.n.k", "hello"],
+    ["get", "p.n.k"],
+    ["get", "p.n.missing"],
+    ["get", "p.n.k", "p.n.missing"],
+    ["get", "--default", "dflt", "p.n.missing"],
+    ["--json", "get", "p.n.k"],
+    ["get", "p.n.k", "--json"],
+    ["--json", "get", "p.n.missing"],
+    ["get", "bad..address"],
+    ["--json", "get", "bad..address"],
+    ["get", "-p", "p", "-n", "n", "k"],
+    ["-p", "p", "-n", "n", "get", "k"],
+    ["--project=p", "--namespace=n", "get", "k"],
+    ["-pp", "-nn", "get", "k"],
+    ["get", "--", "p.n.k"],
+    ["set", "p.n.dash", "--", "-5"],
+    ["get", "p.n.dash"],
+    ["set", "p.n.k", "--nx", "again"],
+    ["--json", "set", "p.n.k", "--nx", "again"],
+    ["set", "p.n.fresh", "--xx", "v"],
+    ["set", "p.n.k", "--if-version", "1", "v2"],
+    ["set", "p.n.k", "--if-version", "x", "v2"],
+    ["set", "p.n.t", "v", "--ttl", "1h"],
+    ["set", "p.n.t", "v", "--ttl", "soon"],
+    ["set", "p.n.t", "v", "--ttl", "1h", "--keep-ttl"],
+    ["set", "bad..address", "v"],
+    ["set", "bad..address"],  # piped content rescued
+    ["set", "p.n.piped"],  # piped content stored
+    ["set", "p.n.piped", "--nx"],  # condition fails: rescued
+    ["set", "--stdin", "p.n.k", "v"],  # usage error with piped content: rescued
+    ["set"],
+    ["exists", "p.n.k"],
+    ["exists", "p.n.k", "p.n.missing"],
+    ["--json", "exists", "p.n.k", "p.n.missing"],
+    ["exists", "bad..address"],
+    ["incr", "p.n.c"],
+    ["incr", "p.n.c", "5"],
+    ["decr", "p.n.c", "--", "-3"],
+    ["--json", "incr", "p.n.c"],
+    ["incr", "p.n.k"],  # not a counter
+    ["incr", "p.n.c", "x"],
+    ["set", "p.n.big", "9223372036854775807"],
+    ["incr", "p.n.big"],
+    ["del", "p.n.c"],
+    ["del", "p.n.c", "p.n.k"],
+    ["--json", "del", "p.n.nothing"],
+    ["del"],
+    ["del", "--dry-run", "p.n.k"],
+    ["del", "--scope", "p.n", "--dry-run"],
+    ["del", "--scope", "p"],
+    ["get", "help"],
+    ["get", "--help"],
+    ["--version"],
+    ["get"],
+    ["get", "--bogus", "p.n.k"],
+    ["--ns-delim", ":", "get", "p:n:k"],
+]
+
+
+def _load() -> list[list[str]]:
+    """The recorded command lines. Regenerate: run the suite with PRONTO_RECORD_HOT_ARGV set,
+    then ``sorted(set(lines))`` of that file, one JSON list per line, into the fixture."""
+    lines = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    assert len(lines) > 1000, "the recorded command lines are missing"
+    return lines
+
+
+_VOLATILE = [
+    (re.compile(r"pipe\.cache\.\d+_[0-9a-f]+"), "pipe.cache.ID"),
+    (re.compile(r"Kept for [0-9hms]+, until \d\d:\d\d"), "Kept for D, until HH:MM"),
+    (re.compile(r'"(written_at|expires_at)":[0-9.e+]+'), r'"\1":T'),
+]
+
+
+def _normal(text: str, root: str) -> str:
+    if root:
+        text = text.replace(root, "{root}")
+    for pattern, stand_in in _VOLATILE:
+        text = pattern.sub(stand_in, text)
+    return text
+
+
+class Side:
+    """One replay: its own home and working directory, the hot path on or off."""
+
+    def __init__(self, root: Path, fast: bool) -> None:
+        self.root = root
+        self.fast = fast
+        self.work = root / "work" / "a" / "b"
+        self.work.mkdir(parents=True)
+        self.env = {
+            "HOME": str(root / "home"),
+            "XDG_DATA_HOME": str(root / "home" / "data"),
+            "XDG_CONFIG_HOME": str(root / "home" / "config"),
+            "XDG_CACHE_HOME": str(root / "home" / "cache"),
+        }
+
+    def run(self, argv: list[str], stdin: bytes) -> tuple[int, str, str]:
+        argv = [w.replace("{tmp}", str(self.root / "tmp")) for w in argv]
+        saved_env = dict(os.environ)
+        saved_io = sys.stdin, sys.stdout, sys.stderr
+        saved_cwd = os.getcwd()
+        out, err = io.BytesIO(), io.BytesIO()
+        for key in list(os.environ):
+            if key.startswith("PRONTO_"):
+                del os.environ[key]
+        os.environ.update(self.env)
+        if not self.fast:
+            os.environ[_hot.NO_FAST_ENV] = "1"
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin))
+        sys.stdout = io.TextIOWrapper(out, encoding="utf-8")
+        sys.stderr = io.TextIOWrapper(err, encoding="utf-8", errors="backslashreplace")
+        os.chdir(self.work)
+        try:
+            code = run(argv)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            stdout, stderr = out.getvalue(), err.getvalue()
+        finally:
+            os.chdir(saved_cwd)
+            sys.stdin, sys.stdout, sys.stderr = saved_io
+            os.environ.clear()
+            os.environ.update(saved_env)
+        root = str(self.root)
+        return (
+            code,
+            _normal(stdout.decode("utf-8", "backslashreplace"), root),
+            _normal(stderr.decode("utf-8", "backslashreplace"), root),
+        )
+
+    def contents(self) -> list[tuple[str, bytes]]:
+        """Every entry of the default store (the replay's lasting effect); rescues named
+        without their time (two rescues of the same content and address within one second
+        share one entry, so how many there are depends on the clock)."""
+        path = Path(self.env["XDG_DATA_HOME"]) / "prontodb"
+        if not path.exists():
+            return []
+        found = []
+        for file in sorted(path.rglob("*.sqlite")):
+            with prontodb.open(str(file)) as store:
+                found += [(_normal(str(e.address), ""), e.value) for e in store.entries()]
+        return sorted(set(found))
+
+
+def _stdin_for(argv: list[str]) -> bytes:
+    return b"piped content\n" if classify(argv).rescues else b""
+
+
+def test_hot_and_click_paths_agree_on_every_recorded_command_line(tmp_path):
+    hot, slow = Side(tmp_path / "hot", fast=True), Side(tmp_path / "click", fast=False)
+    served = 0
+    for argv in [*SHAPES, *_load()]:
+        stdin = _stdin_for(argv)
+        served += _hot.serves(classify(argv))
+        assert hot.run(argv, stdin) == slow.run(argv, stdin), argv
+    assert served > 1000  # the hot side really ran most of them on the hot path
+    assert hot.contents() == slow.contents()
+
+
+def test_calls_the_hot_path_does_not_serve_are_left_to_click():
+    for argv in (
+        ["get", "--help"],
+        ["get", "help"],
+        ["get"],
+        ["--version"],
+        ["keys"],
+        ["get", "--bogus", "x"],
+        ["--ns-delim", ":", "get", "p:n:k"],
+        ["cursor", "list"],
+    ):
+        assert not _hot.serves(classify(argv)), argv
+    for argv in (["get", "p.n.k"], ["--json", "set", "p.n.k", "v"], ["incr", "c", "--", "-2"]):
+        assert _hot.serves(classify(argv)), argv
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["set", "p.n.k", "v"],
+        ["get", "p.n.k"],
+        ["exists", "p.n.k"],
+        ["incr", "p.n.c"],
+        ["decr", "p.n.c"],
+        ["del", "p.n.k"],
+        ["get", "p.n.missing"],
+    ],
+)
+def test_a_hot_command_imports_no_click_and_no_other_engine(home, argv):
+    probe = (
+        "import sys\n"
+        "from prontodb.cli import run\n"
+        f"code = run({argv!r})\n"
+        "heavy = sorted(m for m in ('click', 'lmdb', 'diskcache', 'redis') if m in sys.modules)\n"
+        "print(code, heavy, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=home, capture_output=True, text=True, check=True
+    )
+    code, heavy = done.stderr.strip().splitlines()[-1].split(" ", 1)
+    assert heavy == "[]", done.stderr
+    assert code in ("0", "2")
