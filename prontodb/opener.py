@@ -75,7 +75,7 @@ def open_backend(
         except OSError as exc:
             raise BackendError(f"cannot create directory {parent}: {exc.strerror}") from exc
     if exists:
-        paths.check_secure(backends.store_files(path))
+        paths.check_secure(backends.store_files(path, name))
     # A store that existed a moment ago is never created anew: if it vanished since (a
     # cursor migrate retired it), this open fails instead of writing into a fresh empty store.
     engine = backends.backend_class(name)(path, durability=durability, create=create and not exists)

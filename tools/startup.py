@@ -1,0 +1,77 @@
+"""Start-up cost of one-shot CLI commands against ``python -c pass`` (docs/performance.md).
+
+    python tools/startup.py [--runs 21] [--prontodb PATH] [--engines sqlite,lmdb,diskcache]
+
+Runs each command line ``--runs`` times, interleaved with ``python -c pass`` from the same
+environment (the interpreter next to the ``prontodb`` script), in a fresh HOME, bytecode
+writing allowed and warmed first. Prints medians and the ratio to ``python -c pass``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+COMMANDS = (
+    ("get", ["get", "p.n.k"]),
+    ("set", ["set", "p.n.k", "value"]),
+    ("exists", ["exists", "p.n.k"]),
+    ("incr", ["incr", "p.n.c"]),
+    ("del", ["del", "p.n.gone"]),  # a miss (exit 2): nothing to set up again
+)
+TARGETS = {"sqlite": 2.0, "lmdb": 2.2, "diskcache": 3.0}
+EXTENSIONS = {"sqlite": ".sqlite", "lmdb": ".lmdb", "diskcache": ".diskcache"}
+
+
+def _wall(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--prontodb", default=shutil.which("prontodb") or "prontodb")
+    parser.add_argument("--engines", default="sqlite,lmdb,diskcache")
+    args = parser.parse_args()
+    exe = os.path.realpath(args.prontodb)
+    python = os.path.join(os.path.dirname(os.path.abspath(args.prontodb)), "python")
+    home = tempfile.mkdtemp(prefix="prontodb-startup-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRONTO")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(HOME=home, XDG_DATA_HOME=f"{home}/data", XDG_CONFIG_HOME=f"{home}/config")
+    env["XDG_CACHE_HOME"] = f"{home}/cache"
+    print(f"prontodb: {exe}\npython:   {python}\nruns:     {args.runs} (medians)")
+    try:
+        for engine in args.engines.split(","):
+            db = ["--database", f"{home}/store{EXTENSIONS[engine]}"]
+            subprocess.run([exe, *db, "set", "p.n.k", "v"], env=env, check=True)
+            for _ in range(3):  # warm bytecode and the page cache
+                _wall([exe, *db, "get", "p.n.k"], env)
+                _wall([python, "-c", "pass"], env)
+            for name, words in COMMANDS:
+                base, ours = [], []
+                for _ in range(args.runs):
+                    base.append(_wall([python, "-c", "pass"], env))
+                    ours.append(_wall([exe, *db, *words], env))
+                b, o = statistics.median(base), statistics.median(ours)
+                ratio = o / b
+                verdict = "met" if ratio <= TARGETS.get(engine, 2.0) else "NOT met"
+                print(
+                    f"{engine:9} {name:7} {o * 1000:7.1f} ms  python -c pass {b * 1000:6.1f} ms"
+                    f"  ratio {ratio:4.2f} (target <= {TARGETS.get(engine, 2.0)}: {verdict})"
+                )
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
