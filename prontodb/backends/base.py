@@ -12,7 +12,6 @@ in many — may be open on the same path at once; the engine serializes their wr
 from __future__ import annotations
 
 import abc
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -180,6 +179,8 @@ class Backend(abc.ABC):
             except WriteConflictError:
                 if attempt >= TRANSACTION_ATTEMPTS:
                     raise
+                import random  # only a retry pays for it (start-up cost, docs/performance.md)
+
                 time.sleep(random.uniform(0, 0.0005 * 2 ** min(attempt, 8)))
                 attempt += 1
 
