@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -29,10 +30,15 @@ TARGETS = {"sqlite": 2.0, "lmdb": 2.2, "diskcache": 3.0}
 EXTENSIONS = {"sqlite": ".sqlite", "lmdb": ".lmdb", "diskcache": ".diskcache"}
 
 
-def _wall(argv: list[str], env: dict[str, str]) -> float:
+def _wall(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one run of ``argv``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def main() -> None:
@@ -61,12 +67,14 @@ def main() -> None:
                 for _ in range(args.runs):
                     base.append(_wall([python, "-c", "pass"], env))
                     ours.append(_wall([exe, *db, *words], env))
-                b, o = statistics.median(base), statistics.median(ours)
+                b, o = (statistics.median(w for w, _ in runs) for runs in (base, ours))
+                bc, oc = (statistics.median(c for _, c in runs) for runs in (base, ours))
                 ratio = o / b
                 verdict = "met" if ratio <= TARGETS.get(engine, 2.0) else "NOT met"
                 print(
                     f"{engine:9} {name:7} {o * 1000:7.1f} ms  python -c pass {b * 1000:6.1f} ms"
                     f"  ratio {ratio:4.2f} (target <= {TARGETS.get(engine, 2.0)}: {verdict})"
+                    f"  cpu {oc * 1000:.1f}/{bc * 1000:.1f} ms = {oc / bc:4.2f}"
                 )
     finally:
         shutil.rmtree(home, ignore_errors=True)
