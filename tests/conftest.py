@@ -118,7 +118,9 @@ def home(tmp_path, monkeypatch):
 
 # Recording the command lines the suite runs for the hot-path commands (tests/test_cli_hot.py
 # replays them on both paths). Off unless PRONTO_RECORD_HOT_ARGV names a file to append to;
-# the test's own temporary directory in a word is written as {tmp}.
+# the test's own temporary directory in a word is written as {tmp}. The replay itself (and
+# the second classification of a line the hot path hands to click) are not new lines: the
+# fixture keeps each distinct line once.
 _RECORD_HOT = os.environ.get("PRONTO_RECORD_HOT_ARGV")
 if _RECORD_HOT:
     import json
@@ -132,7 +134,8 @@ if _RECORD_HOT:
 
     def _recording_classify(argv):
         call = _classify(argv)
-        if call.path and call.path[0] in HOT:
+        replaying = "test_cli_hot.py" in os.environ.get("PYTEST_CURRENT_TEST", "")
+        if call.path and call.path[0] in HOT and not replaying:
             words = [_TMP.sub("{tmp}", word) for word in argv]
             with open(_RECORD_HOT, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(words) + "\n")

@@ -89,7 +89,7 @@ SHAPES: list[list[str]] = [
 
 def _load() -> list[list[str]]:
     """The recorded command lines. Regenerate: run the suite with PRONTO_RECORD_HOT_ARGV set,
-    then ``sorted(set(lines))`` of that file, one JSON list per line, into the fixture."""
+    then write the distinct lines of that file, sorted, as one JSON list into the fixture."""
     lines = json.loads(FIXTURE.read_text(encoding="utf-8"))
     assert len(lines) > 1000, "the recorded command lines are missing"
     return lines
