@@ -715,3 +715,12 @@ def test_a_closed_stdin_before_the_body_is_a_plain_usage_error(home):
     )
     assert done.returncode == 1
     assert b"no such option: --bogus" in done.stderr and b"unexpected" not in done.stderr
+
+
+def test_a_fallback_rescue_follows_the_migrated_default_store(sh):
+    assert sh("set", "a.b.c", "v").code == 0
+    assert sh("cursor", "migrate", "default", "--backend", "lmdb").code == 0
+    r = sh("--cursor", "nope", "set", "a.b.d", input=b"precious")
+    assert r.code == 3
+    assert sh("get", r.key).out == b"precious"
+    assert sh("get", "a.b.c").out == b"v"

@@ -354,7 +354,7 @@ def default_place(session: Session) -> pipecache.Place | None:
     """The default store of the effective (or locked) user, in the effective (or locked) meta
     layer, with the flags that reach it from this environment. None when a locked user or meta
     is itself invalid (no command could reach a store then)."""
-    from prontodb import cursor, paths
+    from prontodb import cursor, cursorfile, paths
 
     env = session.env
     forced_user = env.get("PRONTO_FORCE_USER") or None
@@ -367,7 +367,11 @@ def default_place(session: Session) -> pipecache.Place | None:
         asked = [u for u in (session.user_flag, env.get("PRONTO_USER")) if u is not None]
         user = asked[0] if asked and _valid(asked[0]) else DEFAULT_USER
     meta = forced_meta or (session.meta_flag if _valid(session.meta_flag) else None)
-    path = paths.default_store_path(user, env)
+    try:
+        # Where `cursor migrate default` moved the default store, if it did.
+        path = cursorfile.default_store(user, env)[0]
+    except Exception:  # noqa: BLE001 - a damaged cursor file must not stop a rescue
+        path = paths.default_store_path(user, env)
     user_flag = None if forced_user else user
     flags: list[str] = []
     if user_flag is not None and (user != DEFAULT_USER or env.get("PRONTO_USER")):
