@@ -58,6 +58,9 @@ class Backend(abc.ABC):
     calls the engine's primitives, the ``_underscore`` methods a subclass implements. A
     primitive is only called on an open backend; ``_transaction`` and ``_snapshot`` only for
     the outermost block; ``_put``/``_put_many``/``_delete`` never inside a snapshot.
+
+    An engine reads (never sets) ``_base_txn_depth`` (non-zero inside ``transaction()``) and
+    ``_base_snap_depth`` (non-zero inside ``snapshot()``) instead of keeping its own count.
     """
 
     #: Registry name of the engine (``sqlite``, ``lmdb``, ``diskcache``, ``memory``, ...).

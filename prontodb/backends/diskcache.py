@@ -389,8 +389,6 @@ class DiskcacheBackend(Backend):
 
     def __init__(self, path: str, *, durability: str = "normal", create: bool = True) -> None:
         super().__init__(path, durability=durability, create=create)
-        self._depth = 0
-        self._in_snapshot = False
         self._closed = False
         backends.refuse_special(path)  # a FIFO would block, a device is nobody's store
         backends.refuse_special(os.path.join(path, DBNAME))
@@ -472,7 +470,7 @@ class DiskcacheBackend(Backend):
         the new state. Inside ``transaction()``/``snapshot()`` no file can vanish, and a file
         still missing under an unchanged row is damage either way.
         """
-        while not self._depth:
+        while not (self._base_txn_depth or self._base_snap_depth):
             try:
                 row = self._cache._con.execute(_GET, (key,)).fetchone()
                 if row is None:
@@ -542,8 +540,7 @@ class DiskcacheBackend(Backend):
 
     def _put(self, key: bytes, value: bytes) -> None:
         key, value = _as_bytes(key, "key"), _as_bytes(value, "value")
-        self._writable()
-        if self._depth:
+        if self._base_txn_depth:
             self._set(key, value)
         elif len(value) < self._disk.min_file_size:
             self._set_alone(key, value)
@@ -655,22 +652,11 @@ class DiskcacheBackend(Backend):
                 self._disk.remove(found[1])  # deferred to the commit
             return True
 
-    def _writable(self) -> None:
-        if self._in_snapshot:
-            raise BackendError(f"{self.path}: writes are not allowed inside snapshot()")
-
     # -- transactions --------------------------------------------------------------------------
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self._writable()
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
+        # The base class calls this for the outermost transaction only, never in a snapshot.
         outer = self._lock()
         try:
             backends.check_unmoved(os.path.join(self.path, DBNAME), self._file_id)
@@ -678,14 +664,11 @@ class DiskcacheBackend(Backend):
             self._abort(outer, exc)
             raise
         self._disk.begin()
-        self._depth = 1
         try:
             yield
         except BaseException as exc:
-            self._depth = 0
             self._abort(outer, exc)
             raise
-        self._depth = 0
         try:
             outer.__exit__(None, None, None)  # COMMIT
         except BaseException as exc:
@@ -735,15 +718,11 @@ class DiskcacheBackend(Backend):
 
     @contextmanager
     def _snapshot(self) -> Iterator[None]:
-        if self._depth:
-            yield
-            return
+        # The outermost read view only (the base class joins nested and in-transaction use).
         end = self._begin_snapshot()
-        self._depth, self._in_snapshot = 1, True
         try:
             yield
         finally:
-            self._depth, self._in_snapshot = 0, False
             end()
 
     def _begin_snapshot(self) -> Callable[[], None]:
@@ -788,7 +767,7 @@ class DiskcacheBackend(Backend):
         points at, and empty value directories, are not problems: a writer killed between
         writing a value file and its commit leaves them, and every entry is still intact.
         """
-        if self._in_snapshot:
+        if self._base_snap_depth and not self._base_txn_depth:
             raise BackendError(f"{self.path}: check() cannot run inside snapshot()")
         try:
             con = self._cache._con

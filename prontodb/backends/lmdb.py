@@ -427,7 +427,6 @@ class LmdbBackend(Backend):
         refuse_special(path + "-lock")
         self._closed = True
         self._reading = False
-        self._depth = 0
         self._txn: Any = None
         self._txn_id = 0
         self._log: list[tuple[Any, ...]] = []
@@ -446,7 +445,7 @@ class LmdbBackend(Backend):
     # -- reads ---------------------------------------------------------------------------
 
     def _get(self, key: bytes) -> bytes | None:
-        if self._depth:
+        if self._base_txn_depth:
             return self._txn_get(key)
         try:
             if self._snap is not None:
@@ -468,7 +467,7 @@ class LmdbBackend(Backend):
         """Outside a transaction or snapshot, a read transaction that hands out buffers into
         the map: each part is copied once, before the transaction ends."""
         self._require_open()
-        if self._depth or self._snap is not None:
+        if self._base_txn_depth or self._snap is not None:
             return super().get_split(key, head)
         try:
             txn = self._begin_short(buffers=True)
@@ -514,7 +513,7 @@ class LmdbBackend(Backend):
     def _page(self, prefix: bytes, low: bytes, inclusive: bool) -> list[tuple[bytes, bytes]]:
         """Read the next page of a scan through the open transaction, snapshot or a short read."""
         try:
-            if self._depth:
+            if self._base_txn_depth:
                 page = _read_page(self._live_txn(), prefix, low, inclusive)
                 self._log.append(("page", (prefix, low, inclusive), hash(tuple(page))))
                 return page
@@ -668,15 +667,7 @@ class LmdbBackend(Backend):
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        if self._snap is not None:
-            raise BackendError(f"{self.path}: writes are not allowed inside snapshot()")
+        # The base class calls this for the outermost transaction only, never in a snapshot.
         self._check_writable()
         self._check_fork()
         shared = self._shared
@@ -693,14 +684,11 @@ class LmdbBackend(Backend):
             self._txn_id = self._txn.id()
             self._log = []
             self._broken = None
-            self._depth = 1
             try:
                 yield
             except BaseException:
-                self._depth = 0
                 self._end_txn()
                 raise
-            self._depth = 0
             self._commit()
         finally:
             self._log = []
@@ -784,11 +772,8 @@ class LmdbBackend(Backend):
 
     @contextmanager
     def _snapshot(self) -> Iterator[None]:
-        if self._depth or self._snap is not None:
-            yield  # a transaction's write lock (or the outer snapshot) already fixes the view
-            return
-        if self._closed:
-            raise BackendError(f"{self.path}: store is closed")
+        # The outermost read view only: inside a transaction or another snapshot the base
+        # class joins the view that is already fixed.
         snap = self._begin_long(write=False)
         self._snap = snap
         try:
@@ -876,7 +861,6 @@ class LmdbBackend(Backend):
     def _close(self) -> None:
         if self._closed:
             return
-        self._depth = 0
         self._end_txn()
         if self._baton:
             self._baton = False
