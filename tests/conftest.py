@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 
@@ -10,6 +11,8 @@ import pytest
 from prontodb import backends
 from prontodb.backends import backend_class
 from prontodb.clock import FakeClock
+
+from . import _casecount
 
 #: Engines with local stores, as the registry lists them (a url engine brings its own tests:
 #: its server is not something every run has).
@@ -20,6 +23,8 @@ EXTENSIONS = {name: backends.default_extension(name) for name in ALL_BACKENDS}
 
 #: Real redis-server processes for the redis engine's tests (tests/_redis.py).
 pytest_plugins = ["tests._redis"]
+#: Fuzz case counts reported by finished xdist workers (the controller's own are in CASES).
+_WORKER_CASES: dict[str, int] = {}
 
 
 def pytest_addoption(parser):
@@ -39,6 +44,27 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "slow" in item.keywords:
                 item.add_marker(skip)
+
+
+def pytest_sessionfinish(session):
+    # An xdist worker hands its fuzz case counts to the controller (see pytest_testnodedown).
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["fuzz_cases"] = dict(_casecount.CASES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    _casecount.merge(_WORKER_CASES, getattr(node, "workeroutput", {}).get("fuzz_cases", {}))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many generated cases the fuzz tests ran (tests/_casecount.py), when any ran."""
+    cases = _casecount.merge(dict(_casecount.CASES), _WORKER_CASES)
+    if cases:
+        terminalreporter.write_line(
+            f"fuzz cases: {json.dumps(cases, ensure_ascii=False)} total {sum(cases.values())}"
+        )
 
 
 def store_path(tmp_path, name: str) -> str:
@@ -123,7 +149,6 @@ def home(tmp_path, monkeypatch):
 # fixture keeps each distinct line once.
 _RECORD_HOT = os.environ.get("PRONTO_RECORD_HOT_ARGV")
 if _RECORD_HOT:
-    import json
     import re
 
     import prontodb.cli.argv as _argv_module

@@ -43,9 +43,9 @@ from prontodb.errors import (
 from prontodb.store import Store
 from prontodb.streamtokens import iter_tokens_from_chunks, tokenize
 
+from ._casecount import count as _count
 from ._inprocess import run_cli
 
-CASES: dict[str, int] = {}
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 
 segment = st.text(alphabet="abcXYZ019_-", min_size=1, max_size=12).filter(
@@ -56,10 +56,6 @@ hostile_text = st.one_of(
     st.text(alphabet=".:/|_-aZ9 \t\n;=\"'*\\", max_size=40),
     st.binary(max_size=40).map(lambda b: b.decode("utf-8", "surrogateescape")),
 )
-
-
-def _count(name: str) -> None:
-    CASES[name] = CASES.get(name, 0) + 1
 
 
 # -- parsers -----------------------------------------------------------------------------------
@@ -508,7 +504,7 @@ def test_every_command_fed_garbage_fails_cleanly(home, tmp_path, monkeypatch):
                 problem = _judge(args, code, err, before, _state(home))
                 if problem:
                     problems.append(problem)
-    CASES["CLI garbage"] = cases
+    _count("CLI garbage", cases)
     assert not problems, f"{len(problems)} of {cases} cases:\n" + "\n".join(problems[:40])
 
 
@@ -549,7 +545,7 @@ def test_piped_garbage_is_stored_rescued_or_refused(home, tmp_path, monkeypatch)
                     problems.append(f"{shown}: exit 1 without one line: {err[:300]!r}")
             elif code != 0:
                 problems.append(f"{shown}: exit {code}: {err[:200]!r}")
-    CASES["CLI piped garbage"] = cases
+    _count("CLI piped garbage", cases)
     assert not problems, "\n".join(problems)
 
 
@@ -573,9 +569,3 @@ def _judge(args, code, err, before, after) -> str | None:
     ):
         return f"{shown}: exit 2 with {err[:200]!r}"
     return None
-
-
-def test_zz_report_case_counts():
-    """Prints how many fuzz cases ran in this module (run with -s to see it)."""
-    print("\nfuzz cases:", json.dumps(CASES, ensure_ascii=False), "total", sum(CASES.values()))
-    assert CASES, "the fuzz tests above did not run"
