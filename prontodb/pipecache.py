@@ -1,7 +1,7 @@
 """The pipe cache: a home for piped content that could not be stored where it was sent.
 
 Content is kept in the TTL namespace ``pipe.cache`` under
-``<unix_seconds>_<md5[:8]>_<attempted>`` (DESIGN §6.1), with the namespace's default TTL
+``<unix_seconds>_<md5[:8]>_<attempted>`` (docs/pipe-cache.md), with the namespace's default TTL
 (900 s unless ``create-cache pipe.cache N`` changed it). :func:`rescue` tries a list of stores in
 order and, when none can take the content or it is over the size limit, writes it to a 0600 file
 under ``$XDG_CACHE_HOME/prontodb/rescue/`` instead. Content is never truncated.

@@ -1,7 +1,7 @@
 """Token streams (``prontodb stream``): the state rules that turn XStream tokens into entries.
 
 The grammar of one token lives in :mod:`prontodb.streamtokens`; this module owns what the tokens
-mean (DESIGN §9): the target namespace and how ``meta:path``/``ns=``/``P.N:`` move it, the
+mean (docs/stream.md): the target namespace and how ``meta:path``/``ns=``/``P.N:`` move it, the
 ``meta:ttl`` and ``meta:delim`` directives, ``sec:`` tokens, and the all-or-nothing write.
 
 :func:`plan` reads and validates a whole stream without touching a store and returns a

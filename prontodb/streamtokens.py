@@ -1,6 +1,6 @@
-"""Tokenizer for the XStream grammar of ``prontodb stream`` (DESIGN §9). Pure; no store access.
+"""Tokenizer for the XStream grammar of ``prontodb stream`` (docs/stream.md). Pure; no store access.
 
-Grammar (normative text in DESIGN §9; the decisions where it is silent are marked *):
+Grammar (user-facing text in docs/stream.md; the decisions where it is silent are marked *):
 
 - The input is cut into *segments* at every ``;``. ``;`` is the only separator: quotes do not
   protect it and newlines do not separate (a newline inside a token is part of it).
@@ -15,7 +15,7 @@ Grammar (normative text in DESIGN §9; the decisions where it is silent are mark
   non-empty and has no whitespace; it may contain further ``:``. Whitespace around ``=`` is an
   error.
 - The value may be empty and may contain ``=``, ``:``, quotes and inner whitespace (``k=a b`` is
-  allowed*: DESIGN only forbids whitespace around ``=`` and at a token's end). When the value is at
+  allowed*: only whitespace around ``=`` and at a token's end is refused). When the value is at
   least two characters long and starts and ends with the same quote character (``"`` or ``'``),
   that one outer pair is removed. There is no escaping. Quote stripping happens after the
   whitespace checks, so ``k=" a "`` is valid and its value is space, ``a``, space.

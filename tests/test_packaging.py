@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import subprocess
 import sys
 import zipfile
@@ -13,7 +14,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def wheel_names(tmp_path_factory) -> list[str]:
+def wheel(tmp_path_factory) -> pathlib.Path:
     out = tmp_path_factory.mktemp("wheel")
     build = tmp_path_factory.mktemp("build")
     done = subprocess.run(
@@ -34,7 +35,12 @@ def wheel_names(tmp_path_factory) -> list[str]:
         cwd=build,
     )
     assert done.returncode == 0, done.stderr
-    (wheel,) = out.glob("prontodb-*.whl")
+    (built,) = out.glob("prontodb-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def wheel_names(wheel) -> list[str]:
     with zipfile.ZipFile(wheel) as archive:
         return archive.namelist()
 
@@ -52,3 +58,21 @@ def test_wheel_has_no_top_level_backends_or_tests(wheel_names):
     assert "backends" not in tops
     assert "tests" not in tops
     assert {t for t in tops if not t.endswith(".dist-info")} == {"prontodb"}
+
+
+def test_one_version_in_the_wheel_the_package_and_the_cli(wheel):
+    """The version is written once (prontodb.__version__); the wheel's metadata and
+    ``prontodb --version`` say the same."""
+    import prontodb
+
+    with zipfile.ZipFile(wheel) as archive:
+        (metadata,) = (n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        fields = archive.read(metadata).decode().split("\n\n", 1)[0].splitlines()
+    assert f"Version: {prontodb.__version__}" in fields
+    assert wheel.name.startswith(f"prontodb-{prontodb.__version__}-")
+    done = subprocess.run(
+        [sys.executable, "-m", "prontodb", "--version"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"prontodb {prontodb.__version__}\n"
+    assert not re.search(r"^version\s*=", (ROOT / "pyproject.toml").read_text(), re.M)

@@ -132,7 +132,7 @@ def run(call: Call, invoke: Callable[[Piped | None], None]) -> int:
     """Run one classified command line by ``invoke`` (given the piped content, if the call
     takes any) and turn every outcome into an exit code: never a traceback for an expected
     failure, and piped content rescued on any exit other than success of a command that
-    takes it (DESIGN §6). The click path and the hot path (:mod:`prontodb.cli._hot`) both
+    takes it (docs/pipe-cache.md). The click path and the hot path (:mod:`prontodb.cli._hot`) both
     run through here."""
     from prontodb.cli._session import OPENED
 

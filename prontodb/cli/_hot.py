@@ -1,5 +1,5 @@
 """The click-free hot path: one-shot ``get``, ``set``, ``del``, ``exists``, ``incr`` and
-``decr`` without importing click (DESIGN §4, §11; docs/performance.md, start-up).
+``decr`` without importing click (docs/cli.md, the hot path; docs/performance.md, start-up).
 
 It is not a second parser and not a second implementation: the command line is classified by
 :mod:`prontodb.cli.argv` (from the declarations in :mod:`prontodb.cli.spec`), the command's

@@ -1,4 +1,4 @@
-"""The one argv parser: what each word of a ``prontodb`` command line is (DESIGN §4).
+"""The one argv parser: what each word of a ``prontodb`` command line is (docs/cli.md).
 
 :func:`classify` reads a command line against the declarations in :mod:`prontodb.cli.spec`
 and returns a :class:`Call`: the global flags (given before or after the command, GNU style),

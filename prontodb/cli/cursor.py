@@ -1,4 +1,4 @@
-"""The ``cursor`` commands: named, per-user pointers to stores (DESIGN §7).
+"""The ``cursor`` commands: named, per-user pointers to stores (docs/cursors.md).
 
 Global flags are hoisted to the root group, so ``cursor set NAME --meta M -p P -n N`` reads
 meta, project and namespace from the session. Library modules are imported inside the

@@ -24,7 +24,7 @@ def doctor_cmd(ctx: click.Context) -> None:
     s = session(ctx)
     target = s.target()
     if not target.explicit_path and not os.path.lexists(target.path):
-        # A fresh install: the default store is created by the first write (DESIGN §4).
+        # A fresh install: the default store is created by the first write (docs/cli.md)
         report = doctor.Report(target.path, target.backend)
         report.add("info", "open", "no store yet (the first write creates it)")
     else:

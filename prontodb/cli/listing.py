@@ -49,7 +49,7 @@ class Listing:
 def listing(
     store: Store, scope: str | None, pattern: str | None, *, all_scopes: bool, full: bool
 ) -> Listing:
-    """Decide a listing's scope (DESIGN §4 keys): SCOPE as given; without one, ``-p/-n`` or the
+    """Decide a listing's scope (docs/cli.md): SCOPE as given; without one, ``-p/-n`` or the
     cursor's defaults, unless ``--all``. A first word with ``* ? [`` is a PATTERN: within the
     default scope when there is one, else over full addresses (printed in full)."""
     from prontodb.address import parse_scope

@@ -1,4 +1,5 @@
-"""Portability commands: export, import, backup, restore and ``cursor migrate`` (DESIGN §10).
+"""Portability commands: export, import, backup, restore and ``cursor migrate``
+(docs/portability.md).
 
 Each command makes one call into :mod:`prontodb.portable`. Summaries go to stderr; with the
 global ``--json`` a machine summary goes to stdout instead (to stderr for an export written to

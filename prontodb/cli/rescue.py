@@ -1,4 +1,4 @@
-"""Rescuing piped content: the CLI side of the pipe cache (DESIGN §6).
+"""Rescuing piped content: the CLI side of the pipe cache (docs/pipe-cache.md).
 
 When ``set`` (or ``stream``) has read content from stdin and cannot store it, the content goes
 to the pipe cache of the store the command addressed, else the user's default store, else a

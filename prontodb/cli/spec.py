@@ -1,4 +1,4 @@
-"""Every command's arguments and options, declared once, as plain data (DESIGN §4).
+"""Every command's arguments and options, declared once, as plain data (docs/cli.md).
 
 Two things are built from these declarations and nothing else: the argv classifier
 (:mod:`prontodb.cli.argv`, which decides what each word of a command line is, for the normal

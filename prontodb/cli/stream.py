@@ -1,4 +1,4 @@
-"""``prontodb stream [FILE] [--dry-run]``: import a token stream atomically (DESIGN §9).
+"""``prontodb stream [FILE] [--dry-run]``: import a token stream atomically (docs/stream.md).
 
 The command reads the input, plans it with :func:`prontodb.stream.plan` and writes it with
 :func:`prontodb.stream.apply` in one transaction. Input piped on stdin is never lost: on any
