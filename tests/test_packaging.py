@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pathlib
-import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 
 import pytest
@@ -75,4 +75,7 @@ def test_one_version_in_the_wheel_the_package_and_the_cli(wheel):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"prontodb {prontodb.__version__}\n"
-    assert not re.search(r"^version\s*=", (ROOT / "pyproject.toml").read_text(), re.M)
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        pyproject = tomllib.load(fh)
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "prontodb.__version__"}
