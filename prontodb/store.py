@@ -788,7 +788,8 @@ class Store:
                 envelopes = map(next(iter(headers.values())).__add__, data)
             else:
                 envelopes = map(bytes.__add__, map(headers.__getitem__, heads), data)
-            backend.put_many(zip(keys, envelopes, strict=True))
+            # a list: an engine may keep its pairs by reference instead of copying them
+            backend.put_many(list(zip(keys, envelopes, strict=True)))
             self._sweep_written(defaults, now)
             return len(keys)
 

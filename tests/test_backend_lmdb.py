@@ -480,6 +480,24 @@ def test_put_many_replays_its_spooled_chunks_after_the_map_grows(path, monkeypat
         assert [store.get(b"big%03d" % i) == big(i) for i in range(100)] == [True] * 100
 
 
+def test_put_many_of_a_list_replays_its_own_chunks_not_a_spool(path, monkeypatch):
+    from prontodb.backends import lmdb as engine
+
+    monkeypatch.setattr(engine, "PUT_MANY_CHUNK", 3)
+    pairs = [(b"big%03d" % i, big(i)) for i in range(100)]
+    with LmdbBackend(path) as store:
+        start = map_size(store)
+        with store.transaction():
+            assert store.put_many(pairs) == 100
+            assert store._spool is None  # the list's own chunks are kept for a replay
+            pairs[:] = [(b"big%03d" % i, b"changed") for i in range(100)]  # the caller moves on
+            store.put_many((b"more%03d" % i, big(i)) for i in range(60))  # grows the map again
+            assert store._spool is not None
+        assert map_size(store) > start
+        assert [store.get(b"big%03d" % i) == big(i) for i in range(100)] == [True] * 100
+        assert [store.get(b"more%03d" % i) == big(i) for i in range(60)] == [True] * 60
+
+
 def test_a_failed_put_many_inside_a_transaction_breaks_it(path):
     with LmdbBackend(path) as store:
         store.put(b"keep", b"old")

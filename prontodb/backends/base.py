@@ -121,7 +121,8 @@ class Backend(abc.ABC):
     def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         """Store every (key, value) pair in one transaction, all or nothing; later pairs win
         over earlier ones with the same key. Returns the number of pairs written. Memory use
-        does not grow with the number of pairs."""
+        does not grow with the number of pairs taken from an iterator; the pairs of a ``list``
+        are in memory already, and an engine may keep them (not copies) until the commit."""
         self._require_writable()
         return self._put_many(items)
 

@@ -538,12 +538,15 @@ class LmdbBackend(Backend):
     def _put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         # Written in chunks as they come, so memory stays flat whatever the number of pairs:
         # each chunk is checked in bulk (C-level iterators, no Python step per pair), written,
-        # and spooled to a temporary file for a replay after the map grows. A bad key or a
-        # failing iterator rolls the whole transaction back — also an outer one, which is
-        # then broken (its commit raises) so that half a batch can never be committed.
+        # and spooled to a temporary file for a replay after the map grows. The pairs of a
+        # list are in memory already: its chunks (new lists of the caller's pairs, tuples of
+        # bytes, which nothing can change) are kept for the replay instead of a spooled copy.
+        # A bad key or a failing iterator rolls the whole transaction back — also an outer
+        # one, which is then broken (its commit raises) so that half a batch never commits.
         nested = self._base_txn_depth > 0
         limit = self._shared.max_key
         count = 0
+        in_memory = type(items) is list
         with self.transaction():
             try:
                 source = iter(items)
@@ -556,7 +559,7 @@ class LmdbBackend(Backend):
                         raise BackendError(
                             f"{self.path}: LMDB keys must be 1 to {limit} bytes long, got {bad}"
                         )
-                    self._apply(("many", chunk, None))
+                    self._apply(("many", chunk, in_memory))
                     count += len(chunk)
             except BaseException as exc:
                 if nested and self._txn is not None:
@@ -591,7 +594,7 @@ class LmdbBackend(Backend):
         if op[0] == "del":
             op = ("del", op[1], result)
         elif op[0] == "many":
-            op = self._spooled(op[1])
+            op = ("many", op[1], True) if op[2] else self._spooled(op[1])
         self._log.append(op)
         return result
 
