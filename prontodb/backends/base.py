@@ -109,8 +109,8 @@ class Backend(abc.ABC):
         """The value stored under ``key`` as (its first ``head`` bytes, the rest), or None when
         there is none: the same bytes as ``get``, cut in two. An engine that can copies the
         rest once, straight from its storage (a large value is then not copied twice)."""
-        raw = self.get(key)
-        return None if raw is None else (raw[:head], raw[head:])
+        self._require_open()
+        return self._get_split(key, head)
 
     def put(self, key: bytes, value: bytes) -> None:
         """Store ``value`` under ``key``, replacing any value. Committed and durable (per the
@@ -203,18 +203,10 @@ class Backend(abc.ABC):
         open transaction it joins it. A counter that is not a decimal number raises
         CorruptStoreError and nothing is written.
 
-        This is the store revision's hot path (one committed set); an engine may override it
-        with a cheaper form of the same transaction."""
+        This is the store revision's hot path (one committed set); an engine may override
+        ``_put_counted`` with a cheaper form of the same transaction."""
         self._require_writable()
-
-        def unit() -> int:
-            n = parse_counter(self._get(counter_key), counter_key) + 1
-            value = build(n, None if also is None else self._get(also))
-            self._put(counter_key, str(n).encode())
-            self._put(key, value)
-            return n
-
-        return self.run_transaction(unit)
+        return self._put_counted(counter_key, key, build, also)
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -299,6 +291,32 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def _close(self) -> None:
         """Release the store's resources; called once."""
+
+    # -- primitives an engine may override for speed -----------------------------------------
+
+    def _get_split(self, key: bytes, head: int) -> tuple[bytes, bytes] | None:
+        """``get_split`` on an open backend: ``_get``'s value cut in two."""
+        raw = self._get(key)
+        return None if raw is None else (raw[:head], raw[head:])
+
+    def _put_counted(
+        self,
+        counter_key: bytes,
+        key: bytes,
+        build: Callable[[int, bytes | None], bytes],
+        also: bytes | None,
+    ) -> int:
+        """``put_counted`` on an open backend, outside any snapshot: the generic unit of work
+        (read the counter and ``also``, write both) run by ``run_transaction``."""
+
+        def unit() -> int:
+            n = parse_counter(self._get(counter_key), counter_key) + 1
+            value = build(n, None if also is None else self._get(also))
+            self._put(counter_key, str(n).encode())
+            self._put(key, value)
+            return n
+
+        return self.run_transaction(unit)
 
     def __enter__(self) -> Backend:
         return self

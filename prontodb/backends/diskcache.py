@@ -438,9 +438,8 @@ class DiskcacheBackend(Backend):
         except _ENGINE_ERRORS as exc:
             raise self._translate(exc) from exc
 
-    def get_split(self, key: bytes, head: int) -> tuple[bytes, bytes] | None:
+    def _get_split(self, key: bytes, head: int) -> tuple[bytes, bytes] | None:
         """A value kept in a file is read as its two parts (each copied once)."""
-        self._require_open()
         key = _as_bytes(key, "key")
         try:
             row = self._cache._con.execute(_GET, (key,)).fetchone()
@@ -460,7 +459,7 @@ class DiskcacheBackend(Backend):
                     os.close(fd)
             except FileNotFoundError:
                 pass  # replaced meanwhile: the general path looks again
-        return super().get_split(key, head)
+        return super()._get_split(key, head)
 
     def _refetch(self, key: bytes, missing: str) -> bytes | None:
         """Look ``key`` up again after its value file ``missing`` could not be opened.
@@ -601,16 +600,15 @@ class DiskcacheBackend(Backend):
                 self._upsert_inline(batch)
         return count
 
-    def put_counted(
+    def _put_counted(
         self,
         counter_key: bytes,
         key: bytes,
         build: Callable[[int, bytes | None], bytes],
-        also: bytes | None = None,
+        also: bytes | None,
     ) -> int:
         """The counter and an inline entry go in one upsert statement inside one transaction
         (``Cache.set`` would cost a SELECT and a write for each)."""
-        self._require_writable()
         counter_key, key = _as_bytes(counter_key, "key"), _as_bytes(key, "key")
         with self.transaction():
             n = parse_counter(self._get(counter_key), counter_key) + 1

@@ -463,12 +463,11 @@ class LmdbBackend(Backend):
         except lmdb.Error as exc:
             raise translate(exc, self.path) from exc
 
-    def get_split(self, key: bytes, head: int) -> tuple[bytes, bytes] | None:
+    def _get_split(self, key: bytes, head: int) -> tuple[bytes, bytes] | None:
         """Outside a transaction or snapshot, a read transaction that hands out buffers into
         the map: each part is copied once, before the transaction ends."""
-        self._require_open()
         if self._base_txn_depth or self._snap is not None:
-            return super().get_split(key, head)
+            return super()._get_split(key, head)
         try:
             txn = self._begin_short(buffers=True)
             try:

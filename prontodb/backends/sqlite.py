@@ -278,17 +278,16 @@ class SqliteBackend(Backend):
             self._counted_error = exc
             raise
 
-    def put_counted(
+    def _put_counted(
         self,
         counter_key: bytes,
         key: bytes,
         build: Callable[[int, bytes | None], bytes],
-        also: bytes | None = None,
+        also: bytes | None,
     ) -> int:
         """One ``INSERT ... SELECT`` writes the raised counter and the entry: outside a
         transaction it is one autocommit statement (as cheap as a plain put), inside one it
         joins it."""
-        self._require_writable()
         self._counted = (counter_key, build)
         self._counted_error = None
         params = (counter_key, key, also)
