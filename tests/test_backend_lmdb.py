@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 
+import lmdb
 import pytest
 
 from prontodb.backends import looks_like, sniff
@@ -496,6 +497,79 @@ def test_put_many_of_a_list_replays_its_own_chunks_not_a_spool(path, monkeypatch
         assert map_size(store) > start
         assert [store.get(b"big%03d" % i) == big(i) for i in range(100)] == [True] * 100
         assert [store.get(b"more%03d" % i) == big(i) for i in range(60)] == [True] * 60
+
+
+def leaf_pages(path: str) -> int:
+    env = lmdb.open(path, subdir=False, readonly=True, lock=False)
+    try:
+        return env.stat()["leaf_pages"]
+    finally:
+        env.close()
+
+
+def test_a_large_put_many_packs_its_pages_and_keeps_the_keys_after_it(path, tmp_path):
+    """The keys after a bulk load (the Store's info keys) are set aside while it is written,
+    so LMDB appends at the end of the tree and fills its pages: half the pages of a load
+    that must split pages in half; the keys after it keep their values."""
+    n = 20_000
+    pairs = [(b"D%08d" % i, b"v" * 40) for i in range(n)]
+    packed, halved = path, str(tmp_path / "halved.lmdb")
+    with LmdbBackend(packed) as store:
+        store.put_many([(b"S-after", b"kept"), (b"T-last", b"too")])
+        with store.transaction():
+            assert store.put_many(iter(pairs)) == n
+            assert store.get(b"S-after") == b"kept"
+        assert store.get(b"T-last") == b"too"
+        assert [k for k, _ in store.scan(b"D")] == [k for k, _ in pairs]
+        assert store.check() == []
+    with LmdbBackend(halved) as store:  # the same load in batches too small to set aside
+        store.put_many([(b"S-after", b"kept"), (b"T-last", b"too")])
+        with store.transaction():
+            for start in range(0, n, 1000):
+                store.put_many(pairs[start : start + 1000])
+    assert leaf_pages(packed) * 1.5 < leaf_pages(halved)
+
+
+def test_a_put_many_reaching_the_set_aside_keys_wins_over_them(path, monkeypatch):
+    from prontodb.backends import lmdb as engine
+
+    monkeypatch.setattr(engine, "PUT_MANY_CHUNK", 3)
+    with LmdbBackend(path) as store:
+        store.put_many([(b"m1", b"old"), (b"z", b"old")])
+        pairs = [(b"a%d" % i, b"new") for i in range(7)] + [(b"m1", b"new"), (b"b", b"new")]
+        assert store.put_many(pairs) == 9
+        assert store.get(b"m1") == b"new"
+        assert store.get(b"z") == b"old"
+        assert [k for k, _ in store.scan()] == sorted({k for k, _ in pairs} | {b"z"})
+        # a chunk among existing keys sets nothing aside
+        assert store.put_many([(b"a0", b"x"), (b"m0", b"x"), (b"zz", b"x")]) == 3
+        assert store.get(b"m1") == b"new" and store.get(b"z") == b"old"
+
+
+def test_set_aside_keys_survive_a_replay_after_the_map_grows(path, monkeypatch):
+    from prontodb.backends import lmdb as engine
+
+    monkeypatch.setattr(engine, "PUT_MANY_CHUNK", 3)
+    with LmdbBackend(path) as store:
+        store.put(b"zz-info", b"kept")
+        start = map_size(store)
+        assert store.put_many((b"big%03d" % i, big(i)) for i in range(90)) == 90
+        assert map_size(store) > start
+        assert store.get(b"zz-info") == b"kept"
+        assert [store.get(b"big%03d" % i) == big(i) for i in range(90)] == [True] * 90
+
+
+def test_a_set_aside_key_changed_by_another_process_meanwhile_rolls_back(path, monkeypatch):
+    from prontodb.backends import lmdb as engine
+
+    monkeypatch.setattr(engine, "PUT_MANY_CHUNK", 3)
+    with LmdbBackend(path) as store:
+        store.put(b"zz-info", b"1")
+        interfere(monkeypatch, path, b"zz-info", b"from-other")
+        with pytest.raises(StoreBusyError, match="rolled back"):
+            store.put_many((b"big%03d" % i, big(i)) for i in range(90))
+        assert store.get(b"zz-info") == b"from-other"
+        assert store.get(b"big000") is None
 
 
 def test_a_failed_put_many_inside_a_transaction_breaks_it(path):

@@ -62,6 +62,9 @@ SCAN_PAGE = 1000
 _FIRST_CHUNK = 64
 #: Pairs that ``put_many`` takes from its iterable, checks and writes at a time.
 PUT_MANY_CHUNK = 4096
+#: At most this many pairs (and bytes) after a full first chunk are set aside by put_many.
+TAIL_PAIRS = 64
+TAIL_BYTES = 1 << 20
 #: Grow the map before a write transaction once the file's high-water mark passes this share.
 _GROW_AHEAD = 0.5
 
@@ -542,10 +545,12 @@ class LmdbBackend(Backend):
         # bytes, which nothing can change) are kept for the replay instead of a spooled copy.
         # A bad key or a failing iterator rolls the whole transaction back — also an outer
         # one, which is then broken (its commit raises) so that half a batch never commits.
+        # A large batch sets aside the few pairs after it (see _set_aside) until it is written.
         nested = self._base_txn_depth > 0
         limit = self._shared.max_key
         count = 0
         in_memory = type(items) is list
+        aside: list[tuple[bytes, bytes]] = []
         with self.transaction():
             try:
                 source = iter(items)
@@ -558,8 +563,16 @@ class LmdbBackend(Backend):
                         raise BackendError(
                             f"{self.path}: LMDB keys must be 1 to {limit} bytes long, got {bad}"
                         )
+                    keys = list(map(itemgetter(0), chunk))
+                    if not count and len(chunk) == PUT_MANY_CHUNK:
+                        aside = self._set_aside(min(keys), max(keys))
+                    elif aside and max(keys) >= aside[0][0]:
+                        self._apply(("many", aside, True))  # this chunk reaches them: back first
+                        aside = []
                     self._apply(("many", chunk, in_memory))
                     count += len(chunk)
+                if aside:
+                    self._apply(("many", aside, True))
             except BaseException as exc:
                 if nested and self._txn is not None:
                     error = (
@@ -570,6 +583,37 @@ class LmdbBackend(Backend):
                     self._break(error)
                 raise
         return count
+
+    def _set_aside(self, low: bytes, high: bytes) -> list[tuple[bytes, bytes]]:
+        """Delete, for the length of a large ``put_many``, the few pairs whose keys sort after
+        its first chunk (``low``..``high``), and return them to be written back after it.
+
+        LMDB fills its leaf pages only where keys are added at the very end of the tree, and
+        splits a page in half anywhere else; the Store's info keys sort after the entries, so
+        a bulk load of new keys would leave every page half full: twice the pages, the memory
+        a write transaction holds until its commit, and the file. Nothing is set aside when a
+        key of the chunk falls among them, or when there are more than TAIL_PAIRS of them or
+        TAIL_BYTES (a load between existing data). The pairs are logged as reads, so a replay
+        after another process changed one of them rolls back instead of writing it back stale.
+        """
+        txn = self._live_txn()
+        try:
+            with txn.cursor() as cursor:
+                if not cursor.set_range(low):
+                    return []
+                tail = list(islice(cursor.iternext(), TAIL_PAIRS + 1))
+        except lmdb.Error as exc:
+            raise translate(exc, self.path) from exc
+        if (
+            len(tail) > TAIL_PAIRS
+            or tail[0][0] <= high
+            or sum(map(len, chain.from_iterable(tail))) > TAIL_BYTES
+        ):
+            return []
+        for key, value in tail:
+            self._log.append(("get", key, value))
+            self._apply(("del", key, None))
+        return tail
 
     def _delete(self, key: bytes) -> bool:
         key = _as_bytes(key)
