@@ -104,3 +104,23 @@ def test_also_is_read_in_the_same_transaction(open_backend):
     b.put_counted(COUNTER, b"D\x00k", build, also=b"T\x00x")
     b.put_counted(COUNTER, b"D\x00k", build)
     assert seen[-3:] == [None, b"60", None]
+
+
+def test_the_base_guards_hold_for_every_engine(open_backend):
+    """put_counted and get_split are public methods of the base class: a write in a snapshot
+    and any use after close are refused the same way on every engine (engines override only
+    the primitives _put_counted/_get_split)."""
+    from prontodb.errors import BackendError, UsageError
+
+    b = open_backend()
+    b.put(b"D\x00k", b"headbody")
+    with b.snapshot():
+        assert b.get_split(b"D\x00k", 4) == (b"head", b"body")
+        with pytest.raises(UsageError):
+            b.put_counted(COUNTER, b"D\x00k", lambda n, _: b"v")
+    assert b.get(COUNTER) is None
+    b.close()
+    with pytest.raises(BackendError, match="closed"):
+        b.get_split(b"D\x00k", 4)
+    with pytest.raises(BackendError, match="closed"):
+        b.put_counted(COUNTER, b"D\x00k", lambda n, _: b"v")
