@@ -139,13 +139,12 @@ def _examine_url(
         _check_format(engine, report)
         _check_integrity(engine, report)
         _check_entries(engine, report, (clock or system_clock)(), only)
-        info = getattr(engine, "info", None)
-        if info is not None:
-            try:
-                for warning in info().get("warnings", []):
-                    report.add("warning", "server", warning)
-            except ProntoError as exc:
-                report.add("warning", "server", str(exc))
+        try:
+            warnings = engine.info().get("warnings", [])
+            for warning in warnings if isinstance(warnings, list) else [warnings]:
+                report.add("warning", "server", str(warning))
+        except ProntoError as exc:
+            report.add("warning", "server", str(exc))
     finally:
         engine.close()
     return report

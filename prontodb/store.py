@@ -1223,6 +1223,12 @@ class Store:
         """The bytes of every live entry of this layer, in address order, streamed."""
         return (value for _, value in self.scan())
 
+    def engine_info(self) -> dict[str, object]:
+        """The engine's own facts (:meth:`Backend.info`): for a server engine its version,
+        persistence settings, memory use and where the store lives; empty for a local file
+        engine. ``warnings`` lists what puts the data at risk."""
+        return self.backend.info()
+
     @property
     def engine(self) -> str:
         """The engine's registry name (``sqlite``, ``lmdb``, ``diskcache``, ``memory``, ...)."""

@@ -173,3 +173,41 @@ def _importtime(machine: Machine, args: list[str]):
         timeout=60,
     )
     return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+def test_info_shows_the_servers_facts_and_doctor_warns_without_persistence(machines, tmp_path):
+    a, _ = machines
+    server = start_server("--save", "", "--appendonly", "no")
+    try:
+        url = f"redis://{server.address}/0?store=facts"
+        assert a("--database", url, "set", "p.n.k", "v")[0] == 0
+        code, out, err = a("--database", url, "info")
+        assert code == 0, err
+        lines = dict(line.split(": ", 1) for line in out.splitlines())
+        assert lines["backend"] == "redis" and lines["entries"] == "1"
+        assert lines["redis.server_version"].count(".") == 2
+        assert lines["redis.mode"] == "standalone" and lines["redis.aof_enabled"] == "False"
+        assert int(lines["redis.used_memory"]) > 0
+        assert "neither AOF nor RDB" in lines["warning"]
+        code, out, _ = a("--database", url, "--json", "info")
+        engine = json.loads(out)["engine"]
+        assert engine["rdb_save"] == "" and engine["warnings"]
+        code, out, err = a("--database", url, "doctor")
+        assert "neither AOF nor RDB" in out + err
+    finally:
+        server.stop()
+    db = str(tmp_path / "plain.sqlite")
+    assert a("--database", db, "set", "p.n.k", "v")[0] == 0
+    code, out, _ = a("--database", db, "--json", "info")
+    assert code == 0 and "engine" not in json.loads(out)
+
+
+def test_info_names_the_slot_and_node_on_the_cluster(machines, redis_cluster):
+    a, _ = machines
+    url = redis_cluster.url(fresh_store())
+    assert a("--database", url, "set", "p.n.k", "v")[0] == 0
+    code, out, err = a("--database", url, "--json", "info")
+    assert code == 0, err
+    engine = json.loads(out)["engine"]
+    assert engine["mode"] == "cluster" and 0 <= engine["slot"] < 16384
+    assert engine["node"].startswith("127.0.0.1:")

@@ -234,6 +234,15 @@ class Backend(abc.ABC):
         self._require_open()
         return self._check()
 
+    def info(self) -> dict[str, object]:
+        """Facts about the engine behind this store for ``prontodb info`` and ``doctor``, as a
+        flat mapping of plain values (str, int, bool, None, lists of str). The key
+        ``warnings``, when present, lists conditions that put the store's data at risk
+        (``doctor`` reports each one). A local file engine has nothing to add beyond what the
+        Store reports (its files and sizes): the mapping is empty."""
+        self._require_open()
+        return {}
+
     def close(self) -> None:
         """Release the store. Leaves no journal or WAL side file, so the closed store can be
         copied as its files. Closing twice is harmless; any other use after it raises

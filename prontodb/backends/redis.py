@@ -893,8 +893,9 @@ class RedisBackend(Backend):
 
     def info(self) -> dict[str, object]:
         """Facts for ``prontodb info``/``doctor``: server version, mode, the store's slot and
-        node, persistence settings, memory, revision, entries, what ``durability`` means on
-        this server, and warnings (no persistence for a ``normal`` store; an eviction policy
+        node, persistence settings, memory, the engine's commit counter, its keys (every layer
+        and the Store's own bookkeeping), what ``durability`` means on this server, and
+        warnings (no persistence for a ``normal`` store; an eviction policy
         that may delete entries)."""
         self._require_open()
         with self._errors():
@@ -912,11 +913,10 @@ class RedisBackend(Backend):
             revision = int(self._client.get(self._rev_key) or 0)
             entries = int(self._client.zcard(self._idx_key))
             facts: dict[str, object] = {
-                "url": self.path,
                 "store": self.location.store,
                 "mode": "cluster" if self.location.cluster else "standalone",
                 "server_version": server.get("redis_version"),
-                "revision": revision,
+                "commits": revision,
                 "keys": entries,
                 "aof_enabled": bool(persistence.get("aof_enabled")),
                 "appendfsync": config.get("appendfsync"),
@@ -932,7 +932,6 @@ class RedisBackend(Backend):
                 node = self._client.get_node_from_key(self._rev_key, replica=False)
                 facts["slot"] = slot
                 facts["node"] = node.name
-        facts["durability"] = self.durability
         facts["guarantee"] = _guarantee(facts, self.durability)
         facts["warnings"] = _warnings(facts)
         return facts

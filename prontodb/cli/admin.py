@@ -83,11 +83,18 @@ def info_cmd(ctx: click.Context) -> None:
         "namespaces": len(store.all_namespaces()),
         "size_bytes": _size(backend.files()),
     }
+    engine = store.engine_info()
     if s.json:
-        s.emit_json(facts)
+        s.emit_json({**facts, "engine": engine} if engine else facts)
         return
     for key, value in facts.items():
         click.echo(f"{key}: {'-' if value is None else value}")
+    # The engine's own facts, named after it (redis.server_version: 7.0.15), warnings last.
+    warnings = engine.pop("warnings", [])
+    for key, value in engine.items():
+        click.echo(f"{backend.name}.{key}: {'-' if value is None else value}")
+    for warning in warnings if isinstance(warnings, list) else [warnings]:
+        click.echo(f"warning: {warning}")
 
 
 @declared("version")
