@@ -91,8 +91,8 @@ def info_cmd(ctx: click.Context) -> None:
         click.echo(f"{key}: {'-' if value is None else value}")
     # The engine's own facts, named after it (redis.server_version: 7.0.15), warnings last.
     warnings = engine.pop("warnings", [])
-    for key, value in engine.items():
-        click.echo(f"{backend.name}.{key}: {'-' if value is None else value}")
+    for name, fact in engine.items():
+        click.echo(f"{backend.name}.{name}: {'-' if fact is None else fact}")
     for warning in warnings if isinstance(warnings, list) else [warnings]:
         click.echo(f"warning: {warning}")
 
