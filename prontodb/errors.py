@@ -233,6 +233,16 @@ class StoreNotFoundError(BackendError):
     """There is no store at the given path (reading commands never create one)."""
 
 
+class StoreRetiredError(StoreNotFoundError):
+    """The store was taken out of use by ``cursor migrate`` (its data now lives at
+    ``successor``); nothing was read or written. Raised by engines whose stores outlive a
+    migrate (a store on a server), where a file store would be gone from its path instead."""
+
+    def __init__(self, message: str, *, successor: str | None = None) -> None:
+        super().__init__(message)
+        self.successor = successor
+
+
 class CorruptStoreError(BackendError):
     """The store file is damaged or is not a ProntoDB store of the expected kind."""
 

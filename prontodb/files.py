@@ -268,17 +268,9 @@ def remove_store(path: str) -> bool:
 
     engine_name = backends.url_engine(path)
     if engine_name is not None:  # a store on a server: its engine deletes its keys
-        from prontodb.errors import StoreNotFoundError
-
-        try:
-            engine = backends.backend_class(engine_name)(path, create=False)
-        except StoreNotFoundError:
-            return False
-        drop = getattr(engine, "drop", None)
-        if drop is None:
-            engine.close()
-            return False
-        return bool(drop())
+        # ``destroy`` also removes a store that cursor migrate retired (opening it refuses).
+        destroy = getattr(backends.backend_class(engine_name), "destroy", None)
+        return bool(destroy(path)) if destroy is not None else False
     removed = False
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path)

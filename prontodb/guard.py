@@ -37,6 +37,16 @@ def check_destroy(path: str, env: Mapping[str, str] | None = None) -> None:
     if user is None and meta is None:
         return
     lock = f"PRONTO_FORCE_USER={user}" if user else f"PRONTO_FORCE_META={meta}"
+    from prontodb import backends
+
+    if backends.is_url(path):  # a store on a server: no directory says whose it is, its layers do
+        foreign = _foreign_url_layer(path, user, meta)
+        if foreign is not None:
+            raise ContextLockedError(
+                f"refusing to delete or replace {backends.without_password(path)}: it is a "
+                f"store holding {foreign} and the context is locked ({lock})"
+            )
+        return
     candidates = {_lexical(path), os.path.realpath(path)}
     if user is not None:
         for where in candidates:
@@ -108,6 +118,25 @@ def _foreign_layer(path: str, user: str | None, meta: str | None) -> str | None:
         layers = store_layers(path)
     except Exception:  # noqa: BLE001 - whatever the damage, nobody can say whose data it is
         return "data whose layers cannot be read"
+    return _outside(layers, user, meta)
+
+
+def _foreign_url_layer(url: str, user: str | None, meta: str | None) -> str | None:
+    """:func:`_foreign_layer` for a store addressed by URL (None: no store there)."""
+    from prontodb.errors import StoreNotFoundError, StoreRetiredError
+
+    try:
+        layers = store_layers(url)
+    except StoreRetiredError:
+        return "data a migrate retired (its layers are not read any more)"
+    except StoreNotFoundError:
+        return None
+    return _outside(layers, user, meta)
+
+
+def _outside(
+    layers: list[tuple[str, str | None]], user: str | None, meta: str | None
+) -> str | None:
     for found_user, found_meta in layers:
         if (user is not None and found_user != user) or (meta is not None and found_meta != meta):
             label = found_user if found_meta is None else f"{found_user}/{found_meta}"

@@ -243,6 +243,23 @@ class Backend(abc.ABC):
         self._require_open()
         return {}
 
+    def retire(self, successor: str) -> None:
+        """Take the store out of use after ``cursor migrate`` moved its data to ``successor``:
+        called inside ``transaction()`` once the transaction read the store, it succeeds only
+        when no commit landed since those reads (else WriteConflictError, nothing changes), and
+        from then on opening the store and every commit through any object raise
+        StoreRetiredError. Only an engine whose store outlives its files (kind ``url``)
+        implements it; a file store is retired by renaming its files (``cursor migrate`` does
+        that), so here it raises UsageError."""
+        raise UsageError(
+            f"{self.path}: a {self.name} store is retired by renaming its files, not in place"
+        )
+
+    def unretire(self) -> None:
+        """Undo :meth:`retire` (a migrate that failed after retiring puts the store back in
+        use). UsageError on an engine without :meth:`retire`."""
+        raise UsageError(f"{self.path}: a {self.name} store is never retired in place")
+
     def close(self) -> None:
         """Release the store. Leaves no journal or WAL side file, so the closed store can be
         copied as its files. Closing twice is harmless; any other use after it raises

@@ -12,6 +12,9 @@ Layout — every key of store NAME carries the hash tag ``{pdb:NAME}``, so a sto
 cluster slot and every script below touches one slot only:
 
 * ``{pdb:NAME}:rev`` — the engine's commit counter; its existence is the store's existence;
+* ``{pdb:NAME}:retired`` — present once ``cursor migrate`` moved the store elsewhere (its value
+  names where): opening the store and every commit refuse, so no write lands in a store nobody
+  reads any more (see :meth:`RedisBackend.retire`);
 * ``{pdb:NAME}:idx`` — a sorted set of every key, all at score 0, so ``ZRANGEBYLEX`` walks the
   keys in byte order (Redis compares members with memcmp): the ordered prefix scan;
 * ``{pdb:NAME}:v:<key>`` — the value of ``<key>`` (raw key bytes in the name);
@@ -63,6 +66,8 @@ from prontodb.errors import (
     StorageFullError,
     StoreBusyError,
     StoreNotFoundError,
+    StoreRetiredError,
+    UsageError,
     WriteConflictError,
 )
 from prontodb.names import check_name
@@ -106,10 +111,10 @@ end
 return {rev, ks, vs}
 """
 
-# KEYS: rev, idx, token, lock; ARGV: expected rev ('' = none), value-key prefix, token ttl,
-# number of puts P, lock token ('' = none; the lock is released when it is ours), then P
-# (key, value) pairs, then the keys to delete
-# -> {1, new rev, removed} | {-1} conflict | {-2} store missing
+# KEYS: rev, idx, token, lock, retired; ARGV: expected rev ('' = none), value-key prefix,
+# token ttl, number of puts P, lock token ('' = none; the lock is released when it is ours),
+# then P (key, value) pairs, then the keys to delete
+# -> {1, new rev, removed} | {-1} conflict | {-2} store missing | {-3} store retired
 # Writes go in chunks through native multi-key commands (MSET, ZADD, DEL, ZREM): a Lua loop
 # that calls SET and ZADD per key costs several times more on the server.
 _COMMIT = """
@@ -121,6 +126,7 @@ if ARGV[1] ~= '' then
     return {1, tonumber(string.sub(done, 1, sep - 1)), tonumber(string.sub(done, sep + 1))}
   end
 end
+if redis.call('EXISTS', KEYS[5]) == 1 then return {-3} end
 local rev = redis.call('GET', KEYS[1])
 if not rev then return {-2} end
 if ARGV[1] ~= '' and rev ~= ARGV[1] then return {-1} end
@@ -163,10 +169,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# The common case on its own: one blind put. KEYS: rev, idx, value key; ARGV: key, value
-# -> new rev | -2 store missing
+# The common case on its own: one blind put. KEYS: rev, idx, value key, retired; ARGV: key,
+# value -> new rev | -2 store missing | -3 store retired
 _PUT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+if redis.call('EXISTS', KEYS[4]) == 1 then return -3 end
 redis.call('SET', KEYS[3], ARGV[2])
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 return redis.call('INCR', KEYS[1])
@@ -200,6 +207,18 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[2]))
 end
 return rev
+"""
+
+# KEYS: rev, retired; ARGV: the revision the caller read, where the data went
+# -> 1 retired | -1 a commit landed since that revision | -2 store missing | -3 already retired
+_RETIRE = """
+local rev = redis.call('GET', KEYS[1])
+if not rev then return -2 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -3 end
+if rev ~= ARGV[1] then return -1 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('INCR', KEYS[1])
+return 1
 """
 
 # KEYS: snapshot index, snapshot values, snapshot marker; ARGV: min, max, limit, lease ms
@@ -351,6 +370,26 @@ class RedisBackend(Backend):
     extensions = ()
 
     def __init__(self, path: str, *, durability: str = "normal", create: bool = True) -> None:
+        """Open store ``path`` (a URL); a store retired by ``cursor migrate`` raises
+        StoreRetiredError naming where its data went, with or without ``create``."""
+        self._setup(path, durability, create)
+        with self._errors():
+            pipe = self._client.pipeline(transaction=False)
+            if create:
+                pipe.set(self._rev_key, b"0", nx=True)
+            else:
+                pipe.exists(self._rev_key)
+            pipe.get(self._retired_key)
+            present, retired = pipe.execute()
+        if retired is not None:
+            self.close()
+            raise self._retired_error(retired)
+        if not create and not present:
+            self.close()
+            raise StoreNotFoundError(f"no store at {self.path}")
+
+    def _setup(self, path: str, durability: str, create: bool) -> None:
+        """Parse the URL, connect and register the scripts; the store itself is not read."""
         location = Location(path)
         super().__init__(location.display, durability=durability, create=create)
         self.location = location
@@ -358,6 +397,7 @@ class RedisBackend(Backend):
         self._tag = tag
         self._rev_key = tag + b":rev"
         self._lock_key = tag + b":lock"
+        self._retired_key = tag + b":retired"
         self._lock_token = b""  # set while this object's transaction holds the writer lock
         self._idx_key = tag + b":idx"
         self._value_prefix = tag + b":v:"
@@ -379,13 +419,56 @@ class RedisBackend(Backend):
                     ("snapshot", _SNAPSHOT),
                     ("snapshot_page", _SNAPSHOT_PAGE),
                     ("snapshot_get", _SNAPSHOT_GET),
+                    ("retire", _RETIRE),
                 )
             }
-            if create:
-                self._client.set(self._rev_key, b"0", nx=True)
-            elif not self._client.exists(self._rev_key):
-                self.close()
-                raise StoreNotFoundError(f"no store at {self.path}")
+
+    @classmethod
+    def destroy(cls, path: str) -> int:
+        """Delete every key of the store at ``path``, retired or not (``cursor delete
+        --purge``, ``cursor migrate --remove-old``/``--replace-target``); return how many keys
+        were removed (0: there was no store)."""
+        engine = cls.__new__(cls)
+        engine._setup(path, "normal", False)
+        return engine.drop()
+
+    def _retired_error(self, successor: bytes) -> StoreRetiredError:
+        where = successor.decode("utf-8", "replace")
+        return StoreRetiredError(
+            f"{self.path}: this store was retired by cursor migrate; its data now lives at "
+            f"{where} (point your cursor there: prontodb cursor set NAME {where}); nothing "
+            "was read or written",
+            successor=where,
+        )
+
+    def retire(self, successor: str) -> None:
+        """Take this store out of use for good, inside ``transaction()`` after it read the
+        store: atomically, and only when no commit landed since the transaction's reads
+        (else WriteConflictError and nothing changes), mark the store retired with
+        ``successor`` (where its data went, shown without password). From then on opening it
+        and every commit of any client — one that opened it earlier too — raise
+        StoreRetiredError naming ``successor``; a blind write racing the retirement lands
+        before it (the revision moved: WriteConflictError) or is refused after it. The keys
+        stay until :meth:`destroy` (``--remove-old``); :meth:`unretire` undoes it."""
+        self._require_writable()
+        if not self._depth or self._read_rev is None or self._buffer:
+            raise UsageError(
+                f"{self.path}: retire() needs a transaction that read the store and wrote nothing"
+            )
+        with self._errors():
+            code = self._scripts["retire"](
+                keys=[self._rev_key, self._retired_key],
+                args=[self._read_rev, redact(successor)],
+            )
+        if code != 1:
+            self._fail(int(code))
+        self._read_rev = None  # the revision moved: nothing more may commit here
+
+    def unretire(self) -> None:
+        """Undo :meth:`retire` (a migrate that failed after retiring puts the store back)."""
+        self._require_open()
+        with self._errors():
+            self._client.delete(self._retired_key)
 
     # --- connection ---------------------------------------------------------------------
 
@@ -430,6 +513,10 @@ class RedisBackend(Backend):
             raise _translate(exc, self.path) from exc
 
     def _fail(self, code: int) -> NoReturn:
+        if code == -3:
+            with self._errors():
+                successor = self._client.get(self._retired_key)
+            raise self._retired_error(successor or b"(unknown)")
         if code == -1:
             raise WriteConflictError(
                 f"{self.path}: another writer committed first; nothing of this transaction "
@@ -602,10 +689,11 @@ class RedisBackend(Backend):
             return
         with self._errors():
             rev = self._scripts["put"](
-                keys=[self._rev_key, self._idx_key, self._value_prefix + key], args=[key, value]
+                keys=[self._rev_key, self._idx_key, self._value_prefix + key, self._retired_key],
+                args=[key, value],
             )
-        if rev == -2:
-            self._fail(-2)
+        if rev < 0:
+            self._fail(rev)
 
     def _put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         if self._depth:
@@ -650,7 +738,13 @@ class RedisBackend(Backend):
         args.extend(deletes)
         # The "applied" mark matters only for a conditional commit (a blind one is idempotent).
         mark = secrets.token_hex(12).encode() if expected is not None else b"-"
-        keys = [self._rev_key, self._idx_key, self._tag + b":t:" + mark, self._lock_key]
+        keys = [
+            self._rev_key,
+            self._idx_key,
+            self._tag + b":t:" + mark,
+            self._lock_key,
+            self._retired_key,
+        ]
         with self._errors():
             if len(args) > BULK_ARGS and self.durability != "full":
                 result = self._commit_bulk(puts, list(deletes), expected, keys[2])
@@ -687,10 +781,12 @@ class RedisBackend(Backend):
         for _ in range(8):
             pipe = self._client.pipeline(transaction=True)
             try:
-                pipe.watch(self._rev_key)
+                pipe.watch(self._rev_key)  # retire() raises it: the marker below is current
                 rev = pipe.get(self._rev_key)
                 if rev is None:
                     return [-2]
+                if pipe.exists(self._retired_key):
+                    return [-3]
                 if expected is not None and rev != expected:
                     return [-1]
                 pipe.multi()

@@ -264,10 +264,14 @@ def migrate_cmd(
     <name>.migrated-<time> and kept (its path is reported) unless --remove-old. --to PATH
     chooses the new location; a location that already holds a store (such as the copy an
     earlier migrate kept, when a cursor goes back to an engine it used before) is replaced
-    only with --replace-target."""
-    from prontodb import cursor, portable
+    only with --replace-target. A store on a server (redis) needs --to URL (the scheme
+    implies --backend); as the old store it is retired in place — every later write to it is
+    refused, naming the new location — and its keys are kept unless --remove-old."""
+    from prontodb import backends, cursor, portable
     from prontodb.errors import UsageError
 
+    if backend is None and path is not None:
+        backend = backends.url_engine(path)
     if backend is None:
         raise UsageError("cursor migrate needs --backend B")
     s = session(ctx)

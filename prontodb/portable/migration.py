@@ -3,6 +3,12 @@
 Every layer of the store (raw envelopes: values, deadlines, TTL namespace definitions) is
 copied into a new store of the other engine built under a temporary name, re-read to verify
 counts and a content checksum, renamed into place, and only then is the cursor repointed.
+
+Stores on a server (url engines, docs/redis.md) take part both ways: a url target is built in
+place (a URL has no temporary name to rename from; the target must be free, or is emptied first
+with ``replace_target``), and a url source is retired in place by :meth:`Backend.retire` — a
+marker committed atomically only if nothing was written since the final check, which every
+later commit and open of that store refuses — instead of being renamed.
 """
 
 from __future__ import annotations
@@ -12,13 +18,21 @@ import json
 import os
 import struct
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from prontodb import cursorfile, files, keyspace, paths, record
 from prontodb.cursorfile import CursorSpec
-from prontodb.errors import ConflictError, ProntoError, UsageError, literal
+from prontodb.errors import (
+    ConflictError,
+    ProntoError,
+    StoreNotFoundError,
+    StoreRetiredError,
+    UsageError,
+    WriteConflictError,
+    literal,
+)
 from prontodb.opener import open_backend
 from prontodb.portable.jsonl import count_keys
 from prontodb.portable.report import MigrateSummary, Progress, counted
@@ -59,6 +73,9 @@ def migrate_path(old: str, backend: str) -> str:
 
 #: Store fact written into a migrated copy: which user's cursor it was made for (JSON).
 _ORIGIN = keyspace.INFO + b"migrated_for"
+#: How often the final check of a url source is redone when writes keep landing (each round
+#: recopies what changed); then the migrate is refused and nothing changes.
+URL_SOURCE_ATTEMPTS = 5
 
 
 def migrate(
@@ -75,7 +92,8 @@ def migrate(
 ) -> MigrateSummary:
     """Move cursor ``name`` of ``user`` (``"default"``: the user's default store) onto a new
     store of engine ``backend`` at ``path`` (default: the old path with the new engine's
-    extension).
+    extension; for a store on a server, the cursor's default file; a url engine needs
+    ``path``, its URL — without an inline password, use ``?password_env=VAR``).
 
     Everything of every layer (values, deadlines, TTL namespace definitions; not expired
     entries) is copied from a snapshot of the old store into a new one built under a
@@ -93,28 +111,31 @@ def migrate(
     something is refused with ConfigError unless ``replace_target`` (the message says when it
     is a copy an earlier migrate of this cursor left). Under a locked context neither the old
     store (``remove_old``) nor a replaced target may hold another user's data. A crash at any
-    point leaves the cursor on the old, intact store."""
+    point leaves the cursor on the old, intact store.
+
+    Stores on a server: a url target is built in place (``replace_target`` empties an
+    occupied one first). A url source cannot be write-locked against blind writers, so its
+    final check runs in a transaction whose commit retires the store atomically only if
+    nothing landed since that check (:meth:`Backend.retire`); otherwise the check and copy are
+    redone, up to ``URL_SOURCE_ATTEMPTS`` times, then ConflictError and nothing changes.
+    Writes after the retirement are refused (StoreRetiredError names the new location), so
+    none is lost. The retired store keeps its keys unless ``remove_old``; a crash between
+    retiring and repointing leaves the cursor on the retired store, whose error names where
+    the data went."""
     from prontodb import backends, guard
     from prontodb.clock import system_clock
     from prontodb.errors import ConfigError
 
     env = os.environ if env is None else env
-    if backend not in backends.file_engines():
-        raise ConfigError(
-            f"unknown backend {backend!r} (choose {', '.join(backends.file_engines())})"
-        )
+    engines = backends.engine_names(selectable_only=True)
+    if backend not in engines:
+        raise ConfigError(f"unknown backend {backend!r} (choose {', '.join(engines)})")
     with files.locked_dir(paths.user_data_dir(user, env)):
         spec = _cursor(user, name, env)
         old = spec.path
-        if backends.is_url(old) or (path is not None and backends.is_url(path)):
-            # Retiring and renaming stores is file-system work: refused before anything is
-            # copied rather than half done (docs/redis.md: export/import moves such a store).
-            raise ConfigError(
-                f"cursor migrate moves stores between local files only; {name!r} uses "
-                f"{backends.without_password(old)} (use export/import or backup/restore)"
-            )
-        new = os.path.abspath(os.path.expanduser(path)) if path else migrate_path(old, backend)
-        if os.path.realpath(new) == os.path.realpath(old):
+        new = _target(user, name, spec, backend, path, env)
+        old_url, new_url = backends.is_url(old), backends.is_url(new)
+        if _same_store(new, old):
             raise UsageError(
                 None,
                 argument="path",
@@ -126,40 +147,53 @@ def migrate(
         if remove_old:
             _check_unshared(user, name, old, env, "remove_old")
             guard.check_destroy(old, env)
-        if os.path.lexists(new):
+        if _exists(new):
             if not replace_target:
                 raise _occupied(new, user, name)
             _check_unshared(user, name, new, env, "replace_target")
             guard.check_destroy(new, env)
-        folder = paths.make_private_dir(os.path.dirname(new))
-        files.remove_stale_temps(folder, ("migrate",))
-        tmp = files.temp_name(folder, "migrate")
+            if new_url:  # built in place: the old content goes first (a URL has no temp name)
+                guard.remove_store(new, env)
+        if new_url:
+            tmp = new
+        else:
+            folder = paths.make_private_dir(os.path.dirname(new))
+            files.remove_stale_temps(folder, ("migrate",))
+            tmp = files.temp_name(folder, "migrate")
         origin = json.dumps({"user": user, "cursor": name}).encode()
         source = open_backend(old, backend=spec.backend, durability=spec.durability, create=False)
         copy = functools.partial(
             _copy_store, source, tmp, backend, spec.durability, clock or system_clock, origin
         )
+        placed = False  # a file copy renamed to ``new``: a failure now removes it there
         try:
             stats = copy(progress, consistent=False)
             _verify_copy(tmp, backend, stats)
-            with source.transaction():  # writers wait from here until the old store is retired
-                if _digest_all(source).digest() != stats.everything.digest():
-                    _remove_copy(tmp)
-                    stats = copy(None, consistent=True)
-                    _verify_copy(tmp, backend, stats)
-                if _cursor(user, name, env) != spec:
-                    raise ConflictError(
-                        f"cursor {name!r} was changed while migrating; it was left alone"
-                    )
-                if os.path.lexists(new):
-                    if not replace_target:
-                        raise _occupied(new, user, name)
-                    guard.remove_store(new, env)
-                _move_store(tmp, new)
-                _repoint(user, name, spec, new, backend, env)
-                retired = _retire(source, old, remove_old, env)
+            if old_url:
+                stats = _retire_url_source(
+                    source, tmp, new, backend, stats, copy, user, name, spec, env
+                )
+                try:
+                    if not new_url:
+                        if os.path.lexists(new):
+                            guard.remove_store(new, env)
+                        _move_store(tmp, new)
+                        placed = True
+                    _repoint(user, name, spec, new, backend, env)
+                except BaseException:
+                    source.unretire()
+                    raise
+                retired: str | None = old
+                if remove_old:
+                    files.remove_store(old)  # checked above, before it was retired
+                    retired = None
+            else:
+                stats, retired = _finish_file_source(
+                    source, tmp, new, backend, stats, copy, user, name, spec, env, remove_old,
+                    replace_target,
+                )  # fmt: skip
         except BaseException:
-            _remove_copy(tmp)
+            _remove_copy(new if placed else tmp)
             raise
         finally:
             source.close()
@@ -176,17 +210,170 @@ def migrate(
     )
 
 
+def _finish_file_source(
+    source: Backend,
+    tmp: str,
+    new: str,
+    backend: str,
+    stats: _CopyStats,
+    copy: Callable[..., _CopyStats],
+    user: str,
+    name: str,
+    spec: CursorSpec,
+    env: Mapping[str, str],
+    remove_old: bool,
+    replace_target: bool,
+) -> tuple[_CopyStats, str | None]:
+    """The end of a migrate from a file store: under its write lock (writers wait), recopy
+    if writes landed, put the copy in place, repoint the cursor and retire the old files.
+    Returns the final stats and where the old store went (None: removed)."""
+    from prontodb import backends, guard
+
+    new_url = backends.is_url(new)
+    old = source.path
+    with source.transaction():  # writers wait from here until the old store is retired
+        if _digest_all(source).digest() != stats.everything.digest():
+            _remove_copy(tmp)
+            stats = copy(None, consistent=True)
+            _verify_copy(tmp, backend, stats)
+        if _cursor(user, name, env) != spec:
+            raise ConflictError(f"cursor {name!r} was changed while migrating; it was left alone")
+        if not new_url:
+            if os.path.lexists(new):
+                if not replace_target:
+                    raise _occupied(new, user, name)
+                guard.remove_store(new, env)
+            _move_store(tmp, new)
+        _repoint(user, name, spec, new, backend, env)
+        retired = _retire(source, old, remove_old, env)
+    return stats, retired
+
+
+def _retire_url_source(
+    source: Backend,
+    tmp: str,
+    new: str,
+    backend: str,
+    stats: _CopyStats,
+    copy: Callable[..., _CopyStats],
+    user: str,
+    name: str,
+    spec: CursorSpec,
+    env: Mapping[str, str],
+) -> _CopyStats:
+    """The end of a migrate from a store on a server: in one transaction, check the store
+    against the copy (recopying when writes landed) and retire it — atomically, only if
+    nothing was committed since that check. A write that races it makes the retirement fail
+    (WriteConflictError) and the round is redone; after ``URL_SOURCE_ATTEMPTS`` rounds the
+    migrate is refused with ConflictError. Returns the stats of the copy that was checked."""
+    from prontodb import backends
+
+    successor = backends.without_password(new)
+    for attempt in range(1, URL_SOURCE_ATTEMPTS + 1):
+        try:
+            with source.transaction():  # writers that read wait on the store's lock
+                if _digest_all(source).digest() != stats.everything.digest():
+                    _remove_copy(tmp)
+                    stats = copy(None, consistent=True)
+                    _verify_copy(tmp, backend, stats)
+                if _cursor(user, name, env) != spec:
+                    raise ConflictError(
+                        f"cursor {name!r} was changed while migrating; it was left alone"
+                    )
+                source.retire(successor)
+            return stats
+        except WriteConflictError:
+            if attempt == URL_SOURCE_ATTEMPTS:
+                raise ConflictError(
+                    f"writes kept landing on {source.path} while cursor {name!r} was being "
+                    f"migrated ({attempt} rounds); nothing was changed, try again"
+                ) from None
+    raise AssertionError("unreachable")
+
+
+def _target(
+    user: str,
+    name: str,
+    spec: CursorSpec,
+    backend: str,
+    path: str | None,
+    env: Mapping[str, str],
+) -> str:
+    """Where the migrated store goes: ``path`` (a URL for a url engine, which needs one), or
+    the default: the old path with the new engine's extension, or — the old store being on a
+    server — the cursor's default file."""
+    from prontodb import backends
+    from prontodb.errors import ConfigError
+
+    url_engine = backends.kind(backend) == "url"
+    if path is None:
+        if url_engine:
+            raise UsageError(
+                None,
+                argument="path",
+                value=None,
+                rule="url engine",
+                template=f"a {backend} store is addressed by URL: give {{path}} (its URL)",
+            )
+        if backends.is_url(spec.path):
+            return cursorfile.default_path(user, name, backend, env)
+        return migrate_path(spec.path, backend)
+    if backends.is_url(path):
+        if backends.url_engine(path) != backend:
+            raise ConfigError(
+                f"{backends.without_password(path)} is not a {backend} location "
+                f"(it is {backends.url_engine(path) or 'unknown'})"
+            )
+        if backends.without_password(path) != path:
+            raise ConfigError(
+                f"{backends.without_password(path)}: a password in the URL would be saved in "
+                "the cursor file; put it in an environment variable and add ?password_env=VAR"
+            )
+        if name == cursorfile.DEFAULT_CURSOR:
+            raise ConfigError(
+                "the default store stays on this machine; give a shared store its own cursor "
+                "(prontodb cursor set NAME URL) and copy into it with export/import"
+            )
+        return path
+    if url_engine:
+        raise ConfigError(f"{path} is not a URL; a {backend} store is addressed by URL")
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _same_store(new: str, old: str) -> bool:
+    from prontodb import backends
+
+    if backends.is_url(new) or backends.is_url(old):
+        return backends.without_password(new) == backends.without_password(old)
+    return os.path.realpath(new) == os.path.realpath(old)
+
+
+def _exists(where: str) -> bool:
+    """Something is at ``where``: a file, or a store on a server (a retired one too)."""
+    from prontodb import backends
+
+    if not backends.is_url(where):
+        return os.path.lexists(where)
+    try:
+        open_backend(where, create=False).close()
+    except StoreRetiredError:
+        return True
+    except StoreNotFoundError:
+        return False
+    return True
+
+
 def _cursor(user: str, name: str, env: Mapping[str, str]) -> CursorSpec:
     """The cursor to migrate; for ``default``, the user's default store as a cursor."""
     if name != cursorfile.DEFAULT_CURSOR:
         return cursorfile.load(user, name, env)
     where, engine = cursorfile.default_store(user, env)
-    if not os.path.exists(where):
+    from prontodb import backends
+
+    if not backends.is_url(where) and not os.path.exists(where):
         from prontodb.errors import StoreNotFoundError
 
         raise StoreNotFoundError(f"user {user!r} has no default store yet (no store at {where})")
-    from prontodb import backends
-
     return CursorSpec(name=name, path=where, backend=engine or backends.resolve_backend(where))
 
 
@@ -206,15 +393,15 @@ def _check_unshared(
     default store) uses the store at ``where``."""
     from prontodb.errors import ConfigError
 
-    real = os.path.realpath(where)
+    real = _identity(where)
     user_of = None
     for other in cursorfile.list_cursors(user, env):
-        if other.name != name and os.path.realpath(other.path) == real:
+        if other.name != name and _identity(other.path) == real:
             user_of = f"cursor {literal(repr(other.name))} uses {literal(where)}"
             break
     if user_of is None and name != cursorfile.DEFAULT_CURSOR:
         default, _ = cursorfile.default_store(user, env)
-        if os.path.realpath(default) == real:
+        if _identity(default) == real:
             user_of = f"{literal(where)} is user {literal(repr(user))}'s default store"
     if user_of is not None:
         raise ConfigError(
@@ -226,27 +413,55 @@ def _check_unshared(
         )
 
 
+def _identity(where: str) -> str:
+    """What names one store: a file's real path, a URL without its password."""
+    from prontodb import backends
+
+    return backends.without_password(where) if backends.is_url(where) else os.path.realpath(where)
+
+
 def _occupied(new: str, user: str, name: str) -> ProntoError:
     """The refusal of a target that holds something, saying when it is an earlier migrate's
     copy of this cursor."""
+    from prontodb import backends
     from prontodb.errors import ConfigError
 
-    if _origin_of(new) == {"user": user, "cursor": name}:
+    shown = backends.without_password(new)
+    retired = _retired_to(new)
+    if retired is not None:
         template = (
-            f"{literal(new)} holds a copy an earlier migrate of cursor {literal(repr(name))} "
+            f"{literal(shown)} holds a store an earlier migrate retired (its data moved to "
+            f"{literal(retired)}); pass {{replace_target=True}} to replace it, or choose "
+            "another {path}"
+        )
+        rule = "retired store"
+    elif _origin_of(new) == {"user": user, "cursor": name}:
+        template = (
+            f"{literal(shown)} holds a copy an earlier migrate of cursor {literal(repr(name))} "
             "left behind (the cursor does not use it); pass {replace_target=True} to replace "
             "it, or choose another {path}"
         )
         rule = "leftover copy"
     else:
         template = (
-            f"{literal(new)} already exists; choose another {{path}}, or pass "
+            f"{literal(shown)} already exists; choose another {{path}}, or pass "
             "{replace_target=True} to replace it"
         )
         rule = "exists"
     return ConfigError(
         None, argument=("path", "replace_target"), value=new, rule=rule, template=template
     )
+
+
+def _retired_to(where: str) -> str | None:
+    """Where the data of the retired store at ``where`` went; None when it is not one."""
+    try:
+        open_backend(where, create=False).close()
+    except StoreRetiredError as exc:
+        return exc.successor or "?"
+    except Exception:  # noqa: BLE001 - not a retired store, whatever else it is
+        return None
+    return None
 
 
 def _origin_of(where: str) -> Any:
@@ -315,7 +530,16 @@ def _remove_path(path: str) -> None:
 
 
 def _remove_copy(tmp: str) -> None:
-    """Remove the temporary copy and whatever side files it has."""
+    """Remove the temporary copy and whatever side files it has (a copy on a server: its
+    keys)."""
+    from prontodb import backends
+
+    if backends.is_url(tmp):
+        try:
+            files.remove_store(tmp)
+        except ProntoError:
+            pass  # unreachable now: the copy is not referenced by any cursor
+        return
     folder, base = os.path.split(tmp)
     try:
         names = [n for n in os.listdir(folder) if n.startswith(base)]
