@@ -8,6 +8,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -73,11 +75,48 @@ def test_team_store_shared_by_two_homes_on_the_cluster(machines, redis_cluster):
     assert b("--cursor", "team", "get", "proj.ns.count")[1] == "6"
     assert a("--cursor", "team", "set", "proj.ns.lock", "a", "--nx")[0] == 0
     assert b("--cursor", "team", "set", "proj.ns.lock", "b", "--nx")[0] == 4
-    # cursor migrate handles file engines only for now: redis is refused, nothing changes.
-    code, _, err = a("cursor", "migrate", "team", "--backend", "lmdb")
-    assert code == 1, err
-    assert a("--cursor", "team", "get", "proj.ns.count")[1] == "6"
     code, out, _ = a("--cursor", "team", "doctor")
+    assert code == 0, out
+    # a moves the team store onto its own lmdb file and back while b keeps writing.
+    stop = threading.Event()
+    b_results: list[tuple[str, int]] = []
+
+    def b_writes() -> None:
+        i = 0
+        while not stop.is_set():
+            b_results.append((f"proj.b.k{i}", b("--cursor", "team", "set", f"proj.b.k{i}", "v")[0]))
+            i += 1
+
+    writer = threading.Thread(target=b_writes)
+    writer.start()
+    try:
+        code, out, err = a("cursor", "migrate", "team", "--backend", "lmdb")
+        assert code == 0, err
+        assert "to lmdb" in err + out and "stays at redis+cluster://" in err + out
+        assert a("--cursor", "team", "get", "proj.ns.count")[1] == "6"
+        assert a("--cursor", "team", "set", "proj.ns.on-lmdb", "a")[0] == 0
+        # b's cursor still names the retired redis store: refused, naming where it went.
+        code, out, err = b("--cursor", "team", "get", "proj.ns.count")
+        assert code == 1 and "retired by cursor migrate" in err and "team.lmdb" in err
+        code, out, err = b("--cursor", "team", "set", "proj.ns.late", input=b"from b\n")
+        assert code == 3 and "retired" in err  # piped content rescued locally
+        assert b("get", out.strip())[1] == "from b\n"
+        code, out, err = a("cursor", "migrate", "team", "--to", url)
+        assert code == 1 and "retired" in err and "--replace-target" in err
+        code, out, err = a("cursor", "migrate", "team", "--to", url, "--replace-target")
+        assert code == 0, err
+        before = len(b_results)
+        while len(b_results) < before + 3:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        writer.join()
+    assert b("--cursor", "team", "get", "proj.ns.on-lmdb")[1] == "a"  # b sees it again
+    acked = [key for key, code in b_results if code == 0]
+    assert [code for _, code in b_results if code != 0] and acked
+    keys = set(b("--cursor", "team", "keys", "proj.b")[1].split())
+    assert [k for k in acked if k.removeprefix("proj.b.") not in keys] == []  # none lost
+    code, out, _ = b("--cursor", "team", "doctor")
     assert code == 0, out
 
 
