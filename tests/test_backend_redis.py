@@ -301,7 +301,7 @@ def test_a_retried_commit_is_applied_once(open_backend):
     b = open_backend()
     b.put(b"n", b"0")
     rev = b._client.get(b._rev_key)
-    keys = [b._rev_key, b._idx_key, b._tag + b":t:same-token", b._lock_key]
+    keys = [b._rev_key, b._idx_key, b._tag + b":t:same-token", b._lock_key, b._retired_key]
     args = [rev, b._value_prefix, 60000, 1, b"", b"n", b"1"]
     first = b._scripts["commit"](keys=keys, args=args)
     again = b._scripts["commit"](keys=keys, args=args)
@@ -601,3 +601,42 @@ def test_ci_never_skips_the_redis_tests(monkeypatch):
     monkeypatch.setenv("CI", "")
     with pytest.raises(pytest.skip.Exception):
         _redis.require_binaries()
+
+
+# --- put_counted in one round trip -----------------------------------------------------------
+
+
+def _commands(client, name: str) -> int:  # type: ignore[no-untyped-def]
+    return int(client.info("commandstats").get(f"cmdstat_{name}", {}).get("calls", 0))
+
+
+def test_a_plain_set_is_one_script_call_once_warm(redis_server):
+    url = f"redis://{redis_server.address}/0?store={fresh_store()}"
+    raw = redis_server.client()
+    with prontodb.open(url) as store:
+        store.set("p.n.first", b"v")  # learns the revision counter
+        scripts, multis = _commands(raw, "evalsha"), _commands(raw, "multi")
+        for i in range(20):
+            store.set(f"p.n.k{i}", b"v%d" % i)
+        assert _commands(raw, "evalsha") - scripts == 20  # one round trip per set
+        assert _commands(raw, "multi") == multis  # no lock-taking read
+        assert [store.entry(f"p.n.k{i}").version for i in range(20)] == list(range(2, 22))
+
+
+def test_put_counted_rebuilds_when_another_writer_moved_on(redis_server):
+    url = f"redis://{redis_server.address}/0?store={fresh_store()}"
+    with prontodb.open(url) as a, prontodb.open(url) as b:
+        for i in range(10):
+            a.set(f"p.n.a{i}", b"a")
+            b.set(f"p.n.b{i}", b"b")
+        versions = sorted(
+            [a.entry(f"p.n.a{i}").version for i in range(10)]
+            + [b.entry(f"p.n.b{i}").version for i in range(10)]
+        )
+        assert versions == list(range(1, 21)) and a.revision() == 20
+        # b's expectation says "no TTL namespace"; a creates one: b's next set honours it.
+        b.set("p.tmp.warm", b"v")
+        a.create_cache("p.tmp", "1h")
+        b.set("p.tmp.k", b"v")
+        assert 3590 < b.ttl("p.tmp.k") <= 3600
+        assert a.backend.check() == []

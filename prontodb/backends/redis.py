@@ -54,11 +54,11 @@ import random
 import secrets
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
-from prontodb.backends.base import Backend, prefix_successor
+from prontodb.backends.base import Backend, parse_counter, prefix_successor
 from prontodb.errors import (
     BackendError,
     ConfigError,
@@ -207,6 +207,38 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[2]))
 end
 return rev
+"""
+
+# put_counted in one round trip: an optimistic commit that carries its read set. The client
+# built the value from the counter and the ``also`` value it expects; the script writes only
+# when both still hold and no writer holds the store's lock, else it returns what it found so
+# the client can rebuild at once. Expectation modes: 'x' unknown (only read), 'n' absent,
+# 'v' equal to the value given.
+# KEYS: rev, idx, counter value key, value key, also value key, lock, retired
+# ARGV: counter key, key, counter mode, counter value, also mode ('' = no also), also value,
+#       new counter, new value
+# -> {1} written | {0, counter, also, held} not written | {-2} missing | {-3} retired
+_COUNTED = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-2} end
+if redis.call('EXISTS', KEYS[7]) == 1 then return {-3} end
+local function holds(mode, expected, found)
+  if mode == 'n' then return not found end
+  if mode == 'v' then return found == expected end
+  return false
+end
+local c = redis.call('GET', KEYS[3])
+local a = false
+if ARGV[5] ~= '' then a = redis.call('GET', KEYS[5]) end
+local held = redis.call('EXISTS', KEYS[6])
+if held == 1 or not holds(ARGV[3], ARGV[4], c)
+    or (ARGV[5] ~= '' and not holds(ARGV[5], ARGV[6], a)) then
+  return {0, c, a, held}
+end
+redis.call('SET', KEYS[3], ARGV[7])
+redis.call('SET', KEYS[4], ARGV[8])
+redis.call('ZADD', KEYS[2], 0, ARGV[1], 0, ARGV[2])
+redis.call('INCR', KEYS[1])
+return {1}
 """
 
 # KEYS: rev, retired; ARGV: the revision the caller read, where the data went
@@ -406,6 +438,8 @@ class RedisBackend(Backend):
         self._read_rev: bytes | None = None
         self._snapshot_keys: tuple[bytes, bytes, bytes] | None = None
         self._replicas: dict[object, int] = {}
+        # put_counted's expectation per (counter key, also key): the values it last saw
+        self._counted_seen: dict[tuple[bytes, bytes | None], tuple[Any, Any]] = {}
         self._client: Any = None
         with self._errors():
             self._client = self._connect(location)
@@ -420,6 +454,7 @@ class RedisBackend(Backend):
                     ("snapshot_page", _SNAPSHOT_PAGE),
                     ("snapshot_get", _SNAPSHOT_GET),
                     ("retire", _RETIRE),
+                    ("counted", _COUNTED),
                 )
             }
 
@@ -710,6 +745,68 @@ class RedisBackend(Backend):
         if ops:
             self._commit(ops)
         return count
+
+    def put_counted(
+        self,
+        counter_key: bytes,
+        key: bytes,
+        build: Callable[[int, bytes | None], bytes],
+        also: bytes | None = None,
+    ) -> int:
+        """:meth:`Backend.put_counted` in one round trip where it can: the value is built from
+        the counter and ``also`` value this object saw last, and one script commits it only
+        if both still hold (and no transaction holds the store's lock) — the read set travels
+        with the commit. Otherwise the script answers with what it found and the value is
+        rebuilt (``build`` is pure); a first call, a lock held by another writer or repeated
+        misses under contention take the general path (transaction with the lock). Durability
+        ``full`` and calls inside a transaction take the general path too."""
+        self._require_writable()
+        if self._depth or self.durability == "full":
+            return super().put_counted(counter_key, key, build, also)
+        seen = self._counted_seen.get((counter_key, also))
+        for _ in range(3):
+            if seen is None:
+                counter_mode, counter_raw, also_mode, also_raw = "x", b"", "x", b""
+                n, value = 0, b""
+            else:
+                counter_raw, also_raw = seen
+                n = parse_counter(counter_raw, counter_key) + 1
+                value = build(n, also_raw)
+                counter_mode = "n" if counter_raw is None else "v"
+                also_mode = "n" if also_raw is None else "v"
+            with self._errors():
+                reply = self._scripts["counted"](
+                    keys=[
+                        self._rev_key,
+                        self._idx_key,
+                        self._value_prefix + counter_key,
+                        self._value_prefix + key,
+                        self._value_prefix + (also if also is not None else counter_key),
+                        self._lock_key,
+                        self._retired_key,
+                    ],
+                    args=[
+                        counter_key,
+                        key,
+                        counter_mode,
+                        counter_raw or b"",
+                        "" if also is None else also_mode,
+                        also_raw or b"",
+                        str(n).encode(),
+                        value,
+                    ],
+                )
+            code = int(reply[0])
+            if code == 1:
+                self._counted_seen[(counter_key, also)] = (str(n).encode(), also_raw)
+                return n
+            if code < 0:
+                self._fail(code)
+            seen = (reply[1], reply[2] if also is not None else None)
+            self._counted_seen[(counter_key, also)] = seen
+            if int(reply[3]):
+                break  # a transaction holds the lock: wait for it on the general path
+        return super().put_counted(counter_key, key, build, also)
 
     def _delete(self, key: bytes) -> bool:
         if self._depth:
