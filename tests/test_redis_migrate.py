@@ -77,7 +77,10 @@ def test_file_to_redis_to_lmdb_and_back(home, tmp_path, target_url):
         assert _everything(store) == before
         assert _everything(store.layer(user="bob")) == bob
         assert store.caches()["p.tmp"] == 3600
-        held = RedisBackend(target_url)  # a client that opened the store before it retires
+        held = RedisBackend(target_url)  # clients that opened the store before it retires
+        held_store = prontodb.open(target_url)
+        held_store.set("p.n.warm", b"learns the counter: the next set is one script call")
+        before = _everything(store)  # what the lmdb copy must hold, the warm-up set too
         summary = portable.migrate("default", "team", "lmdb")
     assert summary.old_path == target_url and not summary.removed_old
     assert summary.new_path.endswith("team.lmdb")
@@ -96,6 +99,9 @@ def test_file_to_redis_to_lmdb_and_back(home, tmp_path, target_url):
     with pytest.raises(StoreRetiredError):
         held.run_transaction(lambda: held.put(b"x", (held.get(b"x") or b"") + b"1"))
     held.close()
+    with pytest.raises(StoreRetiredError):
+        held_store.set("p.n.late", b"refused")
+    held_store.close()
     # Back onto the same URL: it holds the retired store, so only with replace_target.
     with pytest.raises(ConfigError, match="retired") as occupied:
         portable.migrate("default", "team", "redis", path=target_url)
