@@ -22,6 +22,7 @@ from prontodb.errors import (
     ReadOnlyStoreError,
     StorageFullError,
     StoreNotFoundError,
+    StoreRetiredError,
     UsageError,
     WriteConflictError,
 )
@@ -640,3 +641,94 @@ def test_put_counted_rebuilds_when_another_writer_moved_on(redis_server):
         b.set("p.tmp.k", b"v")
         assert 3590 < b.ttl("p.tmp.k") <= 3600
         assert a.backend.check() == []
+
+
+# --- large transactions are staged on the server -------------------------------------------
+
+
+def _staged_names(b: RedisBackend) -> list[bytes]:
+    return list(b._scan_names(b._tag.replace(b"[", b"\\[") + b":w:*"))
+
+
+def test_put_many_streams_through_staging_and_publishes_at_once(open_backend):
+    writer, reader = open_backend(), open_backend()
+    n = 5 * redis_engine.STAGE_CHUNK
+    seen: dict[str, object] = {}
+
+    def pairs():
+        for i in range(n):
+            if i == n - 10:  # most of the batch is on the server, none of it visible
+                seen["buffered"] = len(writer._buffer)
+                seen["staged"] = writer._client.hlen(writer._stage[0])
+                seen["visible"] = reader.get(b"p%05d" % 0)
+                seen["names"] = len(_staged_names(reader))
+            yield b"p%05d" % i, b"v%d" % i
+
+    assert writer.put_many(pairs()) == n
+    assert seen["buffered"] < redis_engine.STAGE_CHUNK  # client memory stays flat
+    assert seen["staged"] >= n - redis_engine.STAGE_CHUNK - 10
+    assert seen["visible"] is None and seen["names"] == 2  # the puts and the marker
+    assert reader.get(b"p%05d" % (n - 1)) == b"v%d" % (n - 1)
+    assert sum(1 for _ in reader.scan(b"p")) == n
+    assert _staged_names(reader) == [] and reader.check() == []
+
+
+def test_an_aborted_staged_transaction_writes_nothing_and_leaves_nothing(open_backend):
+    b = open_backend()
+    n = 3 * redis_engine.STAGE_CHUNK
+
+    def pairs():
+        for i in range(n):
+            if i == n - 5:
+                raise RuntimeError("input broke")
+            yield b"a%05d" % i, b"v"
+
+    with pytest.raises(RuntimeError):
+        b.put_many(pairs())
+    assert b.get(b"a00000") is None and list(b.scan(b"a")) == []
+    assert _staged_names(b) == []
+
+
+def test_a_staged_transaction_reads_its_own_writes(open_backend):
+    b = open_backend()
+    b.put_many([(b"k0", b"old"), (b"k1", b"old"), (b"zz", b"z")])
+    chunk = redis_engine.STAGE_CHUNK
+    with b.transaction():
+        assert b.get(b"zz") == b"z"  # a read: the commit is conditional
+        b.put_many((b"k%05d" % i, b"new") for i in range(2 * chunk))
+        b.delete(b"k0")
+        b.put_many((b"d%05d" % i, b"x") for i in range(chunk))  # k0's delete is staged
+        assert b._stage is not None and b.get(b"k0") is None
+        assert b.get(b"k00007") == b"new" and b.get(b"k1") == b"old"
+        b.put(b"k0", b"again")  # a put after a staged delete
+        b.delete(b"k00003")  # a delete after a staged put
+        keys = [k for k, _ in b.scan(b"k")]
+        assert keys[:2] == [b"k0", b"k00000"] and b"k00003" not in keys
+        assert len(keys) == 2 * chunk + 1  # k0, k1 and the new ones less k00003
+    assert b.get(b"k0") == b"again" and b.get(b"k00003") is None
+    assert sum(1 for _ in b.scan(b"k")) == 2 * chunk + 1
+    assert b.check() == [] and _staged_names(b) == []
+
+
+def test_a_staged_transaction_conflicts_and_writes_nothing(open_backend):
+    b, other = open_backend(), open_backend()
+    b.put(b"n", b"0")
+    with pytest.raises(WriteConflictError), b.transaction():
+        b.get(b"n")
+        b._release_lock()  # let the other writer in (as a lease running out would)
+        b.put_many((b"c%05d" % i, b"v") for i in range(2 * redis_engine.STAGE_CHUNK))
+        other.put(b"n", b"1")
+    assert b.get(b"c00000") is None and b.get(b"n") == b"1"
+    assert _staged_names(b) == []
+
+
+def test_a_retired_store_refuses_a_staged_commit(open_backend):
+    b = open_backend()
+    b.put(b"n", b"0")
+    writer = open_backend()
+    with b.transaction():
+        b.get(b"n")
+        b.retire("sqlite:/elsewhere")
+    with pytest.raises(StoreRetiredError):
+        writer.put_many((b"r%05d" % i, b"v") for i in range(2 * redis_engine.STAGE_CHUNK))
+    assert _staged_names(writer) == []

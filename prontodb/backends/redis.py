@@ -21,7 +21,10 @@ cluster slot and every script below touches one slot only:
 * ``{pdb:NAME}:t:<token>`` — "this commit was applied" for 60 s (a Redis expiry on the engine's
   own bookkeeping, never on values), so a commit retried by redis-py after a lost reply is not
   applied twice;
-* ``{pdb:NAME}:s:<id>:{i,h,m}`` — a snapshot's frozen index, values and marker (expiring lease).
+* ``{pdb:NAME}:s:<id>:{i,h,m}`` — a snapshot's frozen index, values and marker (expiring lease);
+* ``{pdb:NAME}:w:<id>:{h,d,m}`` — a large transaction's staged writes: puts (a hash), deletes
+  (a set) and a marker, expiring together; invisible to readers until one script publishes
+  them atomically at commit (see :meth:`RedisBackend._spill`).
 
 Transactions take the store's writer lock at their first read (in the same round trip), so
 writers of one store wait for each other rather than conflict, and are committed by one Lua
@@ -85,6 +88,12 @@ LOCK_LEASE_MS = 5000
 LOCK_WAIT_S = 60.0
 #: Commits with more arguments than this go through MULTI/EXEC instead of the script.
 BULK_ARGS = 256
+#: A transaction's buffered writes past this many keys are staged on the server (streamed, so
+#: client memory stays flat) and published by one script at commit.
+STAGE_CHUNK = 1000
+#: Staged writes expire this long after the last chunk (a crashed writer leaks nothing; a
+#: publish that finds them expired writes nothing).
+STAGE_LEASE_MS = 600_000
 #: How long the "applied" mark of a commit is kept (covers redis-py's own retries).
 TOKEN_TTL_MS = 60_000
 #: A snapshot's copy expires this long after its last read (a crashed reader leaks nothing).
@@ -234,6 +243,83 @@ redis.call('MSET', KEYS[3], ARGV[7], KEYS[4], ARGV[8])
 redis.call('ZADD', KEYS[2], 0, ARGV[1], 0, ARGV[2])
 redis.call('INCR', KEYS[1])
 return 1
+"""
+
+# Publish a transaction's staged writes: atomically, at the revision it read (if it read).
+# KEYS: rev, idx, token, lock, retired, staged puts, staged deletes, stage marker
+# ARGV: expected rev ('' = none), value-key prefix, token ttl, lock token, chunk
+# -> {1, new rev, removed} | {-1} conflict | {-2} missing | {-3} retired | {-4} stage expired
+_PUBLISH = """
+if ARGV[4] ~= '' and redis.call('GET', KEYS[4]) == ARGV[4] then redis.call('DEL', KEYS[4]) end
+if ARGV[1] ~= '' then
+  local done = redis.call('GET', KEYS[3])
+  if done then
+    local sep = string.find(done, ' ')
+    return {1, tonumber(string.sub(done, 1, sep - 1)), tonumber(string.sub(done, sep + 1))}
+  end
+end
+if redis.call('EXISTS', KEYS[5]) == 1 then return {-3} end
+local rev = redis.call('GET', KEYS[1])
+if not rev then return {-2} end
+if ARGV[1] ~= '' and rev ~= ARGV[1] then return {-1} end
+if redis.call('EXISTS', KEYS[8]) == 0 then return {-4} end
+local prefix, chunk = ARGV[2], ARGV[5]
+local cursor = '0'
+repeat
+  local page = redis.call('HSCAN', KEYS[6], cursor, 'COUNT', chunk)
+  cursor = page[1]
+  local kv = page[2]
+  if #kv > 0 then
+    local values, members = {}, {}
+    for i = 1, #kv, 2 do
+      values[i] = prefix .. kv[i]
+      values[i + 1] = kv[i + 1]
+      members[i] = 0
+      members[i + 1] = kv[i]
+    end
+    redis.call('MSET', unpack(values))
+    redis.call('ZADD', KEYS[2], unpack(members))
+  end
+until cursor == '0'
+local removed = 0
+cursor = '0'
+repeat
+  local page = redis.call('SSCAN', KEYS[7], cursor, 'COUNT', chunk)
+  cursor = page[1]
+  local ks = page[2]
+  if #ks > 0 then
+    local names = {}
+    for i, k in ipairs(ks) do names[i] = prefix .. k end
+    local gone = redis.call('DEL', unpack(names))
+    if gone > 0 then
+      redis.call('ZREM', KEYS[2], unpack(ks))
+      removed = removed + gone
+    end
+  end
+until cursor == '0'
+redis.call('DEL', KEYS[6], KEYS[7], KEYS[8])
+rev = redis.call('INCR', KEYS[1])
+if ARGV[1] ~= '' then
+  redis.call('SET', KEYS[3], rev .. ' ' .. removed, 'PX', tonumber(ARGV[3]))
+end
+return {1, tonumber(rev), removed}
+"""
+
+# The staged writes of keys in [min, max) (ZRANGEBYLEX-style bounds, as plain strings with
+# '' for none): KEYS: staged puts, staged deletes; ARGV: low, high -> {puts kv, deletes}
+_STAGED_RANGE = """
+local function inside(k)
+  return k >= ARGV[1] and (ARGV[2] == '' or k < ARGV[2])
+end
+local puts, dels = {}, {}
+local kv = redis.call('HGETALL', KEYS[1])
+for i = 1, #kv, 2 do
+  if inside(kv[i]) then puts[#puts + 1] = kv[i]; puts[#puts + 1] = kv[i + 1] end
+end
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if inside(k) then dels[#dels + 1] = k end
+end
+return {puts, dels}
 """
 
 # KEYS: rev, retired; ARGV: the revision the caller read, where the data went
@@ -432,6 +518,9 @@ class RedisBackend(Backend):
         self._buffer: dict[bytes, bytes | None] = {}
         self._read_rev: bytes | None = None
         self._snapshot_keys: tuple[bytes, bytes, bytes] | None = None
+        # the staged writes of the open transaction: (puts, deletes, marker) keys, or None
+        self._stage: tuple[bytes, bytes, bytes] | None = None
+        self._stage_deletes = False  # whether any delete was staged (puts must then SREM)
         self._replicas: dict[object, int] = {}
         # put_counted's expectation per (counter key, also key): the values it last saw
         self._counted_seen: dict[tuple[bytes, bytes | None], tuple[Any, Any]] = {}
@@ -450,6 +539,8 @@ class RedisBackend(Backend):
                     ("snapshot_get", _SNAPSHOT_GET),
                     ("retire", _RETIRE),
                     ("counted", _COUNTED),
+                    ("publish", _PUBLISH),
+                    ("staged_range", _STAGED_RANGE),
                 )
             }
 
@@ -581,6 +672,8 @@ class RedisBackend(Backend):
             # commands cost the server less than a script call.
             rev, value = self._read_in_transaction(key)
             self._seen(rev)
+            if self._stage is not None:
+                return self._staged_or(key, value)
             return value
         if self._snapshot_keys is not None:
             with self._errors():
@@ -597,7 +690,7 @@ class RedisBackend(Backend):
         low = max(prefix, start) if start is not None else prefix
         high = prefix_successor(prefix)
         pages = self._pages(b"[" + low if low else b"-", b"(" + high if high else b"+")
-        if not self._depth or not self._buffer:
+        if not self._depth or not (self._buffer or self._stage):
             for keys, values in pages:
                 yield from zip(keys, values, strict=True)
             return
@@ -609,10 +702,20 @@ class RedisBackend(Backend):
         low: bytes,
         high: bytes | None,
     ) -> Iterator[tuple[bytes, bytes]]:
-        """The server's pairs with this transaction's buffered writes laid over them."""
-        mine = sorted(
+        """The server's pairs with this transaction's writes — staged ones (the range's part
+        of them read in one reply), then buffered ones — laid over them."""
+        overlay: dict[bytes, bytes | None] = {}
+        if self._stage is not None:
+            with self._errors():
+                puts, deletes = self._scripts["staged_range"](
+                    keys=list(self._stage[:2]), args=[low, high or b""]
+                )
+            overlay.update(dict.fromkeys(deletes))
+            overlay.update(zip(puts[::2], puts[1::2], strict=True))
+        overlay.update(
             (k, v) for k, v in self._buffer.items() if k >= low and (high is None or k < high)
         )
+        mine = sorted(overlay.items())
         i = 0
         for keys, values in pages:
             for key, value in zip(keys, values, strict=True):
@@ -629,6 +732,19 @@ class RedisBackend(Backend):
         for key, left in mine[i:]:
             if left is not None:
                 yield key, left
+
+    def _staged_or(self, key: bytes, committed: bytes | None) -> bytes | None:
+        """``key`` as this transaction's staged writes leave it (``committed``: its value on
+        the server)."""
+        assert self._stage is not None
+        with self._errors():
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hget(self._stage[0], key)
+            pipe.sismember(self._stage[1], key)
+            staged, deleted = pipe.execute()
+        if staged is not None:
+            return staged  # type: ignore[no-any-return]
+        return None if deleted else committed
 
     def _read_in_transaction(self, key: bytes) -> tuple[bytes | None, bytes | None]:
         """GET rev + GET key in one MULTI/EXEC; the transaction's first read also takes the
@@ -713,6 +829,8 @@ class RedisBackend(Backend):
     def _put(self, key: bytes, value: bytes) -> None:
         if self._depth:
             self._buffer[bytes(key)] = bytes(value)
+            if len(self._buffer) >= STAGE_CHUNK:
+                self._spill()
             return
         if self.durability == "full":
             self._commit({bytes(key): bytes(value)})
@@ -726,20 +844,56 @@ class RedisBackend(Backend):
             self._fail(rev)
 
     def _put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
-        if self._depth:
-            count = 0
-            for key, value in items:
-                self._buffer[bytes(key)] = bytes(value)
-                count += 1
-            return count
-        ops: dict[bytes, bytes] = {}
+        """Buffered in the transaction (one of its own when none is open); every
+        ``STAGE_CHUNK`` keys the buffer is staged on the server, so memory stays flat."""
+        if not self._depth:
+            with self.transaction():
+                return self._put_many(items)
         count = 0
+        buffer = self._buffer
         for key, value in items:
-            ops[bytes(key)] = bytes(value)
+            buffer[bytes(key)] = bytes(value)
             count += 1
-        if ops:
-            self._commit(ops)
+            if len(buffer) >= STAGE_CHUNK:
+                self._spill()
+                buffer = self._buffer
         return count
+
+    def _spill(self) -> None:
+        """Move the transaction's buffered writes to its staging keys on the server (puts to
+        a hash, deletes to a set; a later write of a key replaces its earlier staged one) in
+        one MULTI/EXEC that also renews their common lease. Readers never see staged writes;
+        the commit publishes them atomically (``_PUBLISH``), an abort deletes them."""
+        if self._stage is None:
+            base = self._tag + b":w:" + secrets.token_hex(8).encode()
+            self._stage = (base + b":h", base + b":d", base + b":m")
+        staged, deleted, marker = self._stage
+        puts = {k: v for k, v in self._buffer.items() if v is not None}
+        deletes = [k for k, v in self._buffer.items() if v is None]
+        with self._errors():
+            pipe = self._client.pipeline(transaction=True)
+            if puts:
+                pipe.execute_command("HSET", staged, *[x for pair in puts.items() for x in pair])
+                if self._stage_deletes:
+                    pipe.execute_command("SREM", deleted, *puts)
+            if deletes:
+                self._stage_deletes = True
+                pipe.execute_command("HDEL", staged, *deletes)
+                pipe.execute_command("SADD", deleted, *deletes)
+            pipe.set(marker, b"1", px=STAGE_LEASE_MS)
+            pipe.pexpire(staged, STAGE_LEASE_MS)
+            pipe.pexpire(deleted, STAGE_LEASE_MS)
+            pipe.execute()
+        self._buffer = {}
+
+    def _drop_stage(self) -> None:
+        stage, self._stage = self._stage, None
+        if stage is not None:
+            try:
+                with self._errors():
+                    self._client.unlink(*stage)
+            except BackendError:
+                pass  # the lease ends them
 
     def put_counted(
         self,
@@ -807,6 +961,8 @@ class RedisBackend(Backend):
         if self._depth:
             existed = self.get(key) is not None
             self._buffer[bytes(key)] = None
+            if len(self._buffer) >= STAGE_CHUNK:
+                self._spill()
             return existed
         return self._commit({}, [bytes(key)]) > 0
 
@@ -913,7 +1069,9 @@ class RedisBackend(Backend):
             return [1, int(replies[-2]), removed]
         return [-1]
 
-    def _commit_and_wait(self, keys: list[bytes], args: list[bytes | int]) -> tuple[Any, int, int]:
+    def _commit_and_wait(
+        self, keys: list[bytes], args: list[bytes | int], script: str = "commit"
+    ) -> tuple[Any, int, int]:
         """Commit and ``WAIT`` on one connection of the store's primary (WAIT only covers the
         writes of its own connection). ``full`` waits for every replica connected to the
         primary: when fewer confirm, the count is read again (a replica that left is not
@@ -924,7 +1082,7 @@ class RedisBackend(Backend):
             client = self._primary_client()
             wanted = self._replica_count(client, fresh=False)
             pipe = client.pipeline(transaction=False)
-            self._scripts["commit"](keys=keys, args=args, client=pipe)
+            self._scripts[script](keys=keys, args=args, client=pipe)
             if wanted:
                 pipe.execute_command("WAIT", wanted, WAIT_TIMEOUT_MS)
             try:
@@ -968,20 +1126,66 @@ class RedisBackend(Backend):
         self._depth = 1
         self._buffer = {}
         self._read_rev = None
+        self._stage = None
+        self._stage_deletes = False
         try:
             try:
                 yield
-                buffer, expected = self._buffer, self._read_rev
+                if self._stage is not None and self._buffer:
+                    self._spill()
+                buffer, expected, staged = self._buffer, self._read_rev, self._stage
             finally:
                 self._depth = 0
                 self._buffer = {}
                 self._read_rev = None
-            if buffer:
+            if staged is not None:
+                self._publish(staged, expected)
+            elif buffer:
                 puts = {k: v for k, v in buffer.items() if v is not None}
                 deletes = [k for k, v in buffer.items() if v is None]
                 self._commit(puts, deletes, expected)
         finally:
+            self._drop_stage()  # published: already gone; aborted: deleted here
             self._release_lock()
+
+    def _publish(self, stage: tuple[bytes, bytes, bytes], expected: bytes | None) -> None:
+        """Commit the staged writes of a transaction (see ``_PUBLISH``)."""
+        mark = secrets.token_hex(12).encode() if expected is not None else b"-"
+        keys = [
+            self._rev_key,
+            self._idx_key,
+            self._tag + b":t:" + mark,
+            self._lock_key,
+            self._retired_key,
+            *stage,
+        ]
+        args: list[bytes | int] = [
+            expected if expected is not None else b"",
+            self._value_prefix,
+            TOKEN_TTL_MS,
+            self._lock_token,
+            PAGE,
+        ]
+        acked = wanted = 0
+        with self._errors():
+            if self.durability == "full":
+                result, acked, wanted = self._commit_and_wait(keys, args, "publish")
+            else:
+                result = self._scripts["publish"](keys=keys, args=args)
+            self._lock_token = b""  # the script released it
+        if result[0] == -4:
+            raise BackendError(
+                f"{self.path}: this transaction's staged writes expired on the server (no "
+                f"write for {STAGE_LEASE_MS // 1000} s); nothing was written"
+            )
+        if result[0] != 1:
+            self._fail(int(result[0]))
+        self._stage = None  # the script deleted the staging keys
+        if acked < wanted:
+            raise BackendError(
+                f"{self.path}: the write was committed on the primary but only {acked} of "
+                f"{wanted} replicas confirmed it within {WAIT_TIMEOUT_MS} ms (durability full)"
+            )
 
     # --- snapshots ----------------------------------------------------------------------
 
