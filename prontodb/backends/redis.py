@@ -90,7 +90,7 @@ LOCK_WAIT_S = 60.0
 BULK_ARGS = 256
 #: A transaction's buffered writes past this many keys are staged on the server (streamed, so
 #: client memory stays flat) and published by one script at commit.
-STAGE_CHUNK = 1000
+STAGE_CHUNK = 5000
 #: Staged writes expire this long after the last chunk (a crashed writer leaks nothing; a
 #: publish that finds them expired writes nothing).
 STAGE_LEASE_MS = 600_000
@@ -862,8 +862,10 @@ class RedisBackend(Backend):
     def _spill(self) -> None:
         """Move the transaction's buffered writes to its staging keys on the server (puts to
         a hash, deletes to a set; a later write of a key replaces its earlier staged one) in
-        one MULTI/EXEC that also renews their common lease. Readers never see staged writes;
-        the commit publishes them atomically (``_PUBLISH``), an abort deletes them."""
+        one pipeline that also renews their common lease (not MULTI/EXEC: queueing a chunk
+        costs the server a copy, and a spill cut short fails the transaction anyway). Readers
+        never see staged writes; the commit publishes them atomically (``_PUBLISH``), an abort
+        deletes them."""
         if self._stage is None:
             base = self._tag + b":w:" + secrets.token_hex(8).encode()
             self._stage = (base + b":h", base + b":d", base + b":m")
@@ -871,7 +873,7 @@ class RedisBackend(Backend):
         puts = {k: v for k, v in self._buffer.items() if v is not None}
         deletes = [k for k, v in self._buffer.items() if v is None]
         with self._errors():
-            pipe = self._client.pipeline(transaction=True)
+            pipe = self._client.pipeline(transaction=False)
             if puts:
                 pipe.execute_command("HSET", staged, *[x for pair in puts.items() for x in pair])
                 if self._stage_deletes:
