@@ -584,6 +584,8 @@ def test_works_under_the_documented_acl_user():
                 backend.put_many((b"k%03d" % i, b"v") for i in range(300))
             with backend.snapshot():
                 assert len(list(backend.scan(b"k"))) == 300
+            staged = 2 * redis_engine.STAGE_CHUNK  # the staging and its publish script
+            assert backend.put_many((b"s%05d" % i, b"v") for i in range(staged)) == staged
             assert backend.check() == []
             assert backend.info()["server_version"]
             with pytest.raises(BackendError, match="ACL does not allow"), backend._errors():

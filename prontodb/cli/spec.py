@@ -473,9 +473,10 @@ CURSOR_COMMANDS: dict[str, Cmd] = {
                     "--to",
                     "--path",
                     value=True,
-                    metavar="PATH",
+                    metavar="PATH|URL",
                     help="New store location (default: the engine's default location"
-                    " for the cursor).",
+                    " for the cursor; a redis store needs its URL, whose scheme implies"
+                    " --backend).",
                 ),
                 Opt(
                     "remove_old", "--remove-old", help="Delete the old store once the cursor moved."
