@@ -176,6 +176,8 @@ def migrate(
                 try:
                     if not new_url:
                         if os.path.lexists(new):
+                            if not replace_target:
+                                raise _occupied(new, user, name)
                             guard.remove_store(new, env)
                         _move_store(tmp, new)
                         placed = True
