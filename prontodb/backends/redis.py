@@ -897,12 +897,12 @@ class RedisBackend(Backend):
             except BackendError:
                 pass  # the lease ends them
 
-    def put_counted(
+    def _put_counted(
         self,
         counter_key: bytes,
         key: bytes,
         build: Callable[[int, bytes | None], bytes],
-        also: bytes | None = None,
+        also: bytes | None,
     ) -> int:
         """:meth:`Backend.put_counted` in one round trip where it can: the value is built from
         the counter and ``also`` value this object saw last, and one script commits it only
@@ -911,9 +911,8 @@ class RedisBackend(Backend):
         rebuilt (``build`` is pure); a first call, a lock held by another writer or repeated
         misses under contention take the general path (transaction with the lock). Durability
         ``full`` and calls inside a transaction take the general path too."""
-        self._require_writable()
         if self._depth or self.durability == "full":
-            return super().put_counted(counter_key, key, build, also)
+            return super()._put_counted(counter_key, key, build, also)
         seen = self._counted_seen.get((counter_key, also))
         for _ in range(3):
             if seen is None:
@@ -957,7 +956,7 @@ class RedisBackend(Backend):
             self._counted_seen[(counter_key, also)] = seen
             if int(reply[3]):
                 break  # a transaction holds the lock: wait for it on the general path
-        return super().put_counted(counter_key, key, build, also)
+        return super()._put_counted(counter_key, key, build, also)
 
     def _delete(self, key: bytes) -> bool:
         if self._depth:
