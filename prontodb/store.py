@@ -41,6 +41,7 @@ from prontodb.backends.base import Backend
 from prontodb.clock import Clock, system_clock
 from prontodb.duration import TTL, ttl_seconds, whole_seconds
 from prontodb.errors import (
+    ConflictError,
     CorruptStoreError,
     CounterOverflowError,
     DestinationExistsError,
@@ -814,8 +815,18 @@ class Store:
         backend = self.backend
         layer = self._layer
         entry_key = keyspace.entry_key
+        one_shot = iter(entries) is entries  # an iterator cannot be read again on a retry
+        runs = 0
 
         def unit(w: _Write) -> int:
+            nonlocal runs
+            runs += 1
+            if one_shot and runs > 1:
+                raise ConflictError(
+                    "the store changed while the entries were written, and they came from an "
+                    "iterator that cannot be read again: nothing was written; pass a list to "
+                    "let write_entries retry",
+                )
             now = w.now
             defaults: dict[tuple[str, str], int | None] = {}
             headers: dict[int | None, bytes] = {}

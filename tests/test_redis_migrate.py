@@ -268,3 +268,28 @@ def test_writers_racing_migrates_lose_nothing(home, tmp_path, target_url):
     refused = sum(r["refused"] for r in results)
     print(f"\nracing migrates: {len(acked)} writes acknowledged, {refused} refused, 0 lost")
     assert refused > 0  # the writers did meet the migrates
+
+
+
+def _racing_rows(url: str, rows: list[str]):
+    """Yield import rows; after the first, another client commits to the same store, so the
+    optimistic commit of the transaction reading these rows conflicts."""
+    from prontodb.address import parse
+
+    for i, addr in enumerate(rows):
+        if i == 1:
+            with prontodb.open(url) as other:
+                other.set("race.other.k", b"x")
+        yield parse(addr), b"v", None
+
+
+def test_write_entries_of_a_consumed_iterator_refuses_rather_than_writing_nothing(redis_url):
+    """A conflict makes the Store run its unit again; an iterator of entries cannot be read
+    twice, so the retry must refuse (nothing written) instead of committing an empty batch."""
+    rows = [f"imp.ns.k{i}" for i in range(3)]
+    with prontodb.open(redis_url) as store:
+        store.set("race.other.k", b"0")
+        with pytest.raises(ConflictError, match="cannot be read again"):
+            store.write_entries(_racing_rows(redis_url, rows))
+        assert store.keys("imp.ns") == []
+        assert store.get("race.other.k") == b"x"
