@@ -270,7 +270,6 @@ def test_writers_racing_migrates_lose_nothing(home, tmp_path, target_url):
     assert refused > 0  # the writers did meet the migrates
 
 
-
 def _racing_rows(url: str, rows: list[str]):
     """Yield import rows; after the first, another client commits to the same store, so the
     optimistic commit of the transaction reading these rows conflicts."""
