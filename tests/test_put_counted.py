@@ -55,6 +55,25 @@ def test_failing_build_writes_nothing(open_backend):
     assert b.get(b"D\x00k") == b"old"
 
 
+def test_failing_build_inside_a_transaction_undoes_only_itself(open_backend):
+    # sqlite writes the counter row before it builds the entry row, in one statement: a
+    # failing build must take the counter row back with it, and leave the transaction usable.
+    b = open_backend()
+
+    def build(n: int, found: bytes | None) -> bytes:
+        raise ValueError("no")
+
+    with b.transaction():
+        assert b.put_counted(COUNTER, b"D\x00a", lambda n, _: b"a") == 1
+        with pytest.raises(ValueError, match="no"):
+            b.put_counted(COUNTER, b"D\x00b", build)
+        assert b.get(COUNTER) == b"1"
+        assert b.put_counted(COUNTER, b"D\x00c", lambda n, _: b"c%d" % n) == 2
+    assert b.get(COUNTER) == b"2"
+    assert b.get(b"D\x00b") is None
+    assert b.get(b"D\x00c") == b"c2"
+
+
 def test_joins_an_open_transaction(open_backend):
     b = open_backend()
     with pytest.raises(RuntimeError), b.transaction():

@@ -35,16 +35,16 @@ _T = TypeVar("_T")
 BUSY_TIMEOUT_S = 60.0
 _PAGE = 2000
 _UPSERT = "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)"
-#: put_counted in one statement: the counter row and the entry row are written together (the
-#: new counter is computed once, from the row as it was: SQLite runs an INSERT whose SELECT
-#: reads the target table into a temporary table first). ``_pronto_next`` parses the old
-#: counter, ``_pronto_build`` makes the entry's value for it; both are this connection's
-#: Python functions, so nothing about them is stored in the file.
+#: put_counted in one statement of two rows: the counter row, then the entry row (the rows of
+#: a VALUES list are made in order). ``_pronto_next`` parses the old counter and returns the
+#: raised one (ASCII decimal, as stored), ``_pronto_build`` makes the entry's value for it; both
+#: are this connection's Python functions, so nothing about them is stored in the file. A plain
+#: VALUES list is cheaper than the INSERT ... SELECT it replaced (no compound select to
+#: materialize); both reads see the table before this statement writes to it.
 _PUT_COUNTED = (
-    "INSERT OR REPLACE INTO kv (k, v) "
-    "WITH r(n) AS (SELECT _pronto_next((SELECT v FROM kv WHERE k = ?1))) "
-    "SELECT ?1, CAST(CAST(n AS TEXT) AS BLOB) FROM r "
-    "UNION ALL SELECT ?2, _pronto_build(n, (SELECT v FROM kv WHERE k = ?3)) FROM r"
+    "INSERT OR REPLACE INTO kv (k, v) VALUES "
+    "(?1, _pronto_next((SELECT v FROM kv WHERE k = ?1))), "
+    "(?2, _pronto_build((SELECT v FROM kv WHERE k = ?3)))"
 )
 #: ProntoDB's marker in the SQLite header (``PRAGMA application_id``, bytes 68-71): "Pron".
 APPLICATION_ID = 0x50726F6E
@@ -177,7 +177,7 @@ class SqliteBackend(Backend):
         table, exactly our schema) is adopted and marked."""
         conn = self._conn
         conn.create_function("_pronto_next", 1, self._next_counter)
-        conn.create_function("_pronto_build", 2, self._build_counted)
+        conn.create_function("_pronto_build", 1, self._build_counted)
         tables = {
             row[0]: row[1]
             for row in conn.execute("SELECT name, sql FROM sqlite_master WHERE type='table'")
@@ -262,18 +262,18 @@ class SqliteBackend(Backend):
         # changed.
         backends.check_unmoved(self.path, self._file_id)
 
-    def _next_counter(self, raw: bytes | None) -> int:
+    def _next_counter(self, raw: bytes | None) -> bytes:
         try:
             n = parse_counter(raw, self._counted[0]) + 1
         except CorruptStoreError as exc:
             self._counted_error = exc
             raise
         self._counted_n = n
-        return n
+        return str(n).encode()
 
-    def _build_counted(self, n: int, found: bytes | None) -> bytes:
+    def _build_counted(self, found: bytes | None) -> bytes:
         try:
-            return self._counted[1](n, found)
+            return self._counted[1](self._counted_n, found)
         except BaseException as exc:
             self._counted_error = exc
             raise
