@@ -110,21 +110,25 @@ class Sizes:
     shell_loop: int  # commands per loop in the shell-loop scenario
 
 
+# Sizes are cut to what keeps the medians stable (session 3: the full run took 1,315-2,147 s
+# under load; the aim is under 15 minutes, --quick under 2): per-entry costs of batches and
+# imports do not move between 200,000 and 1,000,000 entries, and 500 sets per writer already
+# give 2,000 latencies per round for the p99.
 FULL = Sizes(
     repeats=5,
-    single=20_000,
-    single_fsync=5_000,
+    single=10_000,
+    single_fsync=2_000,
     batch=200_000,
     scan_total=200_000,
     scan_part=10_000,
     large=((1 * MB, 20), (10 * MB, 5)),
-    imports=1_000_000,
+    imports=200_000,
     import_repeats=3,
     writers=4,
-    per_writer=2_000,
+    per_writer=500,
     writer_repeats=3,
     cli_runs=30,
-    peer_single=20_000,
+    peer_single=10_000,
     peer_batch=200_000,
     shell_loop=1_000,
 )
@@ -136,16 +140,19 @@ QUICK = Sizes(
     scan_total=50_000,
     scan_part=5_000,
     large=((1 * MB, 5), (10 * MB, 2)),
-    imports=50_000,
+    imports=20_000,
     import_repeats=2,
     writers=4,
-    per_writer=200,
+    per_writer=100,
     writer_repeats=2,
     cli_runs=20,
     peer_single=1_000,
     peer_batch=20_000,
-    shell_loop=30,
+    shell_loop=20,
 )
+#: The shell loop's ``python -c pass`` floor runs at most this many commands of each kind (a
+#: process start costs the same every time; the tools compared run the full loop).
+SHELL_FLOOR_MAX = 200
 
 
 # -- statistics and rows ---------------------------------------------------------------------
@@ -539,7 +546,7 @@ def bench_batch(b: Bench, backend: str) -> None:
 
     case = f"batched set ({n:,} in 1 txn)"
     if backend != "lmdb":
-        r, p = paired(raw_run, pronto_run, b.sizes.repeats)
+        r, p = paired(raw_run, pronto_run, min(b.sizes.repeats, 3))
         row = b.add(Row("batch", backend, case, "us", r, p, BATCH_TARGET[backend]))
         row.extra["entries"] = n
         return
@@ -552,7 +559,7 @@ def bench_batch(b: Bench, backend: str) -> None:
         engine.close()
         return took / n
 
-    loop, multi, p = interleaved([loop_run, raw_run, pronto_run], b.sizes.repeats)
+    loop, multi, p = interleaved([loop_run, raw_run, pronto_run], min(b.sizes.repeats, 3))
     row = b.add(
         Row(
             "batch",
@@ -1078,7 +1085,7 @@ def bench_cli(b: Bench, backends: Sequence[str]) -> None:
     env = cli_env(b)
     floor_cmd = [python, "-c", "pass"]
     runs = b.sizes.cli_runs
-    warm = 2
+    warm = 1  # one run compiles and caches the bytecode and warms the OS caches
     commands, missing = available_commands(b, prontodb, env)
     for command, why in missing.items():
         b.skip(f"one-shot CLI '{command}'", why)
@@ -1550,14 +1557,20 @@ def bench_shell(b: Bench) -> None:
             rc = f"{shlex.quote(cli or '')} -p {server[1]}"
             loops["redis-cli"] = (f"{rc} set k$i v$i", f"{rc} get k$i")
         for name, (set_loop, get_loop) in loops.items():
-            b.log(f"         shell loop: {name}")
+            count = min(n, SHELL_FLOOR_MAX) if name == "python -c pass" else n
+            b.log(f"         shell loop: {name} ({count:,} + {count:,} commands)")
             try:
-                sets = shell_seconds(set_loop, n, env)
-                gets = shell_seconds(get_loop, n, env)
+                sets = shell_seconds(set_loop, count, env)
+                gets = shell_seconds(get_loop, count, env)
             except RuntimeError as exc:
                 b.skip(f"shell loop with {name}", f"it failed: {exc}")
                 continue
-            results[name] = {"set": sets / n, "get": gets / n, "total_s": sets + gets}
+            results[name] = {
+                "set": sets / count,
+                "get": gets / count,
+                "total_s": sets + gets,
+                "n": count,
+            }
     b.extra["shell_loop"] = {"n": n, "results": results, "store": "sqlite"}
 
 
@@ -1637,7 +1650,17 @@ def header_lines(b: Bench) -> list[str]:
         f"diskcache {f.get('diskcache_version')}, click {f.get('click_version')}, redis-server "
         f"{f.get('redis_server')}, redis-py {f.get('redis_version')}, sqlitedict "
         f"{f.get('sqlitedict_version')}; {load}; {f.get('seconds', 0):.0f} s",
+        *section_times(f),
     ]
+
+
+def section_times(facts: dict[str, Any]) -> list[str]:
+    """The elapsed (wall) seconds of each section of the run, as one line (none if unknown)."""
+    times = facts.get("section_seconds") or {}
+    if not times:
+        return []
+    parts = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in times.items())
+    return [f"elapsed per section: {parts}"]
 
 
 def case_label(r: Row) -> str:
@@ -1719,7 +1742,9 @@ def shell_rows(b: Bench) -> list[tuple[str, float, float, str]]:
             label = f"{ratio:.1f}x"
         else:
             label = ""
-        out.append((name, r["set"] * 1e3, r["get"] * 1e3, label))
+        count = r.get("n", loop["n"])
+        shown = name if count == loop["n"] else f"{name} ({count:,} each)"
+        out.append((shown, r["set"] * 1e3, r["get"] * 1e3, label))
     return out
 
 
@@ -1762,9 +1787,9 @@ def report(b: Bench) -> str:
         n = b.extra["shell_loop"]["n"]
         out.append("")
         out.append(f"== shell loop: {n:,} set then {n:,} get from bash (wall time per command) ==")
-        out.append(f"{'tool':<16} {'set':>9} {'get':>9}  ProntoDB / tool (set + get)")
+        out.append(f"{'tool':<26} {'set':>9} {'get':>9}  ProntoDB / tool (set + get)")
         for name, set_ms, get_ms, ratio in shell:
-            out.append(f"{name:<16} {set_ms:>6.2f} ms {get_ms:>6.2f} ms  {ratio}")
+            out.append(f"{name:<26} {set_ms:>6.2f} ms {get_ms:>6.2f} ms  {ratio}")
     if "cli_install" in b.extra:
         out.append("")
         out.append(f"CLI rows ran prontodb {b.extra['cli_install']}")
@@ -2046,13 +2071,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         b = Bench(args)
         command = " ".join(["python", *(sys.argv if argv is None else ["tools/bench.py", *argv])])
+        began = time.perf_counter()
         try:
             if args.profile_imports or {"cli", "shell"} & set(args.only):
                 choose_cli_venv(b)
             if args.profile_imports:
                 print(run_profile_imports(b))
                 return 0
-            began = time.perf_counter()
+            b.timings["setup"] = round(time.perf_counter() - began, 1)
             b.facts = machine_facts(b)
             run_sections(b)
         finally:
