@@ -14,7 +14,6 @@ context sorts before its contexts. Three families share one keyspace:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import repeat
 from operator import itemgetter
 
 from prontodb.address import Address
@@ -90,14 +89,17 @@ def relative_names(keys: list[bytes], cut: int, depth: int, delim: str) -> list[
     prefix is ``cut`` bytes long, of entry keys, decoded in bulk (one join, decode, a few
     replaces and a split). None unless every key is well formed and has no context (the common
     case): then decode each with :func:`decode_entry`."""
-    if not all(map(bytes.endswith, keys, repeat(SEP))):
-        return None  # a context, or not an entry key
     try:
         text = b"\n".join(map(itemgetter(slice(cut, None)), keys)).decode()
     except UnicodeDecodeError:
         return None
-    if text.count("\n") != len(keys) - 1 or text.count("\x00") != len(keys) * (3 - depth):
+    separators = len(keys) - 1
+    if text.count("\n") != separators or text.count("\x00") != len(keys) * (3 - depth):
         return None  # segments that are not what the Store writes
+    # No key holds a newline (counted above), so each key ends with SEP (no context) when every
+    # newline follows a NUL and the text ends with one.
+    if text.count("\x00\n") != separators or not text.endswith("\x00"):
+        return None  # a context
     return text.replace("\x00\n", "\n")[:-1].replace("\x00", delim).split("\n")
 
 

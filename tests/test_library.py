@@ -296,3 +296,25 @@ def test_async_store_serializes_concurrent_calls(tmp_path, backend_name):
             )
 
     assert asyncio.run(main()) == (201, None, 5)
+
+
+def test_scan_bulk_and_one_at_a_time_chunks_agree_with_entries(store, clock):
+    """scan() and keys() decode whole chunks in bulk when every entry in them has no deadline
+    and no context; a chunk holding one entry that has either goes one entry at a time. Both
+    paths, side by side in one listing, give what entries() gives."""
+    from prontodb.address import Address
+    from prontodb.store import _CHUNK
+
+    total = 3 * _CHUNK
+    store.set_many({f"mix.ns.k{i:05d}": b"v%d" % i for i in range(total)})
+    # the second chunk: one entry with a deadline (and one that has expired); the third: one
+    # entry with a context; the first stays plain
+    store.set(f"mix.ns.k{_CHUNK + 10:05d}", b"ttl", ttl=60)
+    store.set(f"mix.ns.k{_CHUNK + 20:05d}", b"gone", ttl=1)
+    store.set(Address("mix", "ns", f"k{2 * _CHUNK + 5:05d}", "ctx"), b"in context")
+    clock.advance(2)
+    expected = [(e.address.relative(2, "."), e.value) for e in store.entries("mix.ns")]
+    assert len(expected) == total  # one expired, one added in a context
+    assert list(store.scan("mix.ns")) == expected
+    assert store.keys("mix.ns") == [name for name, _ in expected]
+    assert list(store.scan("mix.ns", "k0000*")) == [p for p in expected if p[0][:5] == "k0000"]
