@@ -861,6 +861,35 @@ class Store:
 
         return self._write(unit)
 
+    def write_keyed(self, rows: Iterable[tuple[bytes, bytes, int | None, int | None]]) -> int:
+        """Import's bulk path: write validated rows in one transaction and return their count.
+
+        Each row is (the entry's key after this store's layer prefix, as
+        :func:`keyspace.entry_key` builds it, value, absolute deadline in epoch ms or None,
+        original write time in epoch ms or None for now). Every entry gets the one fresh
+        version of this write. The caller has validated keys and values (import validates
+        every line into its spool first); nothing here checks them again."""
+        backend = self.backend
+        layer = self._layer
+        header = record.header
+
+        def unit(w: _Write) -> int:
+            headers: dict[int | None, bytes] = {}
+
+            def pairs() -> Iterator[tuple[bytes, bytes]]:
+                for key, data, deadline, written in rows:
+                    if written is not None:  # a kept write time: a header of its own
+                        head = header(deadline, w.revision(), written)
+                    else:
+                        cached = headers.get(deadline)
+                        head = cached if cached is not None else w.header(deadline)
+                        headers[deadline] = head
+                    yield layer + key, head + data
+
+            return backend.put_many(pairs())
+
+        return self._write(unit)
+
     def write_batches(
         self,
         batches: Iterable[

@@ -228,8 +228,12 @@ class Reader:
         self.max_value_bytes = max_value_bytes
         # Worst case: every byte of a value escaped as \\u00XX, plus the other fields.
         self.max_line = 6 * max_value_bytes + (64 << 10)
-        # One decoder for every line (json.loads with options builds a new one per call).
-        self._decode = json.JSONDecoder(parse_constant=self._constant).decode
+        # One decoder for every line (json.loads with options builds a new one per call). The
+        # stdlib decoder stays: decoding is about a seventh of an import's time, so no faster
+        # library could earn its place on this path (docs/performance.md, "JSONL decoder").
+        decoder = json.JSONDecoder(parse_constant=self._constant)
+        self._decode = decoder.decode
+        self._raw_decode = decoder.raw_decode
         self.line_no = 0
 
     def fail(self, problem: str) -> DataFormatError:
@@ -268,7 +272,16 @@ class Reader:
 
     def _json(self, line: bytes) -> Any:
         try:
-            return self._decode(line.decode())
+            text = line.decode()
+            try:
+                # the C scanner alone when the line is exactly one JSON value (the common case)
+                obj, end = self._raw_decode(text)
+                if end == len(text):
+                    return obj
+            except ValueError:
+                pass
+            # white space around the value, or not valid: the full decoder decides and words it
+            return self._decode(text)
         except UnicodeDecodeError:
             raise self.fail("not valid UTF-8") from None
         except RecursionError:

@@ -12,6 +12,7 @@ import struct
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
 
+from prontodb import keyspace
 from prontodb.address import Address
 from prontodb.portable.jsonl import Row
 from prontodb.portable.report import Progress
@@ -31,6 +32,8 @@ _NO_DEADLINE = -(2**63)
 _ROW = struct.Struct(">IHqqQ")
 #: A spooled row: layer index, address, value, deadline (ms), original write time (ms).
 Spooled = tuple[int, Address, bytes, "int | None", "int | None"]
+#: The same, the address as the entry's key after its layer prefix.
+SpooledKey = tuple[int, bytes, bytes, "int | None", "int | None"]
 
 
 def spool_file(backend: Backend) -> IO[bytes]:
@@ -44,16 +47,16 @@ def spool_file(backend: Backend) -> IO[bytes]:
 
 
 def spool_row(spool: IO[bytes], layer: int, row: Row) -> None:
-    a = row.address
-    addr = f"{a.project}\x00{a.namespace}\x00{a.key}\x00{a.context or ''}".encode()
+    addr = keyspace.entry_key(b"", row.address)  # the entry's key after its layer prefix
     deadline = _NO_DEADLINE if row.deadline_ms is None else row.deadline_ms
     written = _NO_DEADLINE if row.written_ms is None else row.written_ms
-    spool.write(_ROW.pack(layer, len(addr), deadline, written, len(row.value)))
-    spool.write(addr)
-    spool.write(row.value)
+    value = row.value
+    spool.write(_ROW.pack(layer, len(addr), deadline, written, len(value)) + addr + value)
 
 
-def spooled(spool: IO[bytes]) -> Iterator[Spooled]:
+def spooled_keys(spool: IO[bytes]) -> Iterator[SpooledKey]:
+    """The spooled rows in order, each entry named by its key after the layer prefix (what
+    :func:`keyspace.entry_key` appends to a layer): the import path writes them as they are."""
     spool.seek(0)
     read = spool.read
     size = _ROW.size
@@ -63,15 +66,21 @@ def spooled(spool: IO[bytes]) -> Iterator[Spooled]:
         if not head:
             return
         layer, addr_len, deadline, written, value_len = unpack(head)
-        project, namespace, key, context = read(addr_len).decode().split("\x00")
-        value = read(value_len)
+        addr = read(addr_len)
         yield (
             layer,
-            Address(project, namespace, key, context or None),
-            value,
+            addr,
+            read(value_len),
             None if deadline == _NO_DEADLINE else deadline,
             None if written == _NO_DEADLINE else written,
         )
+
+
+def spooled(spool: IO[bytes]) -> Iterator[Spooled]:
+    """The spooled rows in order, each entry named by its Address."""
+    for layer, addr, value, deadline, written in spooled_keys(spool):
+        project, namespace, key, context = addr.decode().split("\x00")
+        yield layer, Address(project, namespace, key, context or None), value, deadline, written
 
 
 def read_chunks(source: IO[bytes], progress: Progress | None = None) -> Iterator[bytes]:

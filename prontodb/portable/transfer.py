@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING
 
 from prontodb import files, keyspace, record
-from prontodb.address import Address, parse_scope
+from prontodb.address import parse_scope
 from prontodb.errors import ConflictError, DataFormatError, UsageError, literal
 from prontodb.portable.jsonl import (
     LiveRow,
@@ -26,7 +26,7 @@ from prontodb.portable.jsonl import (
     live_rows,
 )
 from prontodb.portable.report import ExportSummary, ImportSummary, Progress, counted
-from prontodb.portable.spool import read_chunks, spool_file, spool_row, spooled
+from prontodb.portable.spool import read_chunks, spool_file, spool_row, spooled, spooled_keys
 
 if TYPE_CHECKING:
     from prontodb.backends.base import Backend
@@ -269,19 +269,14 @@ def _apply_import(
         if progress is not None:
             progress.start("importing", rows, "entries")
 
-        def wanted() -> Iterator[tuple[Address, bytes, float | None, float | None]]:
+        def wanted() -> Iterator[tuple[bytes, bytes, int | None, int | None]]:
             # deadlines stay absolute and write times are kept; versions are fresh
-            for index, (_, address, value, deadline, written) in enumerate(spooled(spool)):
+            for index, (_, key, value, deadline, written) in enumerate(spooled_keys(spool)):
                 if skip and skip[index]:
                     continue
-                yield (
-                    address,
-                    value,
-                    None if deadline is None else deadline / 1000,
-                    None if written is None else written / 1000,
-                )
+                yield key, value, deadline, written
 
-        written = store.write_entries(counted(wanted(), progress), validated=True, absolute=True)
+        written = store.write_keyed(counted(wanted(), progress))
         if progress is not None:
             progress.finish()
     return written, sum(skip), defs
