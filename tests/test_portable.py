@@ -259,6 +259,8 @@ GOOD = {"address": "p.n.k", "value": "v", "encoding": "utf-8", "expires_at": Non
         (_export_text(header={"format": "other"}), "not a ProntoDB export header"),
         (_export_text(header={"format": "prontodb-export", "version": 9}), "newer ProntoDB"),
         (_export_text(GOOD, "{not json"), "line 3: not valid JSON"),
+        (_export_text(json.dumps(GOOD) + " {}"), "line 2: not valid JSON .Extra data"),
+        (_export_text(json.dumps(GOOD) + "x"), "line 2: not valid JSON .Extra data"),
         (_export_text({**GOOD, "address": "p.n"}), "line 2: invalid address"),
         (_export_text({**GOOD, "address": "p.n.bad key"}), "bad character"),
         (_export_text({**GOOD, "encoding": "base64", "value": "***"}), "not valid base64"),
@@ -282,6 +284,14 @@ def test_import_refuses_malformed_input_and_writes_nothing(tmp_path, data, messa
     with pytest.raises(DataFormatError, match=message):
         portable.import_layer(store, io.BytesIO(data))
     assert everything(store.backend) == before
+
+
+def test_import_takes_white_space_around_a_line(tmp_path):
+    store = open_store(tmp_path, "sqlite", "b", FakeClock())
+    line = json.dumps(GOOD)
+    data = _export_text(f" \t{line}", f"{line.replace('p.n.k', 'p.n.j')}  \r")
+    assert portable.import_layer(store, io.BytesIO(data)).imported == 2
+    assert (store.get("p.n.k"), store.get("p.n.j")) == (b"v", b"v")
 
 
 def test_import_bounds_line_length(tmp_path):
