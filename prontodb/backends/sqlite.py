@@ -35,16 +35,20 @@ _T = TypeVar("_T")
 BUSY_TIMEOUT_S = 60.0
 _PAGE = 2000
 _UPSERT = "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)"
-#: put_counted in one statement of two rows: the counter row, then the entry row (the rows of
-#: a VALUES list are made in order). ``_pronto_next`` parses the old counter and returns the
-#: raised one (ASCII decimal, as stored), ``_pronto_build`` makes the entry's value for it; both
-#: are this connection's Python functions, so nothing about them is stored in the file. A plain
-#: VALUES list is cheaper than the INSERT ... SELECT it replaced (no compound select to
-#: materialize); both reads see the table before this statement writes to it.
+#: put_counted in one statement: an upsert of two rows, the counter row then the entry row (the
+#: rows of a VALUES list are made and written in order). The counter is raised in its DO UPDATE
+#: (``_pronto_next`` parses the old counter and, in the same step, is handed the value under
+#: ``?3``); the entry row's value is made after that by ``_pronto_build``. (The counter row's
+#: VALUES, ``X'31'``, is "1": written only when there is no counter yet.) The VALUES list itself
+#: reads nothing, so SQLite writes the rows as they come instead of first copying them into a
+#: temporary table (an INSERT whose source reads its target table does that): a quarter of the
+#: statement's cost. A store without a counter yet (its first counted write) has no row to
+#: update: ``_pronto_build`` then refuses and the generic transaction does that one write. The
+#: functions are this connection's Python functions: nothing about them is stored in the file.
 _PUT_COUNTED = (
-    "INSERT OR REPLACE INTO kv (k, v) VALUES "
-    "(?1, _pronto_next((SELECT v FROM kv WHERE k = ?1))), "
-    "(?2, _pronto_build((SELECT v FROM kv WHERE k = ?3)))"
+    "INSERT INTO kv (k, v) VALUES (?1, X'31'), (?2, _pronto_build()) "
+    "ON CONFLICT (k) DO UPDATE SET v = CASE WHEN k = ?1 "
+    "THEN _pronto_next(v, (SELECT v FROM kv WHERE k = ?3)) ELSE excluded.v END"
 )
 #: ProntoDB's marker in the SQLite header (``PRAGMA application_id``, bytes 68-71): "Pron".
 APPLICATION_ID = 0x50726F6E
@@ -59,6 +63,10 @@ _CREATE = (
 
 def _no_build(n: int, found: bytes | None) -> bytes:
     raise AssertionError("put_counted is not running")
+
+
+class _NoCounterYet(Exception):
+    """put_counted's statement found no counter row to raise (see ``_PUT_COUNTED``)."""
 
 
 _NO_COUNTED: tuple[bytes, Callable[[int, bytes | None], bytes]] = (b"", _no_build)
@@ -131,6 +139,8 @@ class SqliteBackend(Backend):
         self._closed = False
         self._counted = _NO_COUNTED
         self._counted_n = 0
+        self._counted_found: bytes | None = None
+        self._counted_raised = False
         self._counted_error: BaseException | None = None
         self._file_id = backends.sqlite_file_opened(path)  # see backends.read_head
         self._readonly = False
@@ -176,8 +186,8 @@ class SqliteBackend(Backend):
         the journal mode is changed). A store made before the marker existed (exactly our one
         table, exactly our schema) is adopted and marked."""
         conn = self._conn
-        conn.create_function("_pronto_next", 1, self._next_counter)
-        conn.create_function("_pronto_build", 1, self._build_counted)
+        conn.create_function("_pronto_next", 2, self._next_counter)
+        conn.create_function("_pronto_build", 0, self._build_counted)
         tables = {
             row[0]: row[1]
             for row in conn.execute("SELECT name, sql FROM sqlite_master WHERE type='table'")
@@ -262,18 +272,22 @@ class SqliteBackend(Backend):
         # changed.
         backends.check_unmoved(self.path, self._file_id)
 
-    def _next_counter(self, raw: bytes | None) -> bytes:
+    def _next_counter(self, raw: bytes | None, found: bytes | None) -> bytes:
         try:
             n = parse_counter(raw, self._counted[0]) + 1
         except CorruptStoreError as exc:
             self._counted_error = exc
             raise
         self._counted_n = n
+        self._counted_found = found
+        self._counted_raised = True
         return str(n).encode()
 
-    def _build_counted(self, found: bytes | None) -> bytes:
+    def _build_counted(self) -> bytes:
         try:
-            return self._counted[1](self._counted_n, found)
+            if not self._counted_raised:
+                raise _NoCounterYet
+            return self._counted[1](self._counted_n, self._counted_found)
         except BaseException as exc:
             self._counted_error = exc
             raise
@@ -285,11 +299,13 @@ class SqliteBackend(Backend):
         build: Callable[[int, bytes | None], bytes],
         also: bytes | None,
     ) -> int:
-        """One ``INSERT ... SELECT`` writes the raised counter and the entry: outside a
-        transaction it is one autocommit statement (as cheap as a plain put), inside one it
-        joins it."""
+        """One upsert statement (``_PUT_COUNTED``) writes the raised counter and the entry:
+        outside a transaction it is one autocommit statement (as cheap as a plain put), inside
+        one it joins it. The first counted write of a store goes through the generic
+        transaction."""
         self._counted = (counter_key, build)
         self._counted_error = None
+        self._counted_raised = False
         params = (counter_key, key, also)
         try:
             if self._depth:
@@ -298,6 +314,9 @@ class SqliteBackend(Backend):
                 self._autocommit(_PUT_COUNTED, params)
         except BackendError as exc:
             error = self._counted_error
+            if isinstance(error, _NoCounterYet):
+                self._counted = _NO_COUNTED
+                return super()._put_counted(counter_key, key, build, also)
             if error is not None:
                 raise error from None
             raise exc
