@@ -868,12 +868,24 @@ class Store:
         :func:`keyspace.entry_key` builds it, value, absolute deadline in epoch ms or None,
         original write time in epoch ms or None for now). Every entry gets the one fresh
         version of this write. The caller has validated keys and values (import validates
-        every line into its spool first); nothing here checks them again."""
+        every line into its spool first); nothing here checks them again. As with
+        :meth:`write_entries`, rows from an iterator are not read twice: a retry after an
+        optimistic engine's conflict raises ConflictError instead (nothing written)."""
         backend = self.backend
         layer = self._layer
         header = record.header
+        one_shot = iter(rows) is rows  # an iterator cannot be read again on a retry
+        runs = 0
 
         def unit(w: _Write) -> int:
+            nonlocal runs
+            runs += 1
+            if one_shot and runs > 1:
+                raise ConflictError(
+                    "the store changed while the entries were written, and they came from an "
+                    "iterator that cannot be read again: nothing was written; pass a list to "
+                    "let write_keyed retry",
+                )
             headers: dict[int | None, bytes] = {}
 
             def pairs() -> Iterator[tuple[bytes, bytes]]:

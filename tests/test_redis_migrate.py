@@ -292,3 +292,23 @@ def test_write_entries_of_a_consumed_iterator_refuses_rather_than_writing_nothin
             store.write_entries(_racing_rows(redis_url, rows))
         assert store.keys("imp.ns") == []
         assert store.get("race.other.k") == b"x"
+
+
+def test_write_keyed_of_a_consumed_iterator_refuses_rather_than_writing_nothing(redis_url):
+    """The import path's write_keyed: the same refusal as write_entries on a retry."""
+    from prontodb import keyspace
+    from prontodb.address import parse
+
+    def racing():
+        for i, addr in enumerate(f"imp.ns.k{i}" for i in range(3)):
+            if i == 1:
+                with prontodb.open(redis_url) as other:
+                    other.set("race.other.k", b"x")
+            yield keyspace.entry_key(b"", parse(addr)), b"v", None, None
+
+    with prontodb.open(redis_url) as store:
+        store.set("race.other.k", b"0")
+        with pytest.raises(ConflictError, match="cannot be read again"):
+            store.write_keyed(racing())
+        assert store.keys("imp.ns") == []
+        assert store.get("race.other.k") == b"x"
