@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -312,3 +314,58 @@ def test_write_keyed_of_a_consumed_iterator_refuses_rather_than_writing_nothing(
             store.write_keyed(racing())
         assert store.keys("imp.ns") == []
         assert store.get("race.other.k") == b"x"
+
+
+class _WriteFromElsewhere:
+    """A migrate progress receiver that, while the copy runs, has another process write to
+    the migrate's target URL (as a second machine whose cursor names it would)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.outcomes: list[subprocess.CompletedProcess[str]] = []
+
+    def start(self, label: str, total: int, unit: str) -> None:
+        self.outcomes.append(
+            subprocess.run(
+                [sys.executable, "-m", "prontodb", "--database", self.url, "set", "o.n.k", "v"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        )
+
+    def advance(self, n: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("occupied", [False, True])
+def test_a_url_target_refuses_other_clients_while_it_is_built(home, tmp_path, target_url, occupied):
+    """Nobody elsewhere can write into a url target while migrate builds it (a write there
+    would be overwritten by the copy or counted as a bad copy): the target reads as retired
+    until the cursor names it, then everyone may write."""
+    _cursor("team", str(tmp_path / "team.sqlite"))
+    with prontodb.open(cursor="team") as store:
+        store.set_many({f"p.n.k{i}": b"v" for i in range(20)})
+        before = _everything(store)
+    if occupied:
+        with prontodb.open(target_url) as other:
+            other.set("old.n.k", b"replaced")
+    elsewhere = _WriteFromElsewhere(target_url)
+    portable.migrate(
+        "default", "team", "redis", path=target_url, replace_target=occupied, progress=elsewhere
+    )
+    assert elsewhere.outcomes, "the copy reported no progress"
+    for done in elsewhere.outcomes:
+        assert done.returncode == 1 and "retired" in done.stderr, done.stderr
+    with prontodb.open(cursor="team") as store:
+        assert _everything(store) == before
+    done = subprocess.run(
+        [sys.executable, "-m", "prontodb", "--database", target_url, "set", "o.n.k", "v"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr

@@ -260,6 +260,19 @@ class Backend(abc.ABC):
         use). UsageError on an engine without :meth:`retire`."""
         raise UsageError(f"{self.path}: a {self.name} store is never retired in place")
 
+    @classmethod
+    def build_in_place(cls, path: str, where: str) -> AbstractContextManager[Callable[[], None]]:
+        """Build a store in place at ``path`` (``cursor migrate`` onto a url engine, whose
+        location has no temporary name to rename from). On entering, the store at ``path`` is
+        marked retired (its data still lives at ``where``) and then emptied, so every other
+        client is refused from then on and cannot write into the copy being built, while the
+        objects this process opens on ``path`` inside the block read and write it normally.
+        The block's value is a function that opens the store to everyone: call it once the
+        cursor names it. Leaving the block without calling it leaves the store retired.
+        Only an engine whose store outlives its files (kind ``url``) implements it; file
+        engines build under a temporary name, so here it raises UsageError."""
+        raise UsageError(f"{path}: a {cls.name} store is built under a temporary name")
+
     def close(self) -> None:
         """Release the store. Leaves no journal or WAL side file, so the closed store can be
         copied as its files. Closing twice is harmless; any other use after it raises

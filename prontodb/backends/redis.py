@@ -430,6 +430,11 @@ class Location:
         self.display = redact(url)
 
 
+#: The stores this process is building in place (hash tag -> the key its own objects check
+#: instead of the retired marker), see RedisBackend.build_in_place.
+_building: dict[bytes, bytes] = {}
+
+
 def redact(url: str) -> str:
     """``url`` with any inline password removed (the user name is kept)."""
     from prontodb.backends import without_password
@@ -510,7 +515,9 @@ class RedisBackend(Backend):
         self._tag = tag
         self._rev_key = tag + b":rev"
         self._lock_key = tag + b":lock"
-        self._retired_key = tag + b":retired"
+        # A store this process builds in place is retired for everyone else; its own objects
+        # check a key that does not exist instead (build_in_place).
+        self._retired_key = _building.get(tag, tag + b":retired")
         self._lock_token = b""  # set while this object's transaction holds the writer lock
         self._idx_key = tag + b":idx"
         self._value_prefix = tag + b":v:"
@@ -590,6 +597,41 @@ class RedisBackend(Backend):
         self._require_open()
         with self._errors():
             self._client.delete(self._retired_key)
+
+    @classmethod
+    @contextmanager
+    def build_in_place(cls, path: str, where: str) -> Iterator[Callable[[], None]]:
+        """See :meth:`Backend.build_in_place`. The retired marker is set first (one SET), so a
+        client elsewhere is refused before anything is emptied; the store's other keys are
+        then deleted; objects this process opens on the store inside the block check a
+        private key in place of the marker (the marker itself is never theirs to see)."""
+        engine = cls.__new__(cls)
+        engine._setup(path, "normal", False)
+        tag, marker = engine._tag, engine._retired_key
+        if tag in _building:
+            engine.close()
+            raise UsageError(f"{engine.path}: this store is already being built here")
+        try:
+            with engine._errors():
+                engine._client.set(marker, redact(where).encode())
+                pattern = tag.replace(b"[", b"\\[") + b"*"
+                doomed = [name for name in engine._scan_names(pattern) if name != marker]
+                for at in range(0, len(doomed), PAGE):
+                    engine._client.unlink(*doomed[at : at + PAGE])
+        except BaseException:
+            engine.close()
+            raise
+        _building[tag] = tag + b":building:" + secrets.token_hex(8).encode()
+
+        def open_up() -> None:
+            with engine._errors():
+                engine._client.delete(marker)
+
+        try:
+            yield open_up
+        finally:
+            _building.pop(tag, None)
+            engine.close()
 
     # --- connection ---------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ later commit and open of that store refuses — instead of being renamed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -123,7 +124,6 @@ def migrate(
     retiring and repointing leaves the cursor on the retired store, whose error names where
     the data went."""
     from prontodb import backends, guard
-    from prontodb.clock import system_clock
     from prontodb.errors import ConfigError
 
     env = os.environ if env is None else env
@@ -151,9 +151,7 @@ def migrate(
             if not replace_target:
                 raise _occupied(new, user, name)
             _check_unshared(user, name, new, env, "replace_target")
-            guard.check_destroy(new, env)
-            if new_url:  # built in place: the old content goes first (a URL has no temp name)
-                guard.remove_store(new, env)
+            guard.check_destroy(new, env)  # a url target is emptied by build_in_place below
         if new_url:
             tmp = new
         else:
@@ -161,44 +159,84 @@ def migrate(
             files.remove_stale_temps(folder, ("migrate",))
             tmp = files.temp_name(folder, "migrate")
         origin = json.dumps({"user": user, "cursor": name}).encode()
-        source = open_backend(old, backend=spec.backend, durability=spec.durability, create=False)
-        copy = functools.partial(
-            _copy_store, source, tmp, backend, spec.durability, clock or system_clock, origin
-        )
-        placed = False  # a file copy renamed to ``new``: a failure now removes it there
-        try:
-            stats = copy(progress, consistent=False)
-            _verify_copy(tmp, backend, stats)
-            if old_url:
-                stats = _retire_url_source(
-                    source, tmp, new, backend, stats, copy, user, name, spec, env
+        with contextlib.ExitStack() as building:
+            open_up = None
+            if new_url:
+                # Built in place (a URL has no temporary name): retired for every other client
+                # until the cursor names it, so nobody elsewhere writes into the copy.
+                where = backends.without_password(old) if old_url else old
+                open_up = building.enter_context(
+                    backends.backend_class(backend).build_in_place(new, where)
                 )
-                try:
-                    if not new_url:
-                        if os.path.lexists(new):
-                            if not replace_target:
-                                raise _occupied(new, user, name)
-                            guard.remove_store(new, env)
-                        _move_store(tmp, new)
-                        placed = True
-                    _repoint(user, name, spec, new, backend, env)
-                except BaseException:
-                    source.unretire()
-                    raise
-                retired: str | None = old
-                if remove_old:
-                    files.remove_store(old)  # checked above, before it was retired
-                    retired = None
-            else:
-                stats, retired = _finish_file_source(
-                    source, tmp, new, backend, stats, copy, user, name, spec, env, remove_old,
-                    replace_target,
-                )  # fmt: skip
-        except BaseException:
-            _remove_copy(new if placed else tmp)
-            raise
-        finally:
-            source.close()
+            summary = _migrate_locked(
+                user, name, spec, old, new, backend, tmp, origin, old_url, new_url,
+                remove_old, replace_target, progress, clock, env,
+            )  # fmt: skip
+            if open_up is not None:
+                open_up()
+    return summary
+
+
+def _migrate_locked(
+    user: str,
+    name: str,
+    spec: CursorSpec,
+    old: str,
+    new: str,
+    backend: str,
+    tmp: str,
+    origin: bytes,
+    old_url: bool,
+    new_url: bool,
+    remove_old: bool,
+    replace_target: bool,
+    progress: Progress | None,
+    clock: Clock | None,
+    env: Mapping[str, str],
+) -> MigrateSummary:
+    """The copy, its checks, the repoint and the retirement of ``old`` (see :func:`migrate`),
+    under the user's migrate lock; a failure removes the copy and leaves the cursor alone."""
+    from prontodb import guard
+    from prontodb.clock import system_clock
+
+    source = open_backend(old, backend=spec.backend, durability=spec.durability, create=False)
+    copy = functools.partial(
+        _copy_store, source, tmp, backend, spec.durability, clock or system_clock, origin
+    )
+    placed = False  # a file copy renamed to ``new``: a failure now removes it there
+    try:
+        stats = copy(progress, consistent=False)
+        _verify_copy(tmp, backend, stats)
+        if old_url:
+            stats = _retire_url_source(
+                source, tmp, new, backend, stats, copy, user, name, spec, env
+            )
+            try:
+                if not new_url:
+                    if os.path.lexists(new):
+                        if not replace_target:
+                            raise _occupied(new, user, name)
+                        guard.remove_store(new, env)
+                    _move_store(tmp, new)
+                    placed = True
+                _repoint(user, name, spec, new, backend, env)
+            except BaseException:
+                source.unretire()
+                raise
+            retired: str | None = old
+            if remove_old:
+                files.remove_store(old)  # checked above, before it was retired
+                retired = None
+        else:
+            stats, retired = _finish_file_source(
+                source, tmp, new, backend, stats, copy, user, name, spec, env, remove_old,
+                replace_target,
+            )  # fmt: skip
+    except BaseException:
+        _remove_copy(new if placed else tmp)
+        raise
+    finally:
+        source.close()
     return MigrateSummary(
         cursor=name,
         old_path=retired or old,
