@@ -163,17 +163,21 @@ def open_target(
     ``cursor migrate`` that finished since the target was resolved has moved it, and
     recreating the old path empty would take writes nobody will ever read."""
     path, backend, durability = target.path, target.backend, target.durability
-    if not os.path.exists(path) and (target.cursor is not None or not target.explicit_path):
-        try:
-            if target.cursor is not None:
-                moved = cursorfile.load(target.user, target.cursor)
-                path, backend, durability = moved.path, moved.backend, moved.durability
-            else:
-                path, found = cursorfile.default_store(target.user)
-                backend = found or backend
-        except ProntoError:
-            path = target.path
-    engine = open_backend(path, backend=backend, durability=durability, create=create)
+    follows = target.cursor is not None or not target.explicit_path
+    if not os.path.exists(path) and follows:
+        path, backend, durability = _where_now(target)
+    try:
+        engine = open_backend(path, backend=backend, durability=durability, create=create)
+    except StoreNotFoundError:
+        # It vanished while the engine opened it (a migrate retired it just then): where the
+        # cursor points now, if that moved; otherwise the refusal stands.
+        if not follows:
+            raise
+        moved = _where_now(target)
+        if moved[0] == path:
+            raise
+        path, backend, durability = moved
+        engine = open_backend(path, backend=backend, durability=durability, create=create)
     try:
         return Store(
             engine,
@@ -188,3 +192,17 @@ def open_target(
     except BaseException:
         engine.close()
         raise
+
+
+def _where_now(target: Target) -> tuple[str, str | None, str]:
+    """(path, backend, durability) of ``target``'s cursor or default store as the cursor file
+    says now (a migrate may have moved it since ``target`` was resolved); ``target``'s own
+    when the cursor cannot be read."""
+    try:
+        if target.cursor is not None:
+            moved = cursorfile.load(target.user, target.cursor)
+            return moved.path, moved.backend, moved.durability
+        path, found = cursorfile.default_store(target.user)
+    except ProntoError:
+        return target.path, target.backend, target.durability
+    return path, found or target.backend, target.durability

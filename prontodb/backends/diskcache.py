@@ -57,6 +57,7 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -363,8 +364,14 @@ class _Cache(diskcache.Cache):  # type: ignore[misc]
         database = os.path.join(self._directory, DBNAME)
         file_id = backends.sqlite_file_opened(database)  # see backends.read_head
         try:
+            # mode=rw: cache.db exists (the backend made it, or found it); one that vanished
+            # since (a cursor migrate retired the store) is never created anew here.
             con = sqlite3.connect(
-                database, timeout=self._timeout, isolation_level=None, check_same_thread=False
+                f"file:{urllib.parse.quote(os.fsencode(database))}?mode=rw",
+                timeout=self._timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=True,
             )
         except BaseException:
             backends.sqlite_file_closed(file_id)
@@ -397,6 +404,12 @@ class DiskcacheBackend(Backend):
         backends.refuse_special(os.path.join(path, DBNAME))
         if not backends.looks_like(path, "diskcache"):
             self._prepare(path, create)
+        database = os.path.join(path, DBNAME)
+        # The cache.db this open must end up on: without ``create``, one that is renamed or
+        # removed meanwhile (a cursor migrate retiring the store) fails the open.
+        found = backends.identity(database)
+        if found is None and not create:
+            raise StoreNotFoundError(f"no store at {path}")
         try:
             self._cache = _Cache(
                 path,
@@ -405,9 +418,27 @@ class DiskcacheBackend(Backend):
                 timeout=BUSY_TIMEOUT_S,
             )
         except _ENGINE_ERRORS as exc:
+            if not create and backends.identity(database) != found:
+                raise self._vanished(path) from exc
             raise self._translate(exc) from exc
         self._disk: _RawDisk = self._cache.disk
-        self._file_id = backends.identity(os.path.join(path, DBNAME))  # see check_unmoved
+        self._file_id = backends.identity(database)  # see check_unmoved
+        if self._file_id is None or (not create and self._file_id != found):
+            self._cache.close()
+            raise self._vanished(path)
+
+    @staticmethod
+    def _vanished(path: str) -> StoreNotFoundError:
+        """The store was renamed or removed while it was being opened. diskcache may have
+        made its directory again on the way (``Cache.__init__`` does): an empty one is
+        removed, so that nothing is left behind where the store was."""
+        try:
+            os.rmdir(path)  # only ever removes an empty directory
+        except OSError:
+            pass
+        return StoreNotFoundError(
+            f"no store at {path} (it was moved or removed while being opened; nothing was written)"
+        )
 
     @staticmethod
     def _prepare(path: str, create: bool) -> None:

@@ -294,17 +294,47 @@ def _file_id(path: str) -> tuple[int, int] | None:
 
 
 def _acquire(path: str, durability: str, create: bool) -> _SharedEnv:
-    """Return the shared environment of ``path`` (opening it if needed) with one more reference."""
+    """Return the shared environment of ``path`` (opening it if needed) with one more reference.
+
+    Without ``create`` the data file is held open (pinned) from the existence check until the
+    environment is open, so that a store that vanishes in between is noticed (see
+    :func:`_open_env`) instead of being created anew by liblmdb."""
     with _registry_lock:
-        file_id = _file_id(path)
-        if file_id is None and not create:
-            raise StoreNotFoundError(f"no store at {path}")
-        shared = _open_envs.get(file_id) if file_id is not None else None
-        if shared is None:
-            shared = _open_env(path, durability)
-            _open_envs[shared.file_id] = shared
+        pin = None if create else _pin(path)
+        try:
+            file_id = _file_id(path) if pin is None else _fd_id(pin)
+            shared = _open_envs.get(file_id) if file_id is not None else None
+            if shared is None:
+                shared = _open_env(path, durability, pin)
+                _open_envs[shared.file_id] = shared
+        finally:
+            if pin is not None:
+                os.close(pin)
         shared.refs += 1
         return shared
+
+
+def _pin(path: str) -> int:
+    """A read-only descriptor on the existing data file at ``path`` (StoreNotFoundError when
+    there is none): the file this open must end up on."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise StoreNotFoundError(f"no store at {path}") from None
+    except OSError as exc:
+        raise translate_os(exc, path) from exc
+
+
+def _fd_id(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return (st.st_dev, st.st_ino)
+
+
+def translate_os(exc: OSError, path: str) -> BackendError:
+    """An OSError met while opening the store's files, as a ProntoDB error."""
+    if exc.errno in _READONLY_CODES:
+        return ReadOnlyStoreError(f"{path}: cannot open store ({exc.strerror})")
+    return BackendError(f"{path}: cannot open store ({exc.strerror})")
 
 
 def _release(shared: _SharedEnv) -> None:
@@ -318,9 +348,17 @@ def _release(shared: _SharedEnv) -> None:
             shared.env.close()
 
 
-def _open_env(path: str, durability: str) -> _SharedEnv:
+def _open_env(path: str, durability: str, pin: int | None) -> _SharedEnv:
+    """Open the environment of the data file at ``path``: the existing file ``pin`` holds
+    open, or (``pin`` None) a file created here when there is none.
+
+    liblmdb itself always opens the data file with ``O_CREAT``: if the pinned file was renamed
+    or removed (a ``cursor migrate`` retiring it) before liblmdb opened the path, liblmdb made
+    a fresh empty file there. That is found by comparing the path's file with the pinned one
+    after the open; the environment is closed, a never-committed file at the path is removed,
+    and StoreNotFoundError is raised: an open never creates a store it was not told to."""
     try:
-        created = create_private_file(path)
+        created = False if pin is not None else create_private_file(path)
     except OSError as exc:
         if exc.errno in _READONLY_CODES:
             raise ReadOnlyStoreError(f"{path}: cannot create store ({exc.strerror})") from exc
@@ -357,6 +395,8 @@ def _open_env(path: str, durability: str) -> _SharedEnv:
         except lmdb.Error:
             raise error from exc
         readonly = True
+    if pin is not None and _file_id(path) != _fd_id(pin):
+        _give_up_vanished(env, path)
     try:
         _check_not_truncated(env, path)
         # Without a reader, a writer may recycle the root page right after we read the meta
@@ -378,9 +418,31 @@ def _open_env(path: str, durability: str) -> _SharedEnv:
     except BaseException:
         env.close()
         raise
-    file_id = _file_id(path)
-    assert file_id is not None
+    file_id = _file_id(path) if pin is None else _fd_id(pin)
+    if file_id is None:  # removed right after it was created here
+        env.close()
+        raise StoreNotFoundError(f"no store at {path} (it was removed while being opened)")
     return _SharedEnv(env, file_id, metasync=durability == "full", readonly=readonly)
+
+
+def _give_up_vanished(env: Any, path: str) -> None:
+    """The store this open was told to open vanished before liblmdb opened its path: close
+    the environment liblmdb opened instead, remove the file if it is one liblmdb just made
+    (never committed to, no bigger than its two meta pages), and raise StoreNotFoundError."""
+    try:
+        fresh = env.info()["last_txnid"] == 0
+        psize = env.stat()["psize"]
+    except lmdb.Error:
+        fresh, psize = False, 0
+    env.close()
+    try:
+        if fresh and os.path.getsize(path) <= 2 * psize:
+            os.unlink(path)
+    except OSError:
+        pass  # gone already, or not ours to remove
+    raise StoreNotFoundError(
+        f"no store at {path} (it was moved or removed while being opened; nothing was written)"
+    )
 
 
 def _lmdb_open(path: str, options: dict[str, Any]) -> Any:
