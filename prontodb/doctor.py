@@ -12,7 +12,8 @@ of :class:`Finding` s, each with a severity:
   ``reader_check``, which every open also runs);
 * ``info`` — facts: entry counts, the expired backlog, readers in use.
 
-A report is healthy when it holds no warning and no error. Nothing here writes an entry; the
+A report is healthy when it holds no error: warnings are reported but do not make a store
+unhealthy (DESIGN §4: ``doctor`` exits 0 with warnings, 1 with an error). Nothing here writes an entry; the
 store is opened without ``create`` and without recording a format (so a store whose format
 record is missing is reported, not repaired).
 """
@@ -61,8 +62,12 @@ class Report:
 
     @property
     def healthy(self) -> bool:
-        """True when nothing worse than ``info`` was found."""
-        return all(f.severity == "info" for f in self.findings)
+        """True when no ``error`` was found (warnings do not make a store unhealthy)."""
+        return self.count("error") == 0
+
+    def count(self, severity: str) -> int:
+        """How many findings have ``severity``."""
+        return sum(f.severity == severity for f in self.findings)
 
     def add(self, severity: str, check: str, message: str) -> None:
         self.findings.append(Finding(severity, check, message))

@@ -298,6 +298,17 @@ def _copy(
         if not s.json:
             s.status(f"❌ '{dst}' exists; add --replace")
         raise Exit(EXIT_NOT_APPLIED, f"'{dst}' exists; add --replace", dst) from None
+    if s.json:
+        # The result as data, instead of the human status lines (DESIGN §4: --json).
+        s.emit_json(
+            {
+                "source": src,
+                "destination": dst,
+                "moved": move,
+                "removed_source": result.removed_source,
+            }
+        )
+        return
     s.status(f"✅ {'Moved' if move else 'Copied'}: {src} → {dst}")
     if result.removed_source and not move:
         s.status(f"🗑️  Removed from cache: {src}")
