@@ -13,9 +13,9 @@ of :class:`Finding` s, each with a severity:
 * ``info`` — facts: entry counts, the expired backlog, readers in use.
 
 A report is healthy when it holds no error: warnings are reported but do not make a store
-unhealthy (DESIGN §4: ``doctor`` exits 0 with warnings, 1 with an error). Nothing here writes an entry; the
-store is opened without ``create`` and without recording a format (so a store whose format
-record is missing is reported, not repaired).
+unhealthy (DESIGN §4: ``doctor`` exits 0 with warnings, 1 with an error). Nothing here writes
+an entry; the store is opened without ``create`` and without recording a format (so a store
+whose format record is missing is reported, not repaired).
 """
 
 from __future__ import annotations
