@@ -154,3 +154,11 @@ def split_ttl_key(key: bytes) -> tuple[str, str | None, str, str]:
         raise damaged_key(key, "an empty name")
     user, meta, project, namespace = parts
     return user, meta or None, project, namespace
+
+
+def ttl_def_seconds(key: bytes, raw: bytes) -> int:
+    """The seconds of the TTL namespace definition ``key`` = ``raw`` (CorruptStoreError when
+    damaged: not 1 to 12 ASCII digits, or zero)."""
+    if raw.isdigit() and 0 < len(raw) <= 12 and int(raw) > 0:
+        return int(raw)
+    raise damaged_key(key, f"TTL definition {bytes(raw[:20])!r} is not whole seconds")

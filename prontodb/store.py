@@ -203,11 +203,7 @@ def to_bytes(value: Value) -> bytes:
         ) from None
 
 
-def _ttl_seconds(key: bytes, raw: bytes) -> int:
-    """The seconds of a TTL namespace definition (CorruptStoreError when damaged)."""
-    if raw.isdigit() and 0 < len(raw) <= 12 and int(raw) > 0:
-        return int(raw)
-    raise keyspace.damaged_key(key, f"TTL definition {bytes(raw[:20])!r} is not whole seconds")
+_ttl_seconds = keyspace.ttl_def_seconds
 
 
 def _ms(seconds: float) -> int:

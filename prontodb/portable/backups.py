@@ -187,14 +187,18 @@ def _dump_layers(
     import hashlib
 
     from prontodb.backends.base import prefix_successor
+    from prontodb.errors import InvalidNameError
     from prontodb.names import check_name
 
     backend = store.backend
     found: dict[tuple[str, str | None], _Layer] = {}
     members: dict[str, tuple[str, int, str]] = {}
 
-    def layer_of(user: str, meta: str) -> _Layer:
-        key = (check_name("user", user), check_name("meta", meta) if meta else None)
+    def layer_of(user: str, meta: str, raw_key: bytes) -> _Layer:
+        try:
+            key = (check_name("user", user), check_name("meta", meta) if meta else None)
+        except InvalidNameError as exc:  # only a damaged key holds such a name
+            raise keyspace.damaged_key(raw_key, str(exc)) from None
         if key not in found:
             found[key] = _Layer(*key)
         return found[key]
@@ -202,10 +206,10 @@ def _dump_layers(
     with backend.snapshot():
         now_ms = store.clock() * 1000.0
         for key, raw in backend.scan(keyspace.TTLDEF):
-            user, meta, project, namespace = key[len(keyspace.TTLDEF) :].decode().split("\x00")
-            if only is None or only(user, meta or None):
-                seconds = writable_ttl(int(raw), now_ms)
-                layer_of(user, meta or "").caches[(project, namespace)] = seconds
+            user, meta, project, namespace = keyspace.split_ttl_key(key)
+            if only is None or only(user, meta):
+                seconds = writable_ttl(keyspace.ttl_def_seconds(key, raw), now_ms)
+                layer_of(user, meta or "", key).caches[(project, namespace)] = seconds
         if progress is not None:
             progress.start("backing up", count_keys(backend, keyspace.DATA), "entries")
         start: bytes | None = keyspace.DATA
@@ -214,12 +218,11 @@ def _dump_layers(
             first = next(iter(backend.scan(keyspace.DATA, start=start)), None)
             if first is None:
                 break
-            user_b, meta_b, _ = first[0][len(keyspace.DATA) :].split(b"\x00", 2)
-            if only is not None and not only(user_b.decode(), meta_b.decode() or None):
-                skipped = keyspace.layer_prefix(user_b.decode(), meta_b.decode() or None)
-                start = prefix_successor(skipped)
+            user, meta, _ = keyspace.split_layer(first[0])
+            if only is not None and not only(user, meta):
+                start = prefix_successor(keyspace.layer_prefix(user, meta))
                 continue
-            layer = layer_of(user_b.decode(), meta_b.decode())
+            layer = layer_of(user, meta or "", first[0])
             prefix = keyspace.layer_prefix(layer.user, layer.meta)
             file = os.path.join(work, f"{len(members)}.jsonl")
             with open(file, "wb") as fh:

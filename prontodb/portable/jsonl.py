@@ -64,13 +64,24 @@ def json_string() -> Callable[[str], str]:
     return encode_basestring
 
 
-def _address_text(suffix: bytes) -> str:
-    """``project.namespace.key[__context]`` from a key suffix ``p\\0n\\0k\\0c``."""
-    project, namespace, key, context = suffix.split(b"\x00")
-    text = b".".join((project, namespace, key))
+def _address_text(key: bytes, layer_len: int) -> str:
+    """``project.namespace.key[__context]`` of an entry key whose layer prefix is
+    ``layer_len`` bytes long. A key that ProntoDB cannot have written (not UTF-8, segments
+    missing or empty, characters an address never holds: a flipped byte on disk) raises
+    CorruptStoreError, so that an export never writes an address that import refuses."""
+    project, namespace, name, context = keyspace.segments(key, layer_len, 4, 3)
+    segment = _SEGMENT.fullmatch
+    if not (
+        segment(project)
+        and segment(namespace)
+        and segment(name)
+        and (not context or segment(context))
+        and "__" not in name
+    ):
+        raise keyspace.damaged_key(key, "characters an address never holds")
     if context:
-        text += b"__" + context
-    return text.decode()
+        return f"{project}.{namespace}.{name}__{context}"
+    return f"{project}.{namespace}.{name}"
 
 
 def _deadline_text(deadline_ms: int | None) -> str:
@@ -174,10 +185,10 @@ def layer_ttl_defs(
     prefix = keyspace.ttl_prefix(user, meta)
     found: dict[tuple[str, str], int] = {}
     for key, raw in backend.scan(prefix):
-        project, namespace = key[len(prefix) :].decode().split("\x00")
+        project, namespace = keyspace.segments(key, len(prefix), 2, 2)
         if scope[:1] and scope[0] != project or scope[1:] and scope[1] != namespace:
             continue
-        found[(project, namespace)] = writable_ttl(int(raw), now_ms)
+        found[(project, namespace)] = writable_ttl(keyspace.ttl_def_seconds(key, raw), now_ms)
     return found
 
 
@@ -195,7 +206,7 @@ def live_rows(backend: Backend, prefix: bytes, layer_len: int, now_ms: float) ->
         if rec is None:
             continue
         yield (
-            _address_text(key[layer_len:]),
+            _address_text(key, layer_len),
             rec.value,
             writable_deadline(rec.deadline_ms),
             rec.version,

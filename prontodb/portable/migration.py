@@ -619,7 +619,11 @@ def _copy_store(
                 progress.start("migrating", count_keys(source, b""), "entries")
 
             def rows() -> Iterator[tuple[bytes, bytes]]:
+                previous = b""
                 for key, raw in source.scan(b""):
+                    if key <= previous:  # a flipped byte can leave a key out of place
+                        raise keyspace.damaged_key(key, "out of order in the store's index")
+                    previous = key
                     if key.startswith(keyspace.INFO):
                         if key == keyspace.INFO_REVISION:
                             # entries keep their versions, so the counter must come along:
@@ -628,12 +632,15 @@ def _copy_store(
                         continue
                     _feed(stats.everything, key, raw)
                     if key.startswith(keyspace.DATA):
+                        keyspace.split_layer(key)  # a damaged key: CorruptStoreError, no copy
                         if record.expired(raw, now):
                             stats.expired += 1
                             continue
                         stats.entries += 1
                         stats.layers.add(key[: key.index(b"\x00", key.index(b"\x00", 2) + 1)])
                     elif key.startswith(keyspace.TTLDEF):
+                        keyspace.split_ttl_key(key)
+                        keyspace.ttl_def_seconds(key, raw)
                         stats.caches += 1
                         stats.layers.add(
                             b"D" + key[1 : key.index(b"\x00", key.index(b"\x00", 2) + 1)]
