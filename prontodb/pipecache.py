@@ -187,6 +187,11 @@ class FileSink:
         self._md5.update(data)
         self.size += len(data)
 
+    def flush(self) -> None:
+        """Hand what was written to the file system, so that the temp file (``tmp``) can be
+        read back while the sink stays open."""
+        self._fh.flush()
+
     def finish(self, attempted: str | None, now: float | None = None) -> str:
         """Sync the file and give it its final name, ``<unix_seconds>_<md5[:8]>_<attempted>``
         (an identical existing file is reused; a different one gets ``_2``, ``_3``...).

@@ -218,6 +218,12 @@ def _all_pairs(items: Sequence[object]) -> bool:
         return False
 
 
+#: One batch of :meth:`Store.write_batches`: project, namespace, ttl and its rows function.
+_BulkBatch = tuple[
+    str, str, "float | None", Callable[[bytes, bytes], Iterable[Iterable["KeyValue"]]]
+]
+
+
 class Store:
     """One user/meta layer of one backend.
 
@@ -900,11 +906,10 @@ class Store:
 
     def write_batches(
         self,
-        batches: Iterable[
-            tuple[str, str, float | None, Callable[[bytes, bytes], Iterable[Iterable[KeyValue]]]]
-        ],
+        batches: Iterable[_BulkBatch] | Callable[[], Iterable[_BulkBatch]],
         *,
         validated: bool = False,
+        namespaces: Iterable[tuple[str, str]] | None = None,
     ) -> int:
         """The bulk path for importers that build backend pairs themselves (``prontodb
         stream``): write every batch in one transaction, all or nothing; later pairs win.
@@ -918,20 +923,32 @@ class Store:
         header carries the revision of this write and its time). So a bulk
         importer can build the pairs with a few passes over its input in C, not a Python step
         per entry. Values are size-checked unless ``validated``. Returns the number of pairs.
+
+        For input too large to hold, ``batches`` is a callable returning the batches afresh
+        each time the transaction starts (it is retried on a write conflict), and
+        ``namespaces`` names every ``(project, namespace)`` they write to; the batches are
+        then consumed as they come, never listed.
         """
         backend = self.backend
         layer = self._layer
-        batches = list(batches)
+        if callable(batches):
+            if namespaces is None:
+                raise TypeError("write_batches(callable) needs namespaces=")
+            fresh, touched = batches, list(namespaces)
+        else:
+            listed = list(batches)
+            fresh = lambda: listed  # noqa: E731 - the same batches on every attempt
+            touched = [(p, n) for p, n, ttl, _ in listed if ttl is None]
 
         def unit(w: _Write) -> int:
             now = w.now
             defaults: dict[tuple[str, str], int | None] = {}
-            for project, namespace, ttl, _ in batches:
-                if ttl is None and (project, namespace) not in defaults:
-                    defaults[(project, namespace)] = self._namespace_ttl(project, namespace)
+            for where in touched:
+                if where not in defaults:
+                    defaults[where] = self._namespace_ttl(*where)
 
             def groups() -> Iterator[Iterable[KeyValue]]:
-                for project, namespace, ttl, rows in batches:
+                for project, namespace, ttl, rows in fresh():
                     seconds = defaults[(project, namespace)] if ttl is None else ttl
                     header = w.header(None if seconds is None else _ms(now + seconds))
                     prefix = keyspace.scope_prefix(layer, (project, namespace))

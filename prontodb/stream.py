@@ -55,6 +55,7 @@ __all__ = [
     "apply",
     "load",
     "plan",
+    "plan_replayable",
 ]
 
 #: Blocks are cut at the first ``;`` after this many bytes (characters for ``str`` input).
@@ -181,6 +182,9 @@ class Plan:
     tokens: int = 0
     user: str | None = None
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+    #: For a plan made by :func:`plan_replayable`: the batches, planned again from the input
+    #: each time they are wanted (``batches`` is empty then: nothing of the input is held).
+    replay: Callable[[], Iterator[Batch]] | None = None
 
     @property
     def entries(self) -> int:
@@ -195,7 +199,7 @@ class Plan:
     def items(self) -> Iterator[tuple[Address, bytes, int | None]]:
         """Every entry as ``(address, value, ttl)``, in stream order (``ttl`` as in
         :class:`Batch`)."""
-        for batch in self.batches:
+        for batch in self.batches if self.replay is None else self.replay():
             for names, values in _columns(batch.parts):
                 for name, value in zip(names, values, strict=True):
                     key, _, context = name.decode().partition("\x00")
@@ -239,6 +243,46 @@ def plan(
     return planner.result
 
 
+def plan_replayable(
+    reopen: Callable[[], Iterable[bytes]],
+    *,
+    project: str | None = None,
+    namespace: str | None = None,
+    user: str | None = None,
+    user_locked: bool = False,
+    delim: str = DEFAULT_DELIM,
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> Plan:
+    """:func:`plan` for input too large to hold: ``reopen()`` returns the input from its start
+    as chunks of bytes, the same bytes every time (a file of one's own, such as spooled
+    stdin). The input is validated block by block, keeping only the counts, so memory stays
+    flat whatever its size; the plan's :attr:`Plan.replay` plans it again, block by block,
+    when :func:`apply` writes it (inside its one transaction: still all entries or none).
+    Raises as :func:`plan`."""
+    options = (project, namespace, user, user_locked, delim, max_value_bytes)
+    planner = _Planner(*options)
+    for _ in _planned(planner, reopen(), progress):
+        pass
+    result = planner.result
+    result.replay = lambda: _planned(_Planner(*options), reopen(), None)
+    return result
+
+
+def _planned(
+    planner: _Planner, chunks: Iterable[bytes], progress: Callable[[int], None] | None
+) -> Iterator[Batch]:
+    """The batches of ``chunks`` as ``planner`` makes them, handed out (and let go) after each
+    block, so that no more than a block's worth is held."""
+    batches = planner.result.batches
+    for block, final in _blocks(chunks, planner.max_value_bytes + TOKEN_SLACK):
+        planner.block(block, final)
+        if progress is not None:
+            progress(planner.result.tokens)
+        yield from batches
+        batches.clear()
+
+
 def apply(
     store: Store, planned: Plan, *, progress: Callable[[int, int], None] | None = None
 ) -> int:
@@ -268,6 +312,14 @@ def apply(
         return rows
 
     validated = planned.max_value_bytes <= store.max_value_bytes
+    replay = planned.replay
+    if replay is not None:
+        # Planned again inside the transaction (and again if it is retried): never held.
+        return store.write_batches(
+            lambda: ((b.project, b.namespace, b.ttl, rows_of(b.parts)) for b in replay()),
+            validated=validated,
+            namespaces=list(planned.counts),
+        )
     return store.write_batches(
         ((b.project, b.namespace, b.ttl, rows_of(b.parts)) for b in planned.batches),
         validated=validated,

@@ -9,6 +9,12 @@ Reading keeps at most the size limit (``PRONTO_MAX_VALUE_BYTES``) in memory. Pas
 was read and everything after it streams to a 0600 rescue file, so content of any size is
 never held whole and never truncated. SIGINT, SIGTERM and SIGHUP while reading stop the read
 and keep what arrived so far, marked partial.
+
+A command that consumes stdin as a stream (``stream``) asks :meth:`Piped.stream_input`
+instead: past :data:`SPOOL_AT` bytes the input goes to the same kind of 0600 file (a rescue
+file not yet named) and the command reads it back from there, so memory stays flat whatever
+the input size. If the command then fails, that file becomes the rescue (or, within the size
+limit, its bytes are rescued into the pipe cache as usual); after a success it is removed.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from prontodb.errors import UsageError
 
 #: stdin is read in blocks of this many bytes.
 CHUNK = 1 << 16
+#: :meth:`Piped.stream_input` holds at most this much of stdin in memory, then spools to a file.
+SPOOL_AT = 1 << 20
 #: Signals that stop a read (and any later step of a rescuing command) and trigger a rescue.
 SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
@@ -61,8 +69,10 @@ class TooLarge(Exception):
 
 class Piped:
     """The stdin of one invocation. ``state`` is ``"unread"``, ``"none"`` (a terminal, closed
-    or missing stdin), ``"read"`` (``data`` holds it) or ``"spilled"`` (``spill`` holds the
-    file). ``partial`` is the signal that stopped the read, if one did."""
+    or missing stdin), ``"read"`` (``data`` holds it), ``"spilled"`` (``spill`` holds the
+    file), ``"spooled"`` (:meth:`stream_input` put it in a file the command reads) or
+    ``"released"`` (the command consumed it and succeeded). ``partial`` is the signal that
+    stopped the read, if one did."""
 
     def __init__(self, limit: int, attempted: str | None, env: Any) -> None:
         self.limit = limit
@@ -72,6 +82,7 @@ class Piped:
         self.data = b""
         self.spill: TooLarge | None = None
         self.partial: Interrupted | None = None
+        self._spool: Any = None  # the FileSink of state "spooled"
 
     def has_content(self) -> bool:
         """Read stdin if not yet done; True when it held any byte."""
@@ -95,38 +106,64 @@ class Piped:
             )
         return self.data
 
+    def stream_input(self, spool_at: int = SPOOL_AT) -> bytes | str:
+        """All of stdin for a command that consumes it as a stream: the bytes when there are
+        at most ``spool_at`` of them, else the path of a private 0600 file holding them (read
+        into it as they arrive: memory stays flat whatever the size). A terminal, closed or
+        empty stdin raises :class:`NothingPiped`; a signal while reading raises
+        :class:`Interrupted` (what arrived is rescued). Call :meth:`release` after the
+        command succeeded; after a failure the runner rescues all of the input as usual."""
+        if self.state != "unread":
+            return self.content()
+        stream = _stdin()
+        if stream is None:
+            self.state = "none"
+            return self.content()
+        chunks, sink = self._drain(stream, spool_at)
+        if sink is None:
+            self.data = b"".join(chunks)
+            self.state = "read"
+            return self.content()
+        sink.flush()
+        self._spool = sink
+        self.state = "spooled"
+        if self.partial is not None:
+            raise self.partial
+        return str(sink.tmp)
+
+    def release(self) -> None:
+        """The command consumed its spooled input and succeeded: remove the file."""
+        if self.state == "spooled":
+            self._spool.discard()
+            self._spool = None
+            self.state = "released"
+
+    def _settle(self) -> None:
+        """Spooled input, now to be rescued: its bytes when within the size limit (rescued
+        into the pipe cache like any content), else the file itself, named as a rescue."""
+        sink, self._spool = self._spool, None
+        if sink.size <= self.limit:
+            with open(sink.tmp, "rb") as fh:
+                self.data = fh.read()
+            sink.discard()
+            self.state = "read"
+            return
+        path = sink.finish(self.attempted)
+        self.spill = TooLarge(path, sink.size, self.limit)
+        self.state = "spilled"
+
     def read(self) -> None:
         """Read all of stdin once (a no-op afterwards)."""
+        if self.state == "spooled":
+            self._settle()
+            return
         if self.state != "unread":
             return
         stream = _stdin()
         if stream is None:
             self.state = "none"
             return
-        chunks: list[bytes] = []
-        held = 0
-        sink = None
-        reader = getattr(stream, "read1", stream.read)
-        try:
-            with stop_on_signals():
-                while True:
-                    chunk = reader(CHUNK)
-                    if not chunk:
-                        break
-                    if sink is not None:
-                        sink.write(chunk)
-                        continue
-                    chunks.append(chunk)
-                    held += len(chunk)
-                    if held > self.limit:
-                        sink = self._open_sink()
-                        for part in chunks:
-                            sink.write(part)
-                        chunks = []
-        except Interrupted as stop:
-            self.partial = stop
-        except OSError:
-            pass  # a broken stdin ends the content where it broke
+        chunks, sink = self._drain(stream, self.limit)
         if sink is not None:
             path = sink.finish(self.attempted)
             self.spill = TooLarge(path, sink.size, self.limit)
@@ -134,6 +171,63 @@ class Piped:
             return
         self.data = b"".join(chunks)
         self.state = "read"
+
+    def _drain(self, stream: Any, keep: int) -> tuple[list[bytes], Any]:
+        """Read ``stream`` to its end: its chunks while they total at most ``keep`` bytes,
+        else a :class:`~prontodb.pipecache.FileSink` holding all of it (chunks empty). A
+        broken stdin ends the content where it broke; a signal ends it too and sets
+        ``partial``. When no file can be made for content past ``keep``, the content cannot
+        be kept whole: BackendError, and nothing is left to rescue (never a truncated
+        value taken for the whole)."""
+        chunks: list[bytes] = []
+        held = 0
+        sink = None
+        reader = getattr(stream, "read1", stream.read)
+        try:
+            with stop_on_signals():
+                while True:
+                    try:
+                        chunk = reader(CHUNK)
+                    except OSError:
+                        break  # a broken stdin ends the content where it broke
+                    if not chunk:
+                        break
+                    if sink is not None:
+                        sink.write(chunk)
+                        continue
+                    chunks.append(chunk)
+                    held += len(chunk)
+                    if held > keep:
+                        sink = self._sink_for(held)
+                        for part in chunks:
+                            sink.write(part)
+                        chunks = []
+        except Interrupted as stop:
+            self.partial = stop
+        except BaseException as exc:
+            if sink is not None:
+                sink.discard()
+            self.state = "none"
+            if isinstance(exc, OSError):  # writing the file (reads are handled above)
+                from prontodb.errors import BackendError
+
+                raise BackendError(
+                    f"stdin could not be kept whole in a file ({exc.strerror or exc}); "
+                    "nothing was stored"
+                ) from exc
+            raise
+        return chunks, sink
+
+    def _sink_for(self, held: int) -> Any:
+        try:
+            return self._open_sink()
+        except OSError as exc:
+            from prontodb.errors import BackendError
+
+            raise BackendError(
+                f"stdin holds more than {held} bytes and no file could be made to keep it "
+                f"({exc.strerror or exc}); nothing was stored"
+            ) from exc
 
     def _open_sink(self) -> Any:
         from prontodb import pipecache

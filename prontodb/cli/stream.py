@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from prontodb.cli._build import declared
 from prontodb.cli._session import Session, session
-from prontodb.cli._stdin import NothingPiped, current
+from prontodb.cli._stdin import NothingPiped, Piped, current
 from prontodb.errors import UsageError
 
 if TYPE_CHECKING:
@@ -45,18 +45,34 @@ def stream_cmd(ctx: click.Context, file: str | None, dry_run: bool) -> None:
         run(s, _file_chunks(file), dry_run=dry_run)
         return
     # On any exit other than success the runner rescues piped content (not on a dry run).
-    content = _read_stdin()
-    run(s, content, dry_run=dry_run)
+    piped = current()
+    try:
+        content = _read_stdin(piped)
+        if isinstance(content, bytes):
+            run(s, content, dry_run=dry_run)
+        else:  # spooled to a file: planned from it, then planned again while written
+            run(s, None, dry_run=dry_run, reopen=lambda: _file_chunks(content))
+    except BaseException as exc:
+        if dry_run or isinstance(exc, NothingPiped):
+            piped.release()  # a dry run never rescues; neither does an empty stream
+        raise
+    piped.release()
 
 
-def run(s: Session, source: bytes | Iterator[bytes], *, dry_run: bool) -> None:
-    """Plan ``source`` against the session's defaults; print the plan, or write it."""
+def run(
+    s: Session,
+    source: bytes | Iterator[bytes] | None,
+    *,
+    dry_run: bool,
+    reopen: Callable[[], Iterator[bytes]] | None = None,
+) -> None:
+    """Plan ``source`` (or, for input too large to hold, what ``reopen()`` reads, as often
+    as needed) against the session's defaults; print the plan, or write it."""
     from prontodb import stream
 
     target = s.target()
     progress = _Progress() if _stderr_is_terminal() else None
-    planned = stream.plan(
-        source,
+    options: dict[str, Any] = dict(
         project=target.project,
         namespace=target.namespace,
         user=target.user,
@@ -65,6 +81,11 @@ def run(s: Session, source: bytes | Iterator[bytes], *, dry_run: bool) -> None:
         max_value_bytes=s.max_value_bytes(),
         progress=progress.reading if progress else None,
     )
+    if reopen is not None:
+        planned = stream.plan_replayable(reopen, **options)
+    else:
+        assert source is not None
+        planned = stream.plan(source, **options)
     if planned.tokens == 0:
         if progress:
             progress.clear()
@@ -106,17 +127,18 @@ def _report(s: Session, planned: Plan, *, dry_run: bool) -> None:
         s.status(f"stored {summary}")
 
 
-def _read_stdin() -> bytes:
-    """All of stdin. A terminal, or input that is empty or only whitespace, is a usage error
+def _read_stdin(piped: Piped) -> bytes | str:
+    """All of stdin: its bytes, or (input too large to hold) the path of the private file it
+    was spooled to. A terminal, or input that is empty or only whitespace, is a usage error
     (there is nothing to rescue)."""
     try:
-        content = current().content()
+        content = piped.stream_input()
     except NothingPiped:
         raise EmptyStreamError(
             "no FILE given and stdin is a terminal or empty: nothing to import"
             " (pipe a stream in, or give FILE)"
         ) from None
-    if not content.strip():
+    if isinstance(content, bytes) and not content.strip():
         raise EmptyStreamError("stdin is empty or only whitespace: nothing to import")
     return content
 
