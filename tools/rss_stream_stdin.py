@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 
-
 EXTENSIONS = {"sqlite": ".sqlite", "lmdb": ".lmdb", "diskcache": ".diskcache"}
 
 
