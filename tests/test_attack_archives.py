@@ -49,9 +49,25 @@ def _manifest_member(manifest) -> bytes:
     return _member("manifest.json", json.dumps(manifest).encode())
 
 
+def _record(key: bytes, value: bytes) -> bytes:
+    """One well-formed PAX record ``LEN key=value\n``."""
+    body = b" " + key + b"=" + value + b"\n"
+    length = len(body) + 1
+    while len(str(length)) + len(body) != length:
+        length += 1
+    return b"%d%s" % (length, body)
+
+
 PAX_BOMBS = {
     # ~1 MiB of digits and spaces without '=': a few hundred bytes once compressed
     "digits-and-spaces": b"1 " * (1 << 19),
+    # The CVE-2024-6232 case proper: only digits. CPython 3.11.7's ``\d+ hdrcharset=``
+    # search is quadratic in the run (tools/cve_2024_6232.py: 40,000 digits ~15 s, 400,000
+    # digits -- 555 bytes gzipped -- still running after 30 s).
+    "digits-only": b"1" * 400_000,
+    # Well-formed records whose value is a long run of digits: the same search, quadratic.
+    "record-of-60000-digits": _record(b"comment", b"1" * 60_000),
+    "record-of-3000-digits": _record(b"comment", b"1" * 3_000),
     "no-equals": b"9" * 60000 + b" " + b"a" * 4000,
     "long-length": b"99999999999999999999 path=x\n",
     "zero-padded-length": b"0012 path=x\n",
@@ -81,6 +97,24 @@ def test_the_pax_bomb_through_the_cli_ends_quickly_with_exit_1(home, tmp_path):
     assert len(open(archive, "rb").read()) < 4096  # small archive, huge header
     code, _, err = run(home, "restore", archive, timeout=30)
     assert code == 1 and "PAX" in err and "unexpected" not in err
+
+
+def test_the_cve_2024_6232_archive_is_refused_by_restore_and_listed_by_backup_list(home, tmp_path):
+    """The archive of tools/cve_2024_6232.py (a PAX header of 400,000 digits, 555 bytes
+    gzipped) that keeps CPython 3.11.7's own tarfile busy for many minutes."""
+    import os
+
+    archive = _archive(
+        tmp_path, _member("PaxHeaders/manifest.json", b"1" * 400_000, tarfile.XHDTYPE)
+    )
+    assert len(open(archive, "rb").read()) < 1024
+    code, _, err = run(home, "restore", archive, timeout=30)
+    assert code == 1 and "PAX header" in err and "unexpected" not in err
+    folder = os.path.join(home["XDG_DATA_HOME"], "prontodb", "backups")
+    os.makedirs(folder, mode=0o700)
+    os.rename(archive, os.path.join(folder, "cve.tar.gz"))
+    code, out, err = run(home, "backup", "--list", timeout=30)
+    assert code == 0 and b"cve.tar.gz" in out and "unexpected" not in err
 
 
 def test_backup_list_survives_a_pax_bomb_in_the_backups_directory(home, tmp_path):

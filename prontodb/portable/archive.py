@@ -5,7 +5,8 @@ An archive is untrusted input. Before any byte reaches :mod:`tarfile`, :func:`op
 it is a regular file (a FIFO or device is refused at once), caps how much it may decompress to
 (a decompression bomb), and passes the decompressed stream through :class:`TarGate`, which
 validates every tar header block and every PAX extended header itself: only regular members
-and PAX headers of bounded size made of well-formed records get through. That bounds the work
+and PAX headers of bounded size (4 KiB, no run of more than 64 digits) made of well-formed
+records get through. That bounds the work
 ``tarfile`` can be made to do whatever the Python (CPython's PAX parsing backtracks on
 crafted headers — CVE-2024-6232 — in the 3.11.7 this project runs on).
 """
@@ -34,8 +35,15 @@ UNCOMPRESSED_RATIO = 200
 #: default 6 for archives ~4% larger (level 9: 1.8x the time, 0.3% smaller). Compression runs
 #: after the snapshot has ended, so it never holds up writers.
 GZIP_LEVEL = 3
-#: The largest PAX extended header accepted (ProntoDB writes a few dozen bytes, if any).
-MAX_PAX_BYTES = 64 << 10
+#: The largest PAX extended header accepted (ProntoDB writes a few dozen bytes, if any;
+#: tarfile a few hundred for a long or non-ASCII member name).
+MAX_PAX_BYTES = 4 << 10
+#: The longest run of ASCII digits a PAX header may hold (a record length, a size or a time
+#: needs at most about 30). CPython's ``\d+ hdrcharset=`` search is quadratic in such a run
+#: (CVE-2024-6232): unchecked, one 60,000-digit value in a well-formed record costs ~4 s of
+#: CPU from a 242-byte archive (tools/cve_2024_6232.py measures the raw cases).
+MAX_PAX_DIGITS = 64
+_DIGIT_RUN = re.compile(rb"[0-9]{%d}" % (MAX_PAX_DIGITS + 1))
 _BLOCK = 512
 #: Member types an archive may hold: regular files and PAX extended headers for them.
 _REGULAR = (b"0", b"\x00")
@@ -302,6 +310,8 @@ class TarGate:
     def _check_pax(self, data: bytes, padding: bytes) -> None:
         if padding.strip(b"\x00"):
             raise self._bad("a PAX header with data in its padding")
+        if _DIGIT_RUN.search(data):
+            raise self._bad(f"a PAX header with a run of more than {MAX_PAX_DIGITS} digits")
         pos = 0
         while pos < len(data):
             space = data.find(b" ", pos, pos + 8)
