@@ -92,7 +92,8 @@ def main() -> None:
             XDG_CACHE_HOME=os.path.join(home, "cache"),
         )
         prog = [sys.executable, "-m", "prontodb"]
-        print(f"prontodb restore, same archive: {timed([*prog, 'restore', path], args.timeout, env)}")
+        restored = timed([*prog, "restore", path], args.timeout, env)
+        print(f"prontodb restore, same archive: {restored}")
         backups = os.path.join(home, "data", "prontodb", "backups")
         os.makedirs(backups, mode=0o700)
         shutil.copy(path, os.path.join(backups, "bomb.tar.gz"))

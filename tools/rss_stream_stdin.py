@@ -58,7 +58,9 @@ def measure(
     args = [sys.executable, "-m", "prontodb", "--database", store, "stream"]
     start = time.perf_counter()
     with open(stream_file, "rb") as stdin:
-        proc = subprocess.Popen(args, stdin=stdin, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(
+            args, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     seconds = time.perf_counter() - start
