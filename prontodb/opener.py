@@ -36,12 +36,21 @@ def path_text(path: StrPath, argument: str = "path") -> str:
 
 
 def open_backend(
-    path: StrPath, *, backend: str | None = None, durability: str = "normal", create: bool = True
+    path: StrPath,
+    *,
+    backend: str | None = None,
+    durability: str = "normal",
+    create: bool = True,
+    seen: bool = False,
 ) -> Backend:
     """Open the engine at ``path``: the existing store's own format wins, then ``backend``,
     then the extension, then sqlite. Without ``create`` a missing store raises
     StoreNotFoundError. The store's files are checked for foreign write access, and a new
-    store records its format version and engine inside itself."""
+    store records its format version and engine inside itself.
+
+    ``seen``: the caller saw a store at ``path`` a moment ago. Such a store is only ever
+    opened, never created anew: if it vanished since (a ``cursor migrate`` retired it), this
+    raises StoreNotFoundError instead of writing into a fresh empty store."""
     path = path_text(path)
     if durability not in DURABILITIES:
         raise ConfigError(f"unknown durability {durability!r} (choose normal or full)")
@@ -64,8 +73,8 @@ def open_backend(
     # lock tables on one data file let writers corrupt it.
     path = os.path.realpath(os.path.expanduser(path))
     exists = os.path.exists(path)
-    if not exists and not create:
-        raise StoreNotFoundError(f"no store at {path}")
+    if not exists and (seen or not create):
+        raise StoreNotFoundError(f"no store at {path}" + (" (it was moved)" if seen else ""))
     name = backends.resolve_backend(path, backend)
     if not exists:
         parent = os.path.dirname(path)
@@ -164,20 +173,10 @@ def open_target(
     recreating the old path empty would take writes nobody will ever read."""
     path, backend, durability = target.path, target.backend, target.durability
     follows = target.cursor is not None or not target.explicit_path
-    if not os.path.exists(path) and follows:
-        path, backend, durability = _where_now(target)
-    try:
+    if not follows:
         engine = open_backend(path, backend=backend, durability=durability, create=create)
-    except StoreNotFoundError:
-        # It vanished while the engine opened it (a migrate retired it just then): where the
-        # cursor points now, if that moved; otherwise the refusal stands.
-        if not follows:
-            raise
-        moved = _where_now(target)
-        if moved[0] == path:
-            raise
-        path, backend, durability = moved
-        engine = open_backend(path, backend=backend, durability=durability, create=create)
+    else:
+        engine = _open_following(target, create)
     try:
         return Store(
             engine,
@@ -192,6 +191,30 @@ def open_target(
     except BaseException:
         engine.close()
         raise
+
+
+def _open_following(target: Target, create: bool) -> Backend:
+    """Open a cursor's (or the default) store where the cursor file says it is, following a
+    ``cursor migrate`` that moves it meanwhile. A store seen at the path is opened with
+    ``seen`` (never created anew there); only a path that held no store when looked at may
+    get a new one (the first write of a cursor or a default store)."""
+    path, backend, durability = target.path, target.backend, target.durability
+    for _ in range(3):
+        if not os.path.exists(path):
+            path, backend, durability = _where_now(target)
+        seen = os.path.exists(path)
+        try:
+            return open_backend(
+                path, backend=backend, durability=durability, create=create, seen=seen
+            )
+        except StoreNotFoundError:
+            # It vanished while being opened (a migrate retired it just then): where the
+            # cursor points now, if that moved; otherwise the refusal stands.
+            moved = _where_now(target)
+            if not seen or moved[0] == path:
+                raise
+            path, backend, durability = moved
+    raise StoreNotFoundError(f"no store at {path} (it kept moving while being opened)")
 
 
 def _where_now(target: Target) -> tuple[str, str | None, str]:

@@ -223,3 +223,37 @@ def test_a_stale_open_follows_the_cursor_to_where_the_store_went(home, monkeypat
     assert not os.path.exists(spec.path)
     with prontodb.open(cursor="work") as store:
         assert store.get("w.n.k") == b"after" and store.get("seed.n.k") == b"s"
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "lmdb", "diskcache"])
+def test_a_store_retired_between_the_openers_checks_is_never_recreated(home, monkeypatch, engine):
+    """The window between the opener seeing the cursor's store and ``open_backend`` looking
+    again: a migrate that retires the store (and repoints the cursor) just then must not make
+    the write create a fresh store at the old path; the write lands in the live store."""
+    from prontodb import opener
+    from prontodb.opener import open_target
+    from prontodb.selection import Target
+
+    cursor.define("default", "work", backend=engine)
+    with prontodb.open(cursor="work") as store:
+        store.set("seed.n.k", "s")
+    spec = cursor.load("default", "work")
+    moved = spec.path + ".moved" + os.path.splitext(spec.path)[1]
+    real = opener.path_text
+
+    def looking_again(path, argument="path"):
+        text = real(path, argument)
+        if text == spec.path and os.path.exists(spec.path):
+            for suffix in ("-wal", "-shm", "-lock", ""):
+                if os.path.lexists(spec.path + suffix):
+                    os.rename(spec.path + suffix, moved + suffix)
+            cursor.save("default", spec.replace(path=moved))
+        return text
+
+    monkeypatch.setattr(opener, "path_text", looking_again)
+    stale = Target(path=spec.path, user="default", cursor="work", backend=engine)
+    with open_target(stale) as store:
+        store.set("w.n.k", "after")
+    assert not os.path.exists(spec.path)
+    with prontodb.open(cursor="work") as store:
+        assert store.get("w.n.k") == b"after" and store.get("seed.n.k") == b"s"
