@@ -162,3 +162,13 @@ def ttl_def_seconds(key: bytes, raw: bytes) -> int:
     if raw.isdigit() and 0 < len(raw) <= 12 and int(raw) > 0:
         return int(raw)
     raise damaged_key(key, f"TTL definition {bytes(raw[:20])!r} is not whole seconds")
+
+
+def stored_ttl_seconds(key: bytes, raw: bytes) -> int:
+    """The seconds a TTL namespace definition holds as written, for the readers that carry
+    it elsewhere (export, backup) and clamp it into the one range themselves: an earlier
+    release may have written more than :func:`ttl_def_seconds` accepts. Anything but 1 to 30
+    ASCII digits, or zero, is CorruptStoreError (damage, never a ValueError)."""
+    if raw.isdigit() and 0 < len(raw) <= 30 and int(raw) > 0:
+        return int(raw)
+    raise damaged_key(key, f"TTL definition {bytes(raw[:20])!r} is not whole seconds")

@@ -208,7 +208,7 @@ def _dump_layers(
         for key, raw in backend.scan(keyspace.TTLDEF):
             user, meta, project, namespace = keyspace.split_ttl_key(key)
             if only is None or only(user, meta):
-                seconds = writable_ttl(keyspace.ttl_def_seconds(key, raw), now_ms)
+                seconds = writable_ttl(keyspace.stored_ttl_seconds(key, raw), now_ms)
                 layer_of(user, meta or "", key).caches[(project, namespace)] = seconds
         if progress is not None:
             progress.start("backing up", count_keys(backend, keyspace.DATA), "entries")

@@ -188,7 +188,7 @@ def layer_ttl_defs(
         project, namespace = keyspace.segments(key, len(prefix), 2, 2)
         if scope[:1] and scope[0] != project or scope[1:] and scope[1] != namespace:
             continue
-        found[(project, namespace)] = writable_ttl(keyspace.ttl_def_seconds(key, raw), now_ms)
+        found[(project, namespace)] = writable_ttl(keyspace.stored_ttl_seconds(key, raw), now_ms)
     return found
 
 

@@ -640,7 +640,7 @@ def _copy_store(
                         stats.layers.add(key[: key.index(b"\x00", key.index(b"\x00", 2) + 1)])
                     elif key.startswith(keyspace.TTLDEF):
                         keyspace.split_ttl_key(key)
-                        keyspace.ttl_def_seconds(key, raw)
+                        keyspace.stored_ttl_seconds(key, raw)
                         stats.caches += 1
                         stats.layers.add(
                             b"D" + key[1 : key.index(b"\x00", key.index(b"\x00", 2) + 1)]
