@@ -7,12 +7,18 @@ import os
 import uuid
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from prontodb import backends
 from prontodb.backends import backend_class
 from prontodb.clock import FakeClock
 
 from . import _casecount
+
+# No test asserts a timing: hypothesis's per-example deadline (200 ms) is one, and a loaded CI
+# machine trips it. Every property test runs without it and without the too-slow check.
+settings.register_profile("prontodb", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("prontodb")
 
 #: Engines with local stores, as the registry lists them (a url engine brings its own tests:
 #: its server is not something every run has).
