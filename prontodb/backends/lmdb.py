@@ -42,6 +42,7 @@ from typing import IO, Any
 
 import lmdb
 
+from prontodb.backends import _lmdb_pages as pages
 from prontodb.backends import check_unmoved, refuse_special
 from prontodb.backends.base import Backend, prefix_successor
 from prontodb.errors import (
@@ -60,6 +61,8 @@ BUSY_TIMEOUT_S = 60.0
 SCAN_PAGE = 1000
 #: The first chunk a scan page takes from the cursor (then doubling up to SCAN_PAGE).
 _FIRST_CHUNK = 64
+#: ``get_split`` reads values over this size through buffers into the map (one copy less).
+_SPLIT_COPY = 64 << 10
 #: Pairs that ``put_many`` takes from its iterable, checks and writes at a time.
 PUT_MANY_CHUNK = 4096
 #: At most this many pairs (and bytes) after a full first chunk are set aside by put_many.
@@ -143,8 +146,16 @@ class _SharedEnv:
     set their own mark before looking at the other's, so a resize never unmaps a live reader.
     """
 
-    def __init__(self, env: Any, file_id: tuple[int, int], metasync: bool, readonly: bool) -> None:
+    def __init__(
+        self,
+        env: Any,
+        file_id: tuple[int, int],
+        metasync: bool,
+        readonly: bool,
+        guard: pages.PageGuard,
+    ) -> None:
         self.env = env
+        self.guard = guard
         self.page_size: int = env.stat()["psize"]
         self.max_key: int = env.max_key_size()
         self.file_id = file_id
@@ -346,6 +357,7 @@ def _release(shared: _SharedEnv) -> None:
             del _open_envs[shared.file_id]
         if shared.generation == _generation:  # never close a parent's environment in a child
             shared.env.close()
+            shared.guard.close()
 
 
 def _open_env(path: str, durability: str, pin: int | None) -> _SharedEnv:
@@ -422,7 +434,25 @@ def _open_env(path: str, durability: str, pin: int | None) -> _SharedEnv:
     if file_id is None:  # removed right after it was created here
         env.close()
         raise StoreNotFoundError(f"no store at {path} (it was removed while being opened)")
-    return _SharedEnv(env, file_id, metasync=durability == "full", readonly=readonly)
+    # The page guard reads the data file through a descriptor of its own (see _lmdb_pages).
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        env.close()
+        if exc.errno == errno.ENOENT:
+            raise StoreNotFoundError(
+                f"no store at {path} (it was moved or removed while being opened)"
+            ) from exc
+        raise BackendError(f"{path}: cannot read the store ({exc.strerror})") from exc
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != file_id:
+        os.close(fd)
+        env.close()
+        raise StoreNotFoundError(
+            f"no store at {path} (it was moved or replaced while being opened)"
+        )
+    guard = pages.PageGuard(path, fd)
+    return _SharedEnv(env, file_id, durability == "full", readonly, guard)
 
 
 def _give_up_vanished(env: Any, path: str) -> None:
@@ -498,6 +528,8 @@ class LmdbBackend(Backend):
         self._spool: IO[bytes] | None = None
         self._broken: BackendError | None = None
         self._snap: Any = None
+        self._snap_meta: pages.Meta | None = None
+        self._large_values = False
         self._baton = False
         shared = _acquire(path, durability, create)
         self._shared: _SharedEnv = shared
@@ -514,10 +546,12 @@ class LmdbBackend(Backend):
             return self._txn_get(key)
         try:
             if self._snap is not None:
+                self._check_get(self._snap_meta, key)
                 found: bytes | None = self._snap.get(key)
                 return found
-            txn = self._begin_short()
+            txn, meta = self._begin_checked()
             try:
+                self._check_get(meta, key)
                 value: bytes | None = txn.get(key)
                 return value
             finally:
@@ -529,16 +563,24 @@ class LmdbBackend(Backend):
             raise translate(exc, self.path) from exc
 
     def _get_split(self, key: bytes, head: int) -> tuple[bytes, bytes] | None:
-        """Outside a transaction or snapshot, a read transaction that hands out buffers into
-        the map: each part is copied once, before the transaction ends."""
+        """Outside a transaction or snapshot: a small value (the usual case) is read through a
+        plain read transaction and cut; while this backend object's values are large, through
+        one that hands out buffers into the map, so each part is copied once. (A buffer
+        transaction costs about 0.8 µs more to begin, too much for a 100-byte get; which one
+        to use is learnt from the previous value's size, so a switch costs one extra copy.)"""
         if self._base_txn_depth or self._snap is not None:
             return super()._get_split(key, head)
+        large = self._large_values
         try:
-            txn = self._begin_short(buffers=True)
+            txn, meta = self._begin_checked(buffers=large)
             try:
+                self._check_get(meta, key)
                 found = txn.get(key)
                 if found is None:
                     return None
+                self._large_values = len(found) > _SPLIT_COPY
+                if not large:
+                    return found[:head], found[head:]
                 view = memoryview(found)
                 return bytes(view[:head]), bytes(view[head:])
             finally:
@@ -582,15 +624,86 @@ class LmdbBackend(Backend):
                 self._log.append(("page", (prefix, low, inclusive), hash(tuple(page))))
                 return page
             if self._snap is not None:
-                return _read_page(self._snap, prefix, low, inclusive)
-            txn = self._begin_short()
+                limit = self._check_range(self._snap_meta, prefix, low)
+                return _read_page(self._snap, prefix, low, inclusive, limit)
+            txn, meta = self._begin_checked()
             try:
-                return _read_page(txn, prefix, low, inclusive)
+                limit = self._check_range(meta, prefix, low)
+                return _read_page(txn, prefix, low, inclusive, limit)
             finally:
                 txn.abort()
                 self._reading = False
         except lmdb.Error as exc:
             raise translate(exc, self.path) from exc
+
+    # -- page checks before liblmdb reads (see _lmdb_pages) ---------------------------------
+
+    def _begin_checked(self, *, buffers: bool = False) -> tuple[Any, pages.Meta | None]:
+        """A short read transaction and the meta page of its snapshot, or None for the meta
+        when every page of that snapshot is known to be sound (then no walk is needed)."""
+        guard = self._shared.guard
+        while True:
+            txn = self._begin_short(buffers=buffers)
+            whole = guard.whole_from
+            if whole is not None and txn.id() >= whole:
+                return txn, None
+            try:
+                meta = guard.meta(txn.id())
+            except pages.Damage as exc:
+                txn.abort()
+                self._reading = False
+                raise self._damaged(exc) from None
+            except BaseException:
+                txn.abort()
+                self._reading = False
+                raise
+            if meta is not None:
+                return txn, meta
+            txn.abort()  # two commits overwrote its meta page meanwhile: begin again
+            self._reading = False
+
+    def _check_get(self, meta: pages.Meta | None, key: bytes) -> None:
+        """Check the pages liblmdb will read to look ``key`` up (CorruptStoreError)."""
+        if meta is None:
+            return
+        try:
+            self._shared.guard.check_get(meta, bytes(key))
+        except pages.Damage as exc:
+            raise self._damaged(exc) from None
+
+    def _check_range(self, meta: pages.Meta | None, prefix: bytes, low: bytes) -> int | None:
+        """Check the pages the next scan page will read; how many entries from ``low`` on the
+        cursor may pass over (None: no limit)."""
+        if meta is None:
+            return None
+        try:
+            return self._shared.guard.check_range(
+                meta, low, prefix_successor(prefix), SCAN_PAGE + 2
+            )
+        except pages.Damage as exc:
+            raise self._damaged(exc) from None
+
+    def _check_before_write(self) -> None:
+        """Before a write transaction's first read: every page of the committed trees is
+        checked once per process (liblmdb's writes read the paths they change, their
+        neighbours and the free-list tree) — for files up to PAGE_CHECK_ON_WRITE_BYTES."""
+        guard = self._shared.guard
+        txn = self._txn
+        base = txn.id() - 1  # the snapshot a write transaction starts from
+        if guard.whole_from is not None and base >= guard.whole_from:
+            return
+        try:
+            if guard.file_size() > PAGE_CHECK_ON_WRITE_BYTES:
+                return
+            meta = guard.meta(base)
+            if meta is not None:
+                guard.check_whole(meta)
+        except pages.Damage as exc:
+            self._end_txn()
+            raise self._damaged(exc) from None
+
+    def _damaged(self, exc: pages.Damage) -> CorruptStoreError:
+        return CorruptStoreError(f"{self.path}: store file is damaged: {exc}")
 
     # -- writes --------------------------------------------------------------------------
 
@@ -847,6 +960,7 @@ class LmdbBackend(Backend):
     def _start_txn(self) -> None:
         """Begin the write transaction, adopting a map that another process has grown."""
         self._txn = self._begin_long(write=True)
+        self._check_before_write()
 
     def _begin_long(self, *, write: bool) -> lmdb.Transaction:
         """Begin a transaction held for a block (counted as long-lived, so map growth waits
@@ -882,7 +996,7 @@ class LmdbBackend(Backend):
     def _snapshot(self) -> Iterator[None]:
         # The outermost read view only: inside a transaction or another snapshot the base
         # class joins the view that is already fixed.
-        snap = self._begin_long(write=False)
+        snap = self._begin_snapshot()
         self._snap = snap
         try:
             yield
@@ -890,8 +1004,30 @@ class LmdbBackend(Backend):
             if self._snap is snap:  # close() may have released it already
                 self._end_snapshot()
 
+    def _begin_snapshot(self) -> Any:
+        """A long read transaction, with the meta page of its snapshot in ``_snap_meta``
+        (None when every page of it is known to be sound)."""
+        guard = self._shared.guard
+        while True:
+            snap = self._begin_long(write=False)
+            whole = guard.whole_from
+            if whole is not None and snap.id() >= whole:
+                self._snap_meta = None
+                return snap
+            try:
+                self._snap_meta = guard.meta(snap.id())
+            except pages.Damage as exc:
+                snap.abort()
+                self._shared.leave_long()
+                raise self._damaged(exc) from None
+            if self._snap_meta is not None:
+                return snap
+            snap.abort()  # two commits overwrote its meta page meanwhile: begin again
+            self._shared.leave_long()
+
     def _end_snapshot(self) -> None:
         snap, self._snap = self._snap, None
+        self._snap_meta = None
         try:
             snap.abort()
         except lmdb.Error:
@@ -1020,9 +1156,12 @@ def _replay(txn: Any, log: list[tuple[Any, ...]], validate: bool) -> None:
             _run_op(txn, op)
 
 
-def _read_page(txn: Any, prefix: bytes, low: bytes, inclusive: bool) -> list[tuple[bytes, bytes]]:
+def _read_page(
+    txn: Any, prefix: bytes, low: bytes, inclusive: bool, limit: int | None = None
+) -> list[tuple[bytes, bytes]]:
     """Up to SCAN_PAGE pairs with keys starting with ``prefix``, from ``low`` on (excluded when
-    not ``inclusive``), ascending.
+    not ``inclusive``), ascending. With ``limit``, the cursor never moves past the first
+    ``limit`` entries from ``low`` on (the ones whose pages were checked).
 
     Pairs are taken from the cursor in chunks by C-level iteration (64, then doubling, so a
     short scan such as the TTL sweep reads little past its end), and each chunk is cut at the
@@ -1030,16 +1169,24 @@ def _read_page(txn: Any, prefix: bytes, low: bytes, inclusive: bool) -> list[tup
     page: list[tuple[bytes, bytes]] = []
     high = prefix_successor(prefix)
     end = None if high is None else (high,)  # (key, value) < (high,) exactly when key < high
+    budget = SCAN_PAGE + 1 if limit is None else limit  # entries the cursor may still reach
     with txn.cursor() as cursor:
         if not cursor.set_range(low):
             return page
-        if not inclusive and cursor.key() == low and not cursor.next():
-            return page
+        if not inclusive and cursor.key() == low:
+            # The next entry must be checked too; when it is not, the walk stopped at an
+            # entry past the prefix: low itself, and so the page is empty.
+            budget -= 1
+            if budget < 1 or not cursor.next():
+                return page
         pairs = cursor.iternext()
         want = _FIRST_CHUNK
         while len(page) < SCAN_PAGE:
-            want = min(want, SCAN_PAGE - len(page))
+            want = min(want, SCAN_PAGE - len(page), budget)
+            if want <= 0:
+                break
             chunk = list(islice(pairs, want))
+            budget -= len(chunk)
             if end is not None and chunk and chunk[-1] >= end:
                 page += chunk[: bisect_left(chunk, end)]
                 break
@@ -1064,28 +1211,23 @@ def _verify_file(path: str) -> list[str]:
 
 # -- page check --------------------------------------------------------------------------------
 # liblmdb asserts (and so aborts the whole interpreter) when a page in the tree is not what its
-# parent says it is: one zeroed 4 KiB page is enough. These checks read the file's pages with
-# plain Python before the C library walks them, and turn such damage into CorruptStoreError.
+# parent says it is: one zeroed 4 KiB page is enough. _lmdb_pages reads the file's pages with
+# plain Python before the C library walks them, and such damage becomes CorruptStoreError.
 
-_P_BRANCH, _P_LEAF, _P_OVERFLOW, _P_META = 0x01, 0x02, 0x04, 0x08
-_F_BIGDATA = 0x01
-_PAGEHDRSZ = 16
-_NODESZ = 8
-_META_MAGIC = 0xBEEFC0DE
-_P_INVALID = 2**64 - 1
-#: Files up to this size have every page of their trees checked when they are opened.
-PAGE_CHECK_ON_OPEN_BYTES = 64 << 20
+#: Files up to this size have every page of their trees checked before the first write
+#: transaction of a process (about 5 ms per MiB). A larger file's writes are not checked: a
+#: damaged page there can still abort a write (reads are always checked; doctor finds it).
+PAGE_CHECK_ON_WRITE_BYTES = 64 << 20
 
 
 def verify_pages(path: str, *, deep: bool = True) -> list[str]:
     """Problems found in the LMDB file at ``path`` by walking its B-trees from the newest
-    valid meta page, reading page headers directly (never through liblmdb): each reachable
-    page must carry its own number and a branch, leaf or overflow flag, and every pointer
-    must stay inside the file. Empty when the trees are sound. Without ``deep`` only the meta
-    pages and the root pages are checked (constant time, done on every open); the deep walk
-    reads every page (about 60 ms per MiB) and is what ``check()`` runs first."""
+    valid meta page, reading pages directly (never through liblmdb): each reachable page must
+    be what its place in the tree calls for, and everything it points at must lie inside the
+    page or the file (see ``_lmdb_pages.check_page``). Empty when the trees are sound. Without
+    ``deep`` only the meta pages and the two root pages are checked (constant time, done on
+    every open); the deep walk reads every page and is what ``check()`` runs first."""
     import mmap
-    import struct
 
     try:
         with open(path, "rb") as fh:
@@ -1095,110 +1237,32 @@ def verify_pages(path: str, *, deep: bool = True) -> list[str]:
             data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError) as exc:
         return [f"cannot read the file: {exc}"]
+
+    def remap(end: int) -> mmap.mmap:
+        raise pages.Damage(f"a page the tree uses lies past the end of the file ({size} bytes)")
+
     try:
-        return _walk(data, size, struct, deep)
+        metas, problems = pages.read_metas(data, size)
+        if not metas:
+            return problems
+        meta = max(metas)
+        if deep:
+            return problems + pages.walk(data, meta, remap)
+        for tree, root, depth in (
+            ("free list tree", meta.free_root, meta.free_depth),
+            ("main tree", meta.main_root, meta.main_depth),
+        ):
+            if root == pages.P_INVALID:
+                continue
+            try:
+                if not 2 <= root <= meta.last:
+                    raise pages.Damage(f"{tree}, page {root}: page number out of range")
+                if (root + 1) * meta.psize > size:
+                    remap((root + 1) * meta.psize)
+                kind = pages.P_LEAF if depth == 1 else pages.P_BRANCH
+                pages.check_page(data, meta, root, kind, remap, tree)
+            except pages.Damage as exc:
+                problems.append(str(exc))
+        return problems
     finally:
         data.close()
-
-
-def _walk(data: Any, size: int, struct: Any, deep: bool) -> list[str]:
-    u16, u32, u64 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<Q")
-    if size < 2 * _PAGEHDRSZ + 160:
-        return ["the file is too short for its two meta pages"]
-    psize = u32.unpack_from(data, _PAGEHDRSZ + 24)[0]
-    if psize < 512 or psize & (psize - 1) or psize > 65536 or 2 * psize > size:
-        return [f"meta page 0 is damaged (page size {psize})"]
-    metas = []
-    for number in (0, 1):
-        base = number * psize
-        flags = u16.unpack_from(data, base + 10)[0]
-        magic = u32.unpack_from(data, base + _PAGEHDRSZ)[0]
-        if not flags & _P_META or magic != _META_MAGIC:
-            continue
-        free_root = u64.unpack_from(data, base + _PAGEHDRSZ + 24 + 40)[0]
-        main_root = u64.unpack_from(data, base + _PAGEHDRSZ + 24 + 48 + 40)[0]
-        last = u64.unpack_from(data, base + _PAGEHDRSZ + 24 + 96)[0]
-        txnid = u64.unpack_from(data, base + _PAGEHDRSZ + 24 + 104)[0]
-        metas.append((txnid, number, free_root, main_root, last))
-    if not metas:
-        return ["both meta pages are damaged"]
-    problems: list[str] = []
-    if len(metas) == 1:
-        problems.append(f"meta page {1 - metas[0][1]} is damaged")
-    _, _, free_root, main_root, last = max(metas)
-    # The meta page may count a page the file does not hold yet: LMDB allocates page numbers
-    # that a commit never writes (pages freed again in the same transaction), so a killed
-    # writer can leave last >= pages in a sound store. Only a page the trees reference beyond
-    # the end of the file is damage; the walk checks every reference against what the file holds.
-    last = min(last, size // psize - 1)
-    for name, root in (("free list", free_root), ("main", main_root)):
-        if root != _P_INVALID:
-            problems.extend(_walk_tree(data, psize, last, root, name, u16, u64, deep))
-            if len(problems) > 20:
-                break
-    return problems
-
-
-def _walk_tree(
-    data: Any, psize: int, last: int, root: int, name: str, u16: Any, u64: Any, deep: bool
-) -> list[str]:
-    problems: list[str] = []
-    stack = [(root, 0)]
-    seen: set[int] = set()
-    while stack:
-        pgno, depth = stack.pop()
-        where = f"{name} tree, page {pgno}"
-        if pgno > last or pgno < 2:
-            problems.append(f"{where}: page number out of range (last page is {last})")
-            continue
-        if pgno in seen or depth > 64:
-            problems.append(f"{where}: the tree points at this page twice")
-            continue
-        seen.add(pgno)
-        base = pgno * psize
-        own = u64.unpack_from(data, base)[0]
-        flags = u16.unpack_from(data, base + 10)[0]
-        kind = flags & (_P_BRANCH | _P_LEAF | _P_OVERFLOW)
-        if own != pgno or kind not in (_P_BRANCH, _P_LEAF):
-            problems.append(f"{where}: damaged page header (number {own}, flags {flags:#x})")
-            continue
-        lower = u16.unpack_from(data, base + 12)[0]
-        upper = u16.unpack_from(data, base + 14)[0]
-        if not _PAGEHDRSZ <= lower <= upper <= psize or (lower - _PAGEHDRSZ) % 2:
-            problems.append(f"{where}: damaged free-space bounds ({lower}, {upper})")
-            continue
-        if not deep:
-            continue
-        for i in range((lower - _PAGEHDRSZ) // 2):
-            node = u16.unpack_from(data, base + _PAGEHDRSZ + 2 * i)[0]
-            if not upper <= node <= psize - _NODESZ:
-                problems.append(f"{where}: node {i} points outside the page")
-                break
-            lo, hi, nflags, ksize = (
-                u16.unpack_from(data, base + node + 2 * j)[0] for j in range(4)
-            )
-            if node + _NODESZ + ksize > psize:
-                problems.append(f"{where}: node {i} has a key running past the page")
-                break
-            if kind == _P_BRANCH:
-                stack.append((lo | hi << 16 | nflags << 32, depth + 1))
-            elif nflags & _F_BIGDATA:
-                at = base + node + _NODESZ + ksize
-                if at + 8 > base + psize:
-                    problems.append(f"{where}: node {i} has a value running past the page")
-                    break
-                over = u64.unpack_from(data, at)[0]
-                if not 2 <= over <= last:
-                    problems.append(f"{where}: node {i} points at overflow page {over}")
-                    continue
-                ob = over * psize
-                if u64.unpack_from(data, ob)[0] != over or not (
-                    u16.unpack_from(data, ob + 10)[0] & _P_OVERFLOW
-                ):
-                    problems.append(f"{name} tree, overflow page {over}: damaged page header")
-            elif node + _NODESZ + ksize + (lo | hi << 16) > psize:
-                problems.append(f"{where}: node {i} has a value running past the page")
-                break
-        if len(problems) > 20:
-            break
-    return problems
