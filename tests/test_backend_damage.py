@@ -1,23 +1,158 @@
-"""Damaged pages never abort the interpreter and never surface as an unexpected error: every
-page of a small LMDB and SQLite store is zeroed in turn; the store is opened and checked (what
-doctor does), and read (get, keys, scan) when the check found nothing. A quick sample runs in
-CI; the sweep over every page runs with --run-slow. (On LMDB, reading a damaged store that was
-not checked first can still reach a liblmdb assertion: see docs/reliability.md.)"""
+"""Damaged pages never abort the interpreter and never surface as an unexpected error.
+
+Every page of a small LMDB and SQLite store is zeroed in turn (``--run-slow``; a sample of
+pages runs by default), and on each damaged copy the real CLI runs in a subprocess with an
+isolated HOME: ``get`` of several keys, ``keys``, ``export``, ``backup``, ``doctor`` and ``gc``
+(which has expired entries to remove, so it writes). For every command: the exit code is never
+an abort (134) or a signal, stderr never says "unexpected" or shows a traceback, and whenever
+any command's outcome differs from the sound store's, ``doctor`` reports the damage (exits
+non-zero). On LMDB, reads check in Python every page liblmdb will touch first
+(``prontodb/backends/_lmdb_pages.py``); see docs/reliability.md.
+
+A library-level sweep (one child process for all pages, reads without ``check()`` first)
+proves the same for the read paths alone at a finer grain, and unit tests below pin the page
+walks against liblmdb on sound stores.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 import prontodb
+from prontodb.backends import _lmdb_pages as pages
+from prontodb.backends.lmdb import SCAN_PAGE, LmdbBackend, verify_pages
+from prontodb.clock import FakeClock
+from prontodb.errors import CorruptStoreError
 
 PAGE = 4096
-#: Zeroes each page given on the command line in a copy of the store and reports, per page,
-#: what reading and checking it did. An abort kills this child: the parent sees which page.
+GETS = ("app.ns.key0000", "app.ns.key0750", "app.ns.key1499", "app.ns.big", "app.other.k0400")
+
+
+def _make_store(tmp_path, engine: str) -> tuple[str, int]:
+    """~1 MiB: two namespaces, values of many sizes, a big (overflow) value, and 50 entries
+    that expired long ago (written with a clock in 2001), for ``gc`` to remove."""
+    path = str(tmp_path / f"src.{engine}")
+    with prontodb.open(path, backend=engine) as store:
+        store.set_many([(f"app.ns.key{i:04d}", b"v" * (i % 700)) for i in range(1500)])
+        store.set_many([(f"app.other.k{i:04d}", b"w" * 50) for i in range(800)])
+        store.set("app.ns.big", b"b" * 20_000)
+    with prontodb.open(path, clock=FakeClock(1_000_000_000.0)) as old:
+        for i in range(50):
+            old.set(f"app.old.k{i:03d}", b"x" * 30, ttl=60)
+    return path, os.path.getsize(path) // PAGE
+
+
+def _commands(work: str) -> list[tuple[str, list[str]]]:
+    out = os.path.dirname(work)
+    reads = [(f"get {a}", ["get", a]) for a in GETS]
+    reads += [
+        ("get missing", ["get", "app.ns.missing"]),
+        ("keys", ["keys", "--all"]),
+        ("export", ["export", "-o", os.path.join(out, "export.jsonl")]),
+        ("backup", ["backup", "-o", os.path.join(out, "backup.tar")]),
+    ]
+    # doctor before gc: gc writes, and what doctor reports must be the damage the reads saw
+    return [*reads, ("doctor", ["doctor"]), ("gc", ["gc"])]
+
+
+def _run_cli(home: str, work: str, page: int | None) -> dict[str, tuple[int, str, str]]:
+    """Zero ``page`` (None: none) of the store copied to ``work``, then run every command."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRONTO")}
+    env.update(HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"), PYTHONUNBUFFERED="1")
+    results = {}
+    for name, argv in _commands(work):
+        done = subprocess.run(
+            [sys.executable, "-m", "prontodb", "--database", work, *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        results[name] = (done.returncode, done.stdout, done.stderr)
+    return results
+
+
+def _one_page(src: str, root: str, page: int | None) -> dict[str, tuple[int, str, str]]:
+    where = os.path.join(root, f"p{page}")
+    home = os.path.join(where, "home")
+    os.makedirs(home)
+    work = os.path.join(where, "store" + os.path.splitext(src)[1])
+    shutil.copy(src, work)
+    if page is not None:
+        with open(work, "r+b") as fh:
+            fh.seek(page * PAGE)
+            fh.write(b"\0" * PAGE)
+    try:
+        return _run_cli(home, work, page)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def _cli_sweep(tmp_path, engine: str, chosen: list[int] | None) -> Counter[str]:
+    src, count = _make_store(tmp_path, engine)
+    numbers = list(range(count)) if chosen is None else sorted({p % count for p in chosen})
+    root = str(tmp_path / "runs")
+    sound = _one_page(src, root, None)
+    assert all(rc == 0 for name, (rc, _, _) in sound.items() if name != "get missing"), sound
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(lambda p: (p, _one_page(src, root, p)), numbers))
+    tally: Counter[str] = Counter()
+    failures = []
+    for page, results in runs:
+        saw = []
+        for name, (rc, stdout, stderr) in results.items():
+            if rc < 0 or rc >= 128:
+                failures.append(f"page {page}: {name} died (exit {rc}): {stderr[-300:]}")
+            if "unexpected" in stderr.lower() or "Traceback" in stderr:
+                failures.append(f"page {page}: {name}: {stderr[-300:]}")
+            same = (
+                (rc, stdout) == sound[name][:2]
+                if name not in ("export", "backup")
+                else (rc == sound[name][0])
+            )
+            if name not in ("doctor", "gc"):
+                tally[f"{name}: {'as sound' if same else f'exit {rc}'}"] += 1
+                if not same:
+                    saw.append(name)
+        doctor_rc = results["doctor"][0]
+        tally[f"doctor: exit {doctor_rc}"] += 1
+        tally[f"gc: exit {results['gc'][0]}"] += 1
+        if saw and doctor_rc == 0:
+            failures.append(f"page {page}: {saw} saw the damage, doctor called it healthy")
+    assert failures == [], "\n".join(failures[:20])
+    print(f"\n{engine}: {len(numbers)} of {count} pages zeroed one at a time (CLI): ")
+    for line in sorted(tally.items()):
+        print(f"  {line[0]}: {line[1]}")
+    return tally
+
+
+@pytest.mark.parametrize("engine", ["lmdb", "sqlite"])
+def test_zeroed_pages_cli_sample(tmp_path, engine):
+    # the meta/header pages, branch and leaf pages of the main tree, and the last page
+    tally = _cli_sweep(tmp_path, engine, [0, 1, 2, 5, 40, 120, 200, -1])
+    assert any(key.startswith("doctor: exit 1") for key in tally)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["lmdb", "sqlite"])
+def test_zeroed_pages_cli_full_sweep(tmp_path, engine):
+    _cli_sweep(tmp_path, engine, None)
+
+
+# -- the library's read paths, every page, in one child -----------------------------------------
+
+#: Zeroes each page given on the command line in a copy of the store and reads it WITHOUT a
+#: check first (gets, listings, a snapshot export); reports per page. An abort kills this
+#: child: the parent sees which page.
 CHILD = r"""
 import json, os, shutil, sys
 import prontodb
@@ -31,18 +166,20 @@ for page in pages:
     with open(work, "r+b") as fh:
         fh.seek(page * 4096)
         fh.write(b"\0" * 4096)
-    outcome = {"page": page}
+    outcome = {"page": page, "damage": 0, "read": 0}
     try:
         with prontodb.open(work, create=False) as store:
-            outcome["problems"] = len(store.backend.check())  # what doctor runs first
-            if not outcome["problems"]:
+            steps = [lambda a=a: store.get(a, None) for a in sys.argv[3].split(",")]
+            steps += [lambda s=s: store.keys(s) for s in ("app.ns", "app.other", "app.old")]
+            steps.append(lambda: list(store.backend.scan(b"")))
+            for step in steps:
                 try:
-                    store.get("app.ns.key0100")
-                except NotFoundError:
-                    pass
-                outcome["keys"] = len(store.keys("app.ns"))
-                outcome["scanned"] = sum(1 for _ in store.scan("app.ns"))
-        outcome["result"] = "read"
+                    step()
+                    outcome["read"] += 1
+                except ProntoError:
+                    outcome["damage"] += 1
+            outcome["problems"] = len(store.backend.check())  # what doctor runs
+        outcome["result"] = "opened"
     except ProntoError as exc:
         outcome["result"] = type(exc).__name__
     except Exception as exc:
@@ -54,20 +191,12 @@ for page in pages:
 """
 
 
-def _make_store(tmp_path, engine: str) -> tuple[str, int]:
-    path = str(tmp_path / f"src.{engine}")
-    with prontodb.open(path, backend=engine) as store:
-        store.set_many([(f"app.ns.key{i:04d}", b"v" * (i % 700)) for i in range(1500)])
-        store.set("app.ns.big", b"b" * 20_000)
-    return path, os.path.getsize(path) // PAGE
-
-
-def _sweep(path: str, pages: list[int]) -> list[dict[str, object]]:
+def _library_sweep(path: str, numbers: list[int]) -> list[dict[str, object]]:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, path, ",".join(map(str, pages))],
+        [sys.executable, "-c", CHILD, path, ",".join(map(str, numbers)), ",".join(GETS)],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     started = [line["start"] for line in lines if "start" in line]
@@ -75,35 +204,130 @@ def _sweep(path: str, pages: list[int]) -> list[dict[str, object]]:
         f"the reader died (exit {done.returncode}) on page {started[-1] if started else '?'}: "
         f"{done.stderr[-400:]}"
     )
-    return [line for line in lines if "page" in line]
-
-
-@pytest.mark.parametrize("engine", ["lmdb", "sqlite"])
-def test_zeroed_pages_sample(tmp_path, engine):
-    path, pages = _make_store(tmp_path, engine)
-    sample = sorted({0, 1, 2, 3, pages // 3, pages // 2, (2 * pages) // 3, pages - 1})
-    outcomes = _sweep(path, sample)
-    assert len(outcomes) == len(sample)
+    outcomes = [line for line in lines if "page" in line]
+    assert len(outcomes) == len(numbers)
     for o in outcomes:
         assert not str(o["result"]).startswith("unexpected"), o
-    # the damage is found: refused at open, or reported by check
-    assert any(o["result"] != "read" or o["problems"] for o in outcomes)
+        if o["result"] == "opened" and o["damage"]:
+            assert o["problems"], f"reads saw damage on page {o['page']}, check() did not: {o}"
+    return outcomes
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["lmdb", "sqlite"])
-def test_zeroed_pages_full_sweep(tmp_path, engine):
-    path, pages = _make_store(tmp_path, engine)
-    outcomes = _sweep(path, list(range(pages)))
-    assert len(outcomes) == pages
-    unexpected = [o for o in outcomes if str(o["result"]).startswith("unexpected")]
-    assert unexpected == []
-    summary: dict[str, int] = {}
-    for o in outcomes:
-        key = (
-            o["result"]
-            if o["result"] != "read"
-            else ("read, damage reported" if o["problems"] else "read clean")
+def test_zeroed_pages_library_every_page(tmp_path, engine):
+    path, count = _make_store(tmp_path, engine)
+    outcomes = _library_sweep(path, list(range(count)))
+    summary = Counter(
+        str(o["result"])
+        if o["result"] != "opened"
+        else ("reads saw damage" if o["damage"] else "reads clean")
+        + (", check reported it" if o["problems"] else ", check clean")
+        for o in outcomes
+    )
+    print(f"\n{engine}: {count} pages zeroed one at a time (library reads): {dict(summary)}")
+    assert sum(1 for o in outcomes if o["result"] != "opened" or o["damage"]) > count // 2
+
+
+# -- the page walks against liblmdb ------------------------------------------------------------
+
+
+def _lmdb_store(tmp_path, entries: int, size_of=lambda i: i % 300) -> LmdbBackend:
+    backend = LmdbBackend(str(tmp_path / "walk.lmdb"))
+    backend.put_many((b"k%06d" % i, b"v" * size_of(i)) for i in range(entries))
+    return backend
+
+
+def _fresh_guard(backend: LmdbBackend) -> pages.PageGuard:
+    """A guard with nothing checked yet, on the backend's file (as in a new process)."""
+    guard = pages.PageGuard(backend.path, os.open(backend.path, os.O_RDONLY))
+    backend._shared.guard = guard
+    return guard
+
+
+def test_sound_stores_pass_every_walk(tmp_path):
+    backend = _lmdb_store(tmp_path, 20_000, lambda i: 5000 if i % 997 == 0 else i % 300)
+    with backend.transaction():
+        for i in range(0, 20_000, 3):
+            backend.delete(b"k%06d" % i)  # rebalanced and merged pages
+    assert verify_pages(backend.path) == []
+    guard = _fresh_guard(backend)
+    for i in range(0, 20_000, 379):
+        assert backend.get(b"k%06d" % i) == (
+            None if i % 3 == 0 else b"v" * (5000 if i % 997 == 0 else i % 300)
         )
-        summary[str(key)] = summary.get(str(key), 0) + 1
-    print(f"\n{engine}: {pages} pages zeroed one at a time: {summary}")
+    assert guard.whole_from is None  # path walks so far, not the whole file
+    assert len(list(backend.scan(b"k01"))) == sum(1 for i in range(10_000, 20_000) if i % 3)
+    backend.close()
+
+
+def test_a_scan_is_limited_to_checked_leaves_and_a_get_to_its_path(tmp_path):
+    backend = _lmdb_store(tmp_path, 30_000)
+    guard = _fresh_guard(backend)
+    txn = backend._env.begin()
+    meta = guard.meta(txn.id())
+    assert meta is not None and meta.main_depth >= 3
+    limit = guard.check_range(meta, b"k010000", b"k010001", SCAN_PAGE + 2)
+    # one leaf holds the first key past the range: the limit ends with that leaf
+    assert limit is not None and 1 < limit < 200
+    checked = set(guard._checked)
+    assert len(checked) == meta.main_depth  # the path to one leaf, nothing else
+    guard.check_get(meta, b"k029999")
+    assert len(guard._checked) == len(checked) + meta.main_depth - 1  # same root, new path
+    assert guard.check_range(meta, b"k029990", None, SCAN_PAGE + 2) is None  # reaches the end
+    txn.abort()
+    backend.close()
+
+
+def test_damage_outside_a_read_does_not_fail_it_damage_inside_does(tmp_path):
+    backend = _lmdb_store(tmp_path, 30_000)
+    path = backend.path
+    backend.close()
+    data = open(path, "rb").read()
+    metas, _ = pages.read_metas(data, len(data))
+    meta = max(metas)
+    # the leaf holding the last key: follow the rightmost child down
+    pgno = meta.main_root
+    for _ in range(meta.main_depth - 1):
+        base = pgno * PAGE
+        n = (int.from_bytes(data[base + 12 : base + 14], "little") - 16) // 2
+        node = base + int.from_bytes(
+            data[base + 16 + 2 * (n - 1) : base + 18 + 2 * (n - 1)], "little"
+        )
+        pgno = (
+            int.from_bytes(data[node : node + 4], "little")
+            | int.from_bytes(data[node + 4 : node + 6], "little") << 32
+        )
+    with open(path, "r+b") as fh:
+        fh.seek(pgno * PAGE)
+        fh.write(b"\0" * PAGE)
+    backend = LmdbBackend(path, create=False)
+    try:
+        assert backend.get(b"k000100") == b"v" * 100  # another leaf: unaffected
+        assert len(list(backend.scan(b"k001"))) == 1000
+        with pytest.raises(CorruptStoreError, match=f"page {pgno}"):
+            backend.get(b"k029999")
+        with pytest.raises(CorruptStoreError, match=f"page {pgno}"):
+            list(backend.scan(b"k029"))
+        with pytest.raises(CorruptStoreError, match=f"page {pgno}"):
+            backend.put(b"k000001", b"new")  # the write walks every page first
+        assert backend.get(b"k000001") == b"v" * 1
+        assert any(f"page {pgno}" in p for p in backend.check())
+    finally:
+        backend.close()
+
+
+def test_reads_check_once_then_the_whole_file(tmp_path):
+    backend = _lmdb_store(tmp_path, 5_000)
+    guard = _fresh_guard(backend)
+    for _ in range(3):
+        backend.get(b"k000001")
+    assert guard.whole_from is None
+    for i in range(0, 5_000, 7):
+        backend.get(b"k%06d" % i)  # past the file's page count in pages visited
+    assert guard.whole_from is not None
+    backend.put(b"k000001", b"x")  # a later snapshot is covered without a walk
+    txn, meta = backend._begin_checked()
+    assert meta is None
+    txn.abort()
+    backend._reading = False
+    backend.close()
