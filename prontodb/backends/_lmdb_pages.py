@@ -179,7 +179,10 @@ class PageGuard:
         metas, _ = read_metas(data, self._size)
         for meta in metas:
             if meta.txnid == txnid:
-                return meta
+                # A commit may be rewriting this meta page right now (the second after ours):
+                # believe it only when a second read agrees.
+                again, _ = read_metas(data, self._size)
+                return meta if meta in again else None
         return None
 
     # -- what a read touches ---------------------------------------------------------------
