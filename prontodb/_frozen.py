@@ -11,7 +11,10 @@ equality and hash over the fields (only between instances of the same class), a 
 from __future__ import annotations
 
 from operator import attrgetter
-from typing import Any, ClassVar
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from typing import Any, ClassVar
 
 
 def slot_setters(cls: type) -> tuple[Any, ...]:

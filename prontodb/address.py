@@ -7,12 +7,15 @@ validates every segment and names the offending part in :class:`InvalidAddressEr
 from __future__ import annotations
 
 import operator
-import re
-from collections.abc import Sequence
 from itertools import repeat
 
 from prontodb._frozen import Frozen, slot_setters
 from prontodb.errors import InvalidAddressError, literal
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    import re
+    from collections.abc import Sequence
 
 #: Delimiters a user may choose with ``--ns-delim``; ``.`` is the default.
 DELIMITERS = (".", ":", "/", "|")
@@ -23,34 +26,67 @@ MAX_SEGMENT = 128
 MAX_ADDRESS = 440
 CONTEXT_SEP = "__"
 
-_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}")
-_BAD_CHAR = re.compile(r"[^A-Za-z0-9_-]")
-#: delimiter -> one pattern matching a whole valid ``project.namespace.name`` (compiled lazily)
+#: The characters of a segment: ``A-Z a-z 0-9 _ -``, not starting with ``-`` (the rule
+#: ``[A-Za-z0-9_][A-Za-z0-9_-]{0,127}``). Checked with string methods, not a regex: importing
+#: :mod:`re` costs a one-shot command more than the rest of the address module.
+SEGMENT_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+#: A whole ``project.namespace.name`` for :func:`all_plain` (the bulk path), compiled on
+#: first use per delimiter.
 _PLAIN: dict[str, re.Pattern[str]] = {}
 
 
-def _plain_pattern(delim: str) -> re.Pattern[str] | None:
-    """The pattern of ``project.namespace.name`` of valid segments printed with ``delim``
-    (compiled on first use; None for a delimiter that is not one of DELIMITERS)."""
-    pattern = _PLAIN.get(delim)
-    if pattern is None and delim in DELIMITERS:
-        segment = _SEGMENT.pattern
-        d = re.escape(delim)
-        pattern = _PLAIN[delim] = re.compile(f"({segment}){d}({segment}){d}({segment})")
-    return pattern
+def valid_segment(segment: str) -> bool:
+    """True when ``segment`` is a valid project, namespace, key or context: 1-128 characters
+    of ``A-Z a-z 0-9 _ -``, not starting with ``-``."""
+    return (
+        0 < len(segment) <= MAX_SEGMENT
+        and segment[0] != "-"
+        and not segment.strip(SEGMENT_CHARS)  # every character is allowed
+    )
 
 
-def _plain_match(text: str, delim: str) -> re.Match[str] | None:
-    pattern = _PLAIN.get(delim) or _plain_pattern(delim)
-    return None if pattern is None else pattern.fullmatch(text)
+def _plain_parts(text: str, delim: str) -> list[str] | None:
+    """The three segments of ``text`` when it is ``project.namespace.name`` of valid segments
+    printed with ``delim`` (one of DELIMITERS), else None. None means "not certainly": a
+    segment of only ``_`` and ``-`` is valid but not recognized here (the parser checks it)."""
+    parts = text.split(delim)
+    if len(parts) == 3 and delim in DELIMITERS:
+        p, n, k = parts
+        if (
+            p
+            and n
+            and k
+            and p[0] != "-"
+            and n[0] != "-"
+            and k[0] != "-"
+            and len(p) <= MAX_SEGMENT
+            and len(n) <= MAX_SEGMENT
+            and len(k) <= MAX_SEGMENT
+            and text.isascii()
+            and text.replace(delim, "").replace("-", "").replace("_", "").isalnum()
+        ):
+            return parts
+    return None
 
 
 def is_plain(text: str, delim: str = DEFAULT_DELIM) -> bool:
-    """True when ``text`` is a valid full address without a context (``p.n.k``), checked with
-    one regex: the common case, whose backend key needs no :class:`Address`. False means "not
-    certainly": use :func:`parse`, which validates and explains."""
-    pattern = _PLAIN.get(delim) or _plain_pattern(delim)
-    return pattern is not None and pattern.fullmatch(text) is not None and CONTEXT_SEP not in text
+    """True when ``text`` is a valid full address without a context (``p.n.k``): the common
+    case, whose backend key needs no :class:`Address`. False means "not certainly": use
+    :func:`parse`, which validates and explains."""
+    return CONTEXT_SEP not in text and _plain_parts(text, delim) is not None
+
+
+def _plain_pattern(delim: str) -> re.Pattern[str] | None:
+    """The regex of ``project.namespace.name`` printed with ``delim`` (compiled on first use;
+    None for a delimiter that is not one of DELIMITERS)."""
+    pattern = _PLAIN.get(delim)
+    if pattern is None and delim in DELIMITERS:
+        import re  # the bulk path only: checking many addresses at once is faster in re
+
+        segment = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}"
+        d = re.escape(delim)
+        pattern = _PLAIN[delim] = re.compile(f"({segment}){d}({segment}){d}({segment})")
+    return pattern
 
 
 def all_plain(texts: Sequence[object], delim: str = DEFAULT_DELIM) -> bool:
@@ -139,7 +175,7 @@ def check_delim(delim: str) -> str:
 
 def check_segment(segment: str, part: str, text: str) -> str:
     """Validate one segment (project, namespace, key or context) of the address ``text``."""
-    if _SEGMENT.fullmatch(segment):
+    if valid_segment(segment):
         return segment
     where = f"invalid address {text!r}"
     if segment == "":
@@ -150,8 +186,7 @@ def check_segment(segment: str, part: str, text: str) -> str:
         )
     if segment.startswith("-"):
         raise InvalidAddressError(f"{where}: {part} {segment!r} starts with '-'")
-    bad = _BAD_CHAR.search(segment)
-    char = bad.group() if bad else "?"
+    char = next((c for c in segment if c not in SEGMENT_CHARS), "?")
     raise InvalidAddressError(
         f"{where}: bad character {char!r} in {part} {segment!r} (allowed: A-Z a-z 0-9 _ -)"
     )
@@ -181,11 +216,12 @@ def parse(
     ``namespace.key`` needs a default ``project``; ``key`` needs a default project and
     namespace. Missing defaults make the address incomplete, which is an InvalidAddressError.
     """
-    # Fast path: one regex for the common full address without context (segments of at most
-    # 128 characters cannot exceed MAX_ADDRESS together).
-    plain = _plain_match(text, delim)
-    if plain is not None and CONTEXT_SEP not in text:
-        return Address(*plain.groups())
+    # Fast path: the common full address without context (segments of at most 128
+    # characters cannot exceed MAX_ADDRESS together).
+    if CONTEXT_SEP not in text:
+        plain = _plain_parts(text, delim)
+        if plain is not None:
+            return Address(*plain)
     if text == "":
         raise InvalidAddressError("invalid address '': empty address")
     parts = text.split(delim)

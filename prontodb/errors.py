@@ -7,15 +7,17 @@ exit codes; the library never exits. Backends translate their engine's native er
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing or re
+    import re
+    from collections.abc import Callable
+
+    #: How an argument (and optionally a value for it) is written in a message.
+    Spelling = Callable[[str, str | None], str]
 
 #: ``{name}`` or ``{name=value}`` in a message template: an argument, optionally with a value.
-#: ``{{`` and ``}}`` stand for literal braces (see :func:`literal`).
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*)(?:=([^{}]*))?\}")
-
-#: How an argument (and optionally a value for it) is written in a message.
-Spelling = Callable[[str, str | None], str]
+#: ``{{`` and ``}}`` stand for literal braces (see :func:`literal`). Compiled on first use.
+_PLACEHOLDER = r"\{\{|\}\}|\{([a-z_][a-z0-9_]*)(?:=([^{}]*))?\}"
 
 
 def python_spelling(argument: str, value: str | None) -> str:
@@ -88,13 +90,15 @@ def render(template: str, spell: Spelling) -> str:
     """Fill each ``{name}`` / ``{name=value}`` of ``template`` with ``spell(name, value)``;
     other text is kept as is."""
 
+    import re  # only a message built from a template pays for it (re caches the pattern)
+
     def fill(match: re.Match[str]) -> str:
         text = match.group(0)
         if text in ("{{", "}}"):
             return text[0]
         return spell(match.group(1), match.group(2))
 
-    return _PLACEHOLDER.sub(fill, template)
+    return re.sub(_PLACEHOLDER, fill, template)
 
 
 def literal(text: object) -> str:

@@ -5,17 +5,26 @@ The rule forbids dots, slashes and empty names, so a name can never traverse a p
 
 from __future__ import annotations
 
-import re
-
 from prontodb.errors import InvalidNameError
 
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+#: The characters of a name; the first must be an ASCII letter (the rule
+#: ``[A-Za-z][A-Za-z0-9_-]{0,31}``, checked without importing :mod:`re`).
+NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 DEFAULT_USER = "default"
+
+
+def _valid(name: str) -> bool:
+    return (
+        0 < len(name) <= 32
+        and name.isascii()
+        and name[0].isalpha()
+        and not name.strip(NAME_CHARS)  # every character is allowed
+    )
 
 
 def check_name(kind: str, name: str) -> str:
     """Return ``name`` if it is a valid ``kind`` name (user, meta, cursor); raise otherwise."""
-    if isinstance(name, str) and _NAME.fullmatch(name):
+    if isinstance(name, str) and _valid(name):
         return name
     if not name:
         reason = "empty"

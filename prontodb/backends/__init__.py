@@ -12,19 +12,23 @@ does not answer the question (see docs/architecture.md).
 
 from __future__ import annotations
 
-import functools
-import importlib
 import os
 import stat
-import threading
+import sys
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
-from typing import IO, Any
+from _thread import allocate_lock
 
+from prontodb._frozen import Frozen, slot_setters
 from prontodb.backends.base import Backend
 from prontodb.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing (docs/performance.md)
+    from collections.abc import Iterator, Mapping
+    from typing import IO, Any
+
+#: ``types.MappingProxyType``, without importing :mod:`types` at start-up.
+MappingProxyType = type(type.__dict__)
 
 __all__ = [
     "Backend",
@@ -56,8 +60,7 @@ KINDS = ("file", "directory", "url")
 DEFAULT_ENGINE = "sqlite"
 
 
-@dataclass(frozen=True)
-class EngineSpec:
+class EngineSpec(Frozen):
     """Every fact about one engine, without importing it.
 
     ``target`` is ``"module.path:Class"`` of the :class:`Backend` subclass, imported when a
@@ -68,20 +71,66 @@ class EngineSpec:
     directory engine, of ``probe``, a file inside the directory. ``extensions`` select the
     engine for a new store (the first is the one given to new stores). ``selectable`` is False
     for engines that users do not choose for a store on disk (memory, for tests).
+
+    An immutable, hashable value with a dataclass-style ``repr`` and equality over its fields
+    (a slotted :class:`~prontodb._frozen.Frozen` class rather than a dataclass: building a
+    dataclass imports :mod:`inspect`, which a one-shot command cannot afford). Invalid facts
+    raise ValueError; :meth:`replace` gives a copy with some fields changed.
     """
 
+    __slots__ = (
+        "name",
+        "target",
+        "kind",
+        "extensions",
+        "magic",
+        "probe",
+        "side_suffixes",
+        "schemes",
+        "install_hint",
+        "selectable",
+    )
     name: str
     target: str
-    kind: str = "file"
-    extensions: tuple[str, ...] = ()
-    magic: tuple[tuple[int, bytes], ...] = ()
-    probe: str | None = None
-    side_suffixes: tuple[str, ...] = ()
-    schemes: tuple[str, ...] = ()
-    install_hint: str = ""
-    selectable: bool = True
+    kind: str
+    extensions: tuple[str, ...]
+    magic: tuple[tuple[int, bytes], ...]
+    probe: str | None
+    side_suffixes: tuple[str, ...]
+    schemes: tuple[str, ...]
+    install_hint: str
+    selectable: bool
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        name: str,
+        target: str,
+        kind: str = "file",
+        extensions: tuple[str, ...] = (),
+        magic: tuple[tuple[int, bytes], ...] = (),
+        probe: str | None = None,
+        side_suffixes: tuple[str, ...] = (),
+        schemes: tuple[str, ...] = (),
+        install_hint: str = "",
+        selectable: bool = True,
+    ) -> None:
+        values = (
+            name,
+            target,
+            kind,
+            extensions,
+            magic,
+            probe,
+            side_suffixes,
+            schemes,
+            install_hint,
+            selectable,
+        )
+        for setter, value in zip(_SPEC_SETTERS, values, strict=True):
+            setter(self, value)
+        self._check()
+
+    def _check(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"engine name must be letters, digits, '-' or '_': {self.name!r}")
         if ":" not in self.target:
@@ -94,9 +143,20 @@ class EngineSpec:
             if not ext.startswith(".") or ext != ext.lower():
                 raise ValueError(f"extension must be lower case and start with '.': {ext!r}")
 
+    def replace(self, **changes: Any) -> EngineSpec:
+        """A copy of this record with the fields named in ``changes`` replaced (checked again)."""
+        fields = dict(zip(self.__slots__, self._fields(self), strict=True))
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise TypeError(f"EngineSpec has no field {', '.join(sorted(unknown))}")
+        fields.update(changes)
+        return EngineSpec(**fields)
+
     @classmethod
     def from_object(cls, obj: object) -> EngineSpec:
         """An :class:`EngineSpec` from what an entry point names: a spec or a mapping."""
+        from collections.abc import Mapping  # entry points only, never at start-up
+
         if isinstance(obj, EngineSpec):
             return obj
         if isinstance(obj, Mapping):
@@ -120,6 +180,8 @@ class EngineSpec:
         """How many leading bytes :meth:`matches_head` needs."""
         return max((off + len(data) for off, data in self.magic), default=0)
 
+
+_SPEC_SETTERS = slot_setters(EngineSpec)
 
 _BUILTIN = (
     EngineSpec(
@@ -246,7 +308,8 @@ def backend_class(name: str) -> type[Backend]:
     spec = engine_spec(name)
     module_name, _, class_name = spec.target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        __import__(module_name)  # importlib.import_module without importing importlib
+        module = sys.modules[module_name]
     except ImportError as exc:
         hint = f"; install it: {spec.install_hint}" if spec.install_hint else ""
         raise ConfigError(f"engine {name!r} cannot be imported ({exc}){hint}") from exc
@@ -360,7 +423,7 @@ def _all_specs() -> Iterator[EngineSpec]:
 # the store is corrupted. SQLite-based engines therefore record the files they hold connections
 # on, and sniffing never opens (and so never closes) one of those.
 _sqlite_files: dict[tuple[int, int], int] = {}
-_sqlite_files_lock = threading.Lock()
+_sqlite_files_lock = allocate_lock()  # threading.Lock, without importing threading
 _kept_open: list[IO[bytes]] = []
 
 
@@ -403,7 +466,18 @@ def sqlite_file_closed(file_id: tuple[int, int] | None) -> None:
 #: directory had been quiet for a while: while the directory is unchanged, so is the file.
 _settled_dirs: dict[tuple[str, tuple[int, int]], tuple[int, int]] = {}
 _SETTLE_NS = 50_000_000
-_folder = functools.lru_cache(maxsize=256)(os.path.dirname)
+_folders: dict[str, str] = {}
+
+
+def _folder(path: str) -> str:
+    """``os.path.dirname(path)``, remembered for up to 256 paths (the write path asks for the
+    same few on every commit)."""
+    folder = _folders.get(path)
+    if folder is None:
+        if len(_folders) >= 256:
+            _folders.clear()
+        folder = _folders[path] = os.path.dirname(path)
+    return folder
 
 
 def check_unmoved(path: str, file_id: tuple[int, int] | None) -> None:
