@@ -12,8 +12,6 @@ b'red'
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from prontodb.address import Address
 from prontodb.clock import FakeClock
 from prontodb.errors import (
@@ -46,7 +44,10 @@ from prontodb.errors import (
 from prontodb.opener import open
 from prontodb.store import CopyResult, Entry, Store, WatchEvent
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from typing import Any
+
     from prontodb.aio import AsyncStore
     from prontodb.codec import JsonStore
     from prontodb.stream import StreamEncodingError, StreamStateError

@@ -7,10 +7,12 @@ flag, the environment, a cursor or a stream token is refused with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-
 from prontodb.errors import ContextLockedError
 from prontodb.names import DEFAULT_USER, check_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from collections.abc import Callable, Mapping
 
 
 def effective_user(user_flag: str | None, env: Mapping[str, str]) -> str:

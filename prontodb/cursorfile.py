@@ -10,14 +10,17 @@ which store a command uses is :mod:`prontodb.selection`'s.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
 
 from prontodb import files, paths
 from prontodb._frozen import Frozen, slot_setters
 from prontodb.errors import ConfigError
 from prontodb.names import check_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from collections.abc import Iterator, Mapping
+    from typing import Any
 
 #: The cursor name that means "the user's default store"; no cursor may be saved under it.
 DEFAULT_CURSOR = "default"

@@ -17,8 +17,6 @@ the one range). Anything else raises :class:`~prontodb.errors.InvalidDurationErr
 
 from __future__ import annotations
 
-import math
-import re
 from datetime import timedelta
 
 from prontodb.clock import system_clock
@@ -29,10 +27,8 @@ from prontodb.record import DEADLINE_LIMIT_MS
 TTL = int | float | timedelta | str
 
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_COMBINED = re.compile(
-    r"(?:(\d{1,15})w)?(?:(\d{1,15})d)?(?:(\d{1,15})h)?(?:(\d{1,15})m)?(?:(\d{1,15})s)?"
-)
-_BARE = re.compile(r"\d{1,15}")
+#: ``1h30m``: compiled by re on first use (a bare number, the common case, needs no regex).
+_COMBINED = r"(?:(\d{1,15})w)?(?:(\d{1,15})d)?(?:(\d{1,15})h)?(?:(\d{1,15})m)?(?:(\d{1,15})s)?"
 _HINT = "use seconds or numbers with units w, d, h, m, s (90, 15m, 1h30m, 2w)"
 
 
@@ -60,10 +56,12 @@ def parse_duration(text: str | int, *, argument: str = "ttl", now: float | None 
         negative = spelled.startswith("-")
         if negative:
             spelled = spelled[1:]
-        if _BARE.fullmatch(spelled):
-            seconds = int(spelled)
+        if 0 < len(spelled) <= 15 and spelled.isdecimal():
+            seconds = int(spelled)  # the rule \d{1,15} (isdecimal is \d), without importing re
         else:
-            match = _COMBINED.fullmatch(spelled)
+            import re
+
+            match = re.fullmatch(_COMBINED, spelled)
             if match is None or not spelled:
                 raise _error(argument, text, "malformed", _HINT)
             seconds = sum(
@@ -95,9 +93,9 @@ def ttl_seconds(ttl: TTL, *, argument: str = "ttl", now: float | None = None) ->
             f"a TTL is seconds (int or float), a timedelta or a duration string, "
             f"not {type(ttl).__name__}",
         )
-    if math.isnan(seconds):
+    if seconds != seconds:  # NaN
         raise _error(argument, ttl, "malformed", "not a number")
-    if seconds == math.inf:
+    if seconds == float("inf"):
         raise _error(
             argument, ttl, "too large", "too large (its deadline would be after the year 9999)"
         )

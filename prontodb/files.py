@@ -8,13 +8,15 @@ by ProntoDB appears whole or not at all and survives a power loss once the call 
 from __future__ import annotations
 
 import os
-import re
 import stat
-from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO
 
 from prontodb.errors import InsecureStoreError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from collections.abc import Iterable, Iterator
+    from typing import IO
 
 
 def make_private_dir(path: str) -> str:
@@ -83,7 +85,7 @@ def fsync_dir(folder: str) -> None:
 #: Prefix of every temporary file or directory ProntoDB makes beside a target:
 #: ``.prontodb-<kind>-<pid>-<random>``. A later run removes those whose process is gone.
 TEMP_PREFIX = ".prontodb-"
-_TEMP_NAME = re.compile(r"\.prontodb-([a-z]+)-(\d+)-[0-9a-f]{16}(?:[.-][A-Za-z0-9.-]+)?")
+_TEMP_NAME = r"\.prontodb-([a-z]+)-(\d+)-[0-9a-f]{16}(?:[.-][A-Za-z0-9.-]+)?"
 #: Chunk size of bounded reads.
 CHUNK = 1 << 20
 
@@ -109,6 +111,7 @@ def remove_stale_temps(folder: str, kinds: Iterable[str] = ("tmp", "backup")) ->
     """Remove the temporary files and directories (``.prontodb-<kind>-<pid>-…``) that killed
     runs left in ``folder``: only ours (same uid), only when their process is gone, never
     through a symlink. Returns how many were removed. Errors are ignored (best effort)."""
+    import re
     import shutil
 
     wanted = set(kinds)
@@ -118,7 +121,7 @@ def remove_stale_temps(folder: str, kinds: Iterable[str] = ("tmp", "backup")) ->
     except OSError:
         return 0
     for name in names:
-        match = _TEMP_NAME.fullmatch(name)
+        match = re.fullmatch(_TEMP_NAME, name)
         if match is None or match.group(1) not in wanted or pid_alive(int(match.group(2))):
             continue
         full = os.path.join(folder, name)

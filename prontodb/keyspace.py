@@ -13,12 +13,15 @@ context sorts before its contexts. Three families share one keyspace:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from operator import itemgetter
 
 from prontodb.address import Address
 from prontodb.backends.base import parse_counter
 from prontodb.errors import CorruptStoreError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from collections.abc import Sequence
 
 SEP = b"\x00"
 DATA = b"D\x00"

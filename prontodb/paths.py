@@ -7,7 +7,6 @@ The file rules (0700/0600, refusing files other accounts can write, durable repl
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 # The file rules live in prontodb.files; these names stay importable from here.
 from prontodb.files import (  # noqa: F401
@@ -18,6 +17,10 @@ from prontodb.files import (  # noqa: F401
     replacing,
 )
 from prontodb.names import check_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from collections.abc import Mapping
 
 
 def _xdg(env: Mapping[str, str], var: str, fallback: str) -> str:

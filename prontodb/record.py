@@ -19,10 +19,12 @@ read as version 0 with no write time, and is replaced by format 2 on the entry's
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
-from typing import NamedTuple
 
 from prontodb.errors import CorruptStoreError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from collections.abc import Iterable
 
 FORMAT_VERSION = 2
 #: The envelope format of earlier releases, still read.
@@ -43,14 +45,45 @@ _deadline_from = _DEADLINE.unpack_from
 _unpack_from = _HEADER.unpack_from
 
 
-class Record(NamedTuple):
+class Record(tuple[bytes, "int | None", int, "int | None"]):
     """A decoded envelope: value bytes, deadline (epoch ms, None: no expiry), entry version
-    (0 for a format-1 envelope) and write time (epoch ms, None when unknown)."""
+    (0 for a format-1 envelope) and write time (epoch ms, None when unknown).
 
-    value: bytes
-    deadline_ms: int | None
-    version: int = 0
-    written_ms: int | None = None
+    A 4-tuple with named fields, like a ``typing.NamedTuple`` (which would import typing at
+    start-up): ``Record(value, deadline_ms, version=0, written_ms=None)``."""
+
+    __slots__ = ()
+    _fields = ("value", "deadline_ms", "version", "written_ms")
+
+    def __new__(
+        cls, value: bytes, deadline_ms: int | None, version: int = 0, written_ms: int | None = None
+    ) -> Record:
+        return tuple.__new__(cls, (value, deadline_ms, version, written_ms))
+
+    def __getnewargs__(self) -> tuple[bytes, int | None, int, int | None]:
+        return (self[0], self[1], self[2], self[3])
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={value!r}" for name, value in zip(self._fields, self, strict=True)
+        )
+        return f"Record({fields})"
+
+    @property
+    def value(self) -> bytes:
+        return self[0]
+
+    @property
+    def deadline_ms(self) -> int | None:
+        return self[1]
+
+    @property
+    def version(self) -> int:
+        return self[2]
+
+    @property
+    def written_ms(self) -> int | None:
+        return self[3]
 
     @property
     def expires_at(self) -> float | None:

@@ -8,13 +8,16 @@ default store (``--cursor default`` reaches it past a selection).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from prontodb._frozen import Frozen, slot_setters
 from prontodb.context import effective_meta, effective_user
 from prontodb.cursorfile import DEFAULT_CURSOR, default_store, file_path, load, read
 from prontodb.errors import UsageError
 from prontodb.names import DEFAULT_USER
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from collections.abc import Mapping
 
 #: Where a Target's store came from (``Target.source``).
 SOURCES = ("--database", "--cursor", "PRONTO_DB", "PRONTO_CURSOR", "selection", "default")

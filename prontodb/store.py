@@ -13,17 +13,9 @@ version) and the write time. So versions only grow and a watcher can poll one co
 
 from __future__ import annotations
 
-import fnmatch
-import math
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
-from fnmatch import fnmatchcase
-from functools import partial
 from itertools import chain, compress, islice, repeat
 from operator import itemgetter
-from typing import Any, Literal, TypeVar, overload
 
 from prontodb import keyspace, record
 from prontodb._frozen import Frozen, slot_setters
@@ -37,9 +29,7 @@ from prontodb.address import (
     parse_namespace,
     parse_scope,
 )
-from prontodb.backends.base import Backend
-from prontodb.clock import Clock, system_clock
-from prontodb.duration import TTL, ttl_seconds, whole_seconds
+from prontodb.clock import system_clock
 from prontodb.errors import (
     ConflictError,
     CorruptStoreError,
@@ -54,6 +44,26 @@ from prontodb.errors import (
 from prontodb.names import DEFAULT_USER, check_name
 from prontodb.record import HEADER_SIZE, NO_DEADLINE
 
+# A one-shot command imports this module: typing, re, fnmatch, math, functools, contextlib
+# and the duration parser are imported only where they are used (docs/performance.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+    from contextlib import AbstractContextManager
+    from typing import Any, Literal, TypeVar, overload
+
+    from prontodb.backends.base import Backend
+    from prontodb.clock import Clock
+    from prontodb.duration import TTL
+
+    _D = TypeVar("_D")
+    _T = TypeVar("_T")
+    #: What :meth:`Store.watch` saw happen.
+    WatchKind = Literal["written", "deleted", "expired"]
+else:
+    WatchKind = str  # the Literal above, for type checkers
+
 DEFAULT_MAX_VALUE_BYTES = 64 * 1024 * 1024
 PIPE_CACHE = ("pipe", "cache")
 PIPE_CACHE_TTL = 900
@@ -63,20 +73,19 @@ _CHUNK = 1000
 _GC_BATCH = 1000
 #: The 64-bit signed range of a counter.
 COUNTER_MIN, COUNTER_MAX = -(2**63), 2**63 - 1
-_COUNTER = re.compile(rb"[ \t\n\r\f\v]*([+-]?[0-9]{1,20})[ \t\n\r\f\v]*")
+#: A counter's text (compiled by :meth:`Store.incr` when an entry is not plain digits).
+_COUNTER = rb"[ \t\n\r\f\v]*([+-]?[0-9]{1,20})[ \t\n\r\f\v]*"
 #: Watch polling: the first interval after a change, the cap the backoff grows to (the
 #: wake-up latency is at most about the cap; docs/coordination.md has the measured figures).
 WATCH_MIN_INTERVAL = 0.005
 WATCH_MAX_INTERVAL = 0.05
 
 Value = bytes | bytearray | memoryview | str
-_D = TypeVar("_D")
 #: Marks "no default given" in :meth:`Store.get` (None is a valid default).
 _MISSING: Any = object()
 KeyValue = tuple[bytes, bytes]
 #: An item of :meth:`Store.write_entries`: (address, value, ttl or deadline[, written_at]).
 EntryRow = tuple[Address, bytes, float | None] | tuple[Address, bytes, float | None, float | None]
-_T = TypeVar("_T")
 
 
 class Entry(Frozen):
@@ -109,9 +118,6 @@ class Entry(Frozen):
     def of(cls, address: Address, rec: record.Record) -> Entry:
         """The entry at ``address`` holding the decoded envelope ``rec``."""
         return cls(address, rec.value, rec.expires_at, rec.version, rec.written_at)
-
-
-WatchKind = Literal["written", "deleted", "expired"]
 
 
 class WatchEvent(Frozen):
@@ -201,6 +207,29 @@ def to_bytes(value: Value) -> bytes:
             value=value,
             rule="bytes or str",
         ) from None
+
+
+def _ttl(ttl: TTL, now: float) -> float:
+    """:func:`prontodb.duration.ttl_seconds` of a write's ``ttl`` (the duration parser is
+    imported by the writes that give a TTL, not by every command)."""
+    from prontodb.duration import ttl_seconds
+
+    return ttl_seconds(ttl, now=now)
+
+
+def _counter(value: bytes) -> re.Match[bytes] | None:
+    """The match of ``value`` as a counter's text (see _COUNTER), or None."""
+    import re  # re caches the compiled pattern
+
+    return re.fullmatch(_COUNTER, value)
+
+
+def _glob_matcher(pattern: str) -> Callable[[str], object]:
+    """The ``match`` of the regex of the shell pattern ``pattern``."""
+    import fnmatch
+    import re
+
+    return re.compile(fnmatch.translate(pattern)).match
 
 
 _ttl_seconds = keyspace.ttl_def_seconds
@@ -347,6 +376,8 @@ class Store:
         (re-running changes the default). Affects later writes only. Returns the seconds.
         ``seconds`` is whole seconds (int, a whole float, a timedelta or a duration string);
         a fraction of a second raises InvalidDurationError."""
+        from prontodb.duration import whole_seconds
+
         project, ns = parse_namespace(namespace, project=self.project, delim=self.delim)
         secs = whole_seconds(seconds, argument="seconds", now=self.clock())
         key = keyspace.ttl_key(self._ttl_prefix, project, ns)
@@ -425,7 +456,7 @@ class Store:
                 template="{ttl} and {keep_ttl} cannot be combined",
             )
         conditional = _check_condition(only_if_absent, only_if_present, if_version)
-        seconds = None if ttl is None else ttl_seconds(ttl, now=self.clock())
+        seconds = None if ttl is None else _ttl(ttl, self.clock())
         backend = self.backend
         ttl_key = keyspace.ttl_key(self._ttl_prefix, project, namespace)
         if not (keep_ttl or conditional) and (project, namespace) != PIPE_CACHE:
@@ -554,11 +585,13 @@ class Store:
         if entry.expires_at is None:
             return None
         left_ms = round(entry.expires_at * 1000) - int(self.clock() * 1000)
-        return max(1, math.ceil(left_ms / 1000))
+        return max(1, -(-left_ms // 1000))  # whole seconds, rounded up
 
     def expire(self, address: str | Address, seconds: TTL) -> None:
         """Give the live entry a deadline ``seconds`` from now (int/float seconds, timedelta or
         a duration string, kept to the millisecond); NotFoundError on a miss."""
+        from prontodb.duration import ttl_seconds
+
         secs = ttl_seconds(seconds, argument="seconds", now=self.clock())
         self._redeadline(address, lambda now: _ms(now + secs))
 
@@ -620,7 +653,7 @@ class Store:
                 current = 0
                 deadline = None if default is None else _ms(w.now + default)
             else:
-                found = _COUNTER.fullmatch(old.value)
+                found = _counter(old.value)
                 if found is None:
                     raise NotACounterError(self.format(addr), old.value)
                 current = int(found.group(1))
@@ -703,6 +736,8 @@ class Store:
         if dry_run:
             return len(self.keys(scope, pattern))
         prefix = keyspace.scope_prefix(self._layer, parts)
+        from fnmatch import fnmatchcase  # imported on use: fnmatch imports re
+
         layer_len = len(self._layer)
         depth = len(parts)
         delim = self.delim
@@ -739,7 +774,9 @@ class Store:
         mapping of address to value or an iterable of (address, value) pairs. Entries get
         ``ttl`` or their namespace default. Every address and size is checked before anything
         is written. Returns the number of pairs."""
-        seconds = None if ttl is None else ttl_seconds(ttl, now=self.clock())
+        from collections.abc import Mapping
+
+        seconds = None if ttl is None else _ttl(ttl, self.clock())
         if isinstance(pairs, Mapping):
             pairs = list(pairs.items())
         pairs = list(pairs)
@@ -974,6 +1011,8 @@ class Store:
         layer_len = len(self._layer)
         now = self.clock()
         delim = self.delim
+        from fnmatch import fnmatchcase  # imported on use: fnmatch imports re
+
         for key, raw in self.backend.scan(prefix):
             rec = record.unpack(raw)
             if rec.expired(now):
@@ -1015,7 +1054,7 @@ class Store:
         prefix = keyspace.scope_prefix(self._layer, parts)
         cut = len(prefix)
         layer_len = len(self._layer)
-        match = None if pattern is None else re.compile(fnmatch.translate(pattern)).match
+        match = None if pattern is None else _glob_matcher(pattern)
         now = self.clock()
         expired = record.expired
         rows = self.backend.scan(prefix)
@@ -1193,10 +1232,14 @@ class Store:
                     if len(batch) >= _GC_BATCH:
                         break
             if batch:
-                removed += self._write(partial(self._remove_expired, keys=batch))
+                removed += self._write_removal(batch)
             if last is None or len(batch) < _GC_BATCH:
                 return removed
             start = last + b"\x00"
+
+    def _write_removal(self, keys: list[bytes]) -> int:
+        """:meth:`_remove_expired` of ``keys`` in a write transaction of its own."""
+        return self._write(lambda w: self._remove_expired(w, keys=keys))
 
     def _remove_expired(self, w: _Write, *, keys: list[bytes]) -> int:
         """Delete those of ``keys`` that are still expired now (another process may have
@@ -1220,11 +1263,13 @@ class Store:
     # Store speaks the mapping protocol but is not a collections.abc.Mapping: get() without a
     # default raises NotFoundError, and keys() takes a scope (see docs/python-api.md).
 
-    @overload
-    def get(self, address: str | Address) -> bytes: ...
+    if TYPE_CHECKING:  # typing.overload is for type checkers; a one-shot get never imports it
 
-    @overload
-    def get(self, address: str | Address, default: _D) -> bytes | _D: ...
+        @overload
+        def get(self, address: str | Address) -> bytes: ...
+
+        @overload
+        def get(self, address: str | Address, default: _D) -> bytes | _D: ...
 
     def get(self, address: str | Address, default: object = _MISSING) -> object:
         """The stored bytes at ``address``. On a miss or an expired entry: ``default`` when one

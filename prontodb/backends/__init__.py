@@ -23,7 +23,7 @@ from prontodb.backends.base import Backend
 from prontodb.errors import ConfigError
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing (docs/performance.md)
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
     from collections.abc import Iterator, Mapping
     from typing import IO, Any
 

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import ClassVar, TypeVar
 
 from prontodb.errors import BackendError, ConfigError, UsageError, WriteConflictError
 
-_T = TypeVar("_T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import ClassVar, TypeVar
+
+    _T = TypeVar("_T")
+
 #: How many times ``run_transaction`` runs a unit of work that keeps meeting conflicts.
 TRANSACTION_ATTEMPTS = 32
 

@@ -10,9 +10,10 @@ run on the click-free hot path (:mod:`prontodb.cli._hot`); ``PRONTO_NO_FAST=1`` 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from typing import Any
 
-if TYPE_CHECKING:
     from prontodb.cli._group import ProntoGroup
 
     cli: ProntoGroup

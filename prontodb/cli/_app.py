@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
 
 from prontodb.cli._echo import echo
 from prontodb.errors import NotFoundError, ProntoError
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from collections.abc import Callable
+    from typing import Any
+
     import click
 
     from prontodb.cli._session import Session

@@ -13,8 +13,11 @@ then its parameters by their declared names.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from collections.abc import Callable
+    from typing import Any
+
 
 Command = Callable[..., Any]
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from typing import Any
+
     from prontodb.cli._session import Session
     from prontodb.cli._stdin import Piped
     from prontodb.cli.argv import Call

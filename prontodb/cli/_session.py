@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 from prontodb.cli._echo import echo
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from collections.abc import Mapping
+    from typing import Any
+
     import click
 
     from prontodb.selection import Target
