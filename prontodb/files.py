@@ -19,6 +19,20 @@ if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
     from typing import IO
 
 
+#: The bytes :func:`uri_path` keeps as they are (``urllib.parse.quote``'s safe set, with ``/``).
+_URI_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~/")
+
+
+def uri_path(path: str | bytes) -> str:
+    """``path`` percent-encoded for a ``file:`` URI, as ``urllib.parse.quote(path)`` does (a
+    ``str`` is encoded as UTF-8, strictly; every byte outside ``A-Z a-z 0-9 _ . - ~ /``
+    becomes ``%XX``), without importing urllib at start-up."""
+    data = path.encode("utf-8") if isinstance(path, str) else bytes(path)
+    if _URI_SAFE.issuperset(data):
+        return data.decode("ascii")
+    return "".join(chr(b) if b in _URI_SAFE else f"%{b:02X}" for b in data)
+
+
 def make_private_dir(path: str) -> str:
     """Create ``path`` and every missing parent with mode 0700, whatever the umask
     (``os.makedirs`` would give the parents the umask's mode). Existing directories are left

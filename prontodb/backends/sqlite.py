@@ -14,7 +14,6 @@ import itertools
 import os
 import sqlite3
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from operator import itemgetter
@@ -30,6 +29,7 @@ from prontodb.errors import (
     StoreBusyError,
     StoreNotFoundError,
 )
+from prontodb.files import uri_path
 
 _T = TypeVar("_T")
 BUSY_TIMEOUT_S = 60.0
@@ -166,11 +166,11 @@ class SqliteBackend(Backend):
     def _connect_and_setup(self, path: str) -> None:
         if self._readonly:
             flags = "mode=ro" if os.path.exists(path + "-wal") else "mode=ro&immutable=1"
-            target, uri = f"file:{urllib.parse.quote(path)}?{flags}", True
+            target, uri = f"file:{uri_path(path)}?{flags}", True
         else:
             # mode=rw: the file exists (made above); if it vanished since (a cursor migrate
             # retired it), connecting fails instead of creating an empty store there.
-            target, uri = f"file:{urllib.parse.quote(os.fsencode(path))}?mode=rw", True
+            target, uri = f"file:{uri_path(os.fsencode(path))}?mode=rw", True
         self._conn = sqlite3.connect(
             target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=uri
         )

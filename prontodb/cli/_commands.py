@@ -18,8 +18,8 @@ if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
     from collections.abc import Callable
     from typing import Any
 
-
-Command = Callable[..., Any]
+    #: A command function: a context first, then its parameters by their declared names.
+    Command = Callable[..., Any]
 
 #: Every recorded command function by its path (``("set",)``, ``("cursor", "list")``).
 IMPLS: dict[tuple[str, ...], Command] = {}
