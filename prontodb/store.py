@@ -48,7 +48,6 @@ from prontodb.record import HEADER_SIZE, NO_DEADLINE
 # and the duration parser are imported only where they are used (docs/performance.md).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import re
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
     from contextlib import AbstractContextManager
     from typing import Any, Literal, TypeVar, overload
@@ -73,7 +72,7 @@ _CHUNK = 1000
 _GC_BATCH = 1000
 #: The 64-bit signed range of a counter.
 COUNTER_MIN, COUNTER_MAX = -(2**63), 2**63 - 1
-#: A counter's text (compiled by :meth:`Store.incr` when an entry is not plain digits).
+#: A counter's text, as a regex (the rule; :func:`_counter` checks it without re).
 _COUNTER = rb"[ \t\n\r\f\v]*([+-]?[0-9]{1,20})[ \t\n\r\f\v]*"
 #: Watch polling: the first interval after a change, the cap the backoff grows to (the
 #: wake-up latency is at most about the cap; docs/coordination.md has the measured figures).
@@ -217,11 +216,15 @@ def _ttl(ttl: TTL, now: float) -> float:
     return ttl_seconds(ttl, now=now)
 
 
-def _counter(value: bytes) -> re.Match[bytes] | None:
-    """The match of ``value`` as a counter's text (see _COUNTER), or None."""
-    import re  # re caches the compiled pattern
-
-    return re.fullmatch(_COUNTER, value)
+def _counter(value: bytes) -> int | None:
+    """The number ``value`` holds as a counter's text, or None when it is not one: the rule
+    _COUNTER (ASCII white space around an optional sign and 1-20 digits), checked with bytes
+    methods so that ``incr`` does not import re."""
+    text = value.strip()  # bytes.strip() strips exactly the ASCII white space of _COUNTER
+    digits = text[1:] if text[:1] in (b"+", b"-") else text
+    if 0 < len(digits) <= 20 and digits.isdigit():  # bytes.isdigit: ASCII digits only
+        return int(text)
+    return None
 
 
 def _glob_matcher(pattern: str) -> Callable[[str], object]:
@@ -656,7 +659,7 @@ class Store:
                 found = _counter(old.value)
                 if found is None:
                     raise NotACounterError(self.format(addr), old.value)
-                current = int(found.group(1))
+                current = found
                 if not COUNTER_MIN <= current <= COUNTER_MAX:
                     raise NotACounterError(self.format(addr), old.value)
                 deadline = old.deadline_ms

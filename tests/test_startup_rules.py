@@ -71,3 +71,11 @@ def test_bare_duration_check_is_the_regex_rule(text):
         assert not bare or int(bare.group()) == 0 or int(bare.group()) > 10**11
     else:
         assert bare is None or seconds == int(bare.group())
+
+
+@given(value=st.binary(max_size=30) | st.from_regex(rb"[ \t\n\r\f\v]*[+-]?[0-9]{1,22}[ \t]*"))
+def test_counter_check_is_the_regex_rule(value):
+    from prontodb.store import _COUNTER, _counter
+
+    found = re.fullmatch(_COUNTER, value)
+    assert _counter(value) == (None if found is None else int(found.group(1)))

@@ -14,10 +14,8 @@ import itertools
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from operator import itemgetter
-from typing import TypeVar
 
 from prontodb import backends
 from prontodb.backends.base import Backend, parse_counter, prefix_successor
@@ -31,7 +29,12 @@ from prontodb.errors import (
 )
 from prontodb.files import uri_path
 
-_T = TypeVar("_T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import TypeVar
+
+    _T = TypeVar("_T")
 BUSY_TIMEOUT_S = 60.0
 _PAGE = 2000
 _UPSERT = "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)"

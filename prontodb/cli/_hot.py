@@ -15,7 +15,6 @@ call (a debugging aid; the differential test runs both paths with it).
 
 from __future__ import annotations
 
-import importlib
 import os
 
 TYPE_CHECKING = False
@@ -89,7 +88,7 @@ def run(argv: list[str]) -> int | None:
     if not serves(call):
         return None
     assert call.cmd is not None
-    importlib.import_module(call.cmd.module)
+    __import__(call.cmd.module)  # importlib.import_module, without importing importlib
     from prontodb.cli import _app
     from prontodb.cli._commands import IMPLS
     from prontodb.cli._session import Session

@@ -22,9 +22,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from prontodb.errors import UsageError
 
@@ -36,6 +34,11 @@ SPOOL_AT = 1 << 20
 SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
 
 class Interrupted(BaseException):

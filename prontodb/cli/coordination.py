@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 from prontodb.cli._app import EXIT_ERROR, EXIT_MISS, Exit
 from prontodb.cli._commands import declared
@@ -11,7 +10,8 @@ from prontodb.cli._echo import echo
 from prontodb.cli._session import session
 from prontodb.errors import CounterOverflowError, NotACounterError
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
     import click
 
 
