@@ -10,10 +10,10 @@ which store a command uses is :mod:`prontodb.selection`'s.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 
 from prontodb import files, paths
 from prontodb._frozen import Frozen, slot_setters
+from prontodb._lazy import contextmanager
 from prontodb.errors import ConfigError
 from prontodb.names import check_name
 

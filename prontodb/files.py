@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
-from contextlib import contextmanager
 
+from prontodb._lazy import contextmanager
 from prontodb.errors import InsecureStoreError
 
 TYPE_CHECKING = False

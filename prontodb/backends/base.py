@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import abc
 import time
-from contextlib import AbstractContextManager, contextmanager
 
+from prontodb._lazy import contextmanager
 from prontodb.errors import BackendError, ConfigError, UsageError, WriteConflictError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
     from collections.abc import Callable, Iterable, Iterator
+    from contextlib import AbstractContextManager
     from typing import ClassVar, TypeVar
 
     _T = TypeVar("_T")

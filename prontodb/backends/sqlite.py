@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import itertools
 import os
-import sqlite3
 import time
-from contextlib import contextmanager
 from operator import itemgetter
 
 from prontodb import backends
+from prontodb._lazy import contextmanager
 from prontodb.backends.base import Backend, parse_counter, prefix_successor
 from prontodb.errors import (
     BackendError,
@@ -35,6 +34,15 @@ if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
     from typing import TypeVar
 
     _T = TypeVar("_T")
+
+if TYPE_CHECKING:
+    import sqlite3
+else:  # the C module the sqlite3 package wraps: the package only adds DB-API date and time
+    try:  # adapters (never used here) and imports datetime for them (docs/performance.md)
+        import _sqlite3 as sqlite3
+    except ImportError:  # an interpreter without it
+        import sqlite3
+
 BUSY_TIMEOUT_S = 60.0
 _PAGE = 2000
 _UPSERT = "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)"

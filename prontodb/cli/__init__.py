@@ -12,6 +12,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from collections.abc import Callable
     from typing import Any
 
     from prontodb.cli._group import ProntoGroup
@@ -22,10 +23,16 @@ if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
 def run(argv: list[str]) -> int:
     """Run ``prontodb ARGV`` in this process and return its exit code (nothing exits): on the
     hot path when it serves the call, else through click."""
+    return _run(argv)
+
+
+def _run(argv: list[str], before_click: Callable[[], object] | None = None) -> int:
     from prontodb.cli import _hot
 
     code = _hot.run(argv)
     if code is None:
+        if before_click is not None:
+            before_click()
         from prontodb.cli._root import cli
 
         code = cli.main(list(argv), prog_name="prontodb", standalone_mode=False)
@@ -34,12 +41,20 @@ def run(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs ``argv`` (default ``sys.argv[1:]``) and exits with its code.
-    A call the hot path serves never imports click; every other call runs through click."""
+    A call the hot path serves never imports click; every other call runs through click.
+
+    The process is one command: while a hot command loads and runs, the cyclic garbage
+    collector is off (it would walk every module and class being imported, about 5% of the
+    start-up, and a one-shot get or set leaves no cycles worth freeing). Every other command
+    (bulk imports, streams, watch) runs with it on. This is the process's entry point: call
+    :func:`run` to run a command inside a longer-lived process."""
+    import gc
     import sys
 
+    gc.disable()  # left off after a hot command: the process exits (a collection then costs)
+    code = _run(sys.argv[1:] if argv is None else list(argv), before_click=gc.enable)
     from prontodb.cli._app import _flush_stdout
 
-    code = run(sys.argv[1:] if argv is None else list(argv))
     _flush_stdout()
     sys.exit(code)
 

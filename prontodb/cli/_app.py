@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import nullcontext
 
+from prontodb._lazy import NullContext
 from prontodb.cli._echo import echo
 from prontodb.errors import NotFoundError, ProntoError
 
@@ -148,7 +148,7 @@ def run(call: Call, invoke: Callable[[Piped | None], None]) -> int:
         _stdin.CURRENT = piped
     failure: BaseException | None = None
     try:
-        with _stdin.stop_on_signals() if piped is not None else nullcontext():
+        with _stdin.stop_on_signals() if piped is not None else NullContext():
             try:
                 invoke(piped)
                 return EXIT_OK
