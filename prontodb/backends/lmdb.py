@@ -30,18 +30,15 @@ from __future__ import annotations
 import errno
 import marshal
 import os
-import tempfile
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from itertools import chain, islice
 from operator import itemgetter
-from typing import IO, Any
 
 import lmdb
 
+from prontodb._lazy import contextmanager
 from prontodb.backends import _lmdb_pages as pages
 from prontodb.backends import check_unmoved, refuse_special
 from prontodb.backends.base import Backend, prefix_successor
@@ -53,6 +50,11 @@ from prontodb.errors import (
     StoreBusyError,
     StoreNotFoundError,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
+    from collections.abc import Iterable, Iterator
+    from typing import IO, Any
 
 INITIAL_MAP_SIZE = 64 * 1024 * 1024
 MAX_READERS = 1024
@@ -819,6 +821,8 @@ class LmdbBackend(Backend):
     def _spooled(self, pairs: list[tuple[bytes, bytes]]) -> tuple[Any, ...]:
         """Keep a written chunk for a replay in this transaction's spool file, not in memory."""
         if self._spool is None:
+            import tempfile  # a large write transaction only (start-up: docs/performance.md)
+
             self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the transaction
         spool = self._spool
         spool.seek(0, os.SEEK_END)
