@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
-Clock = Callable[[], float]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # a one-shot command never imports collections.abc for an annotation
+    from collections.abc import Callable
+
+    #: A clock: a function giving epoch seconds as a float.
+    Clock = Callable[[], float]
 
 system_clock: Clock = time.time
 

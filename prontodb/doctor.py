@@ -25,11 +25,14 @@ import stat
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prontodb import keyspace, record
-from prontodb.clock import Clock, system_clock
+from prontodb.clock import system_clock
 from prontodb.errors import ProntoError
+
+if TYPE_CHECKING:
+    from prontodb.clock import Clock
 
 SEVERITIES = ("info", "warning", "error")
 #: Expired entries waiting for ``gc`` become a warning above this many (and half the store).

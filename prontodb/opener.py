@@ -11,11 +11,14 @@ import os
 from prontodb import backends, cursorfile, paths
 from prontodb.address import DEFAULT_DELIM
 from prontodb.backends.base import DURABILITIES, Backend
-from prontodb.clock import Clock
 from prontodb.errors import BackendError, ConfigError, ProntoError, StoreNotFoundError, UsageError
 from prontodb.names import DEFAULT_USER
 from prontodb.selection import Target
 from prontodb.store import DEFAULT_MAX_VALUE_BYTES, Store, check_store_format
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from prontodb.clock import Clock
 
 #: A path as the library takes it: ``str`` or any ``os.PathLike`` (``pathlib.Path``).
 StrPath = str | os.PathLike[str]

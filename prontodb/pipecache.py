@@ -23,9 +23,13 @@ from dataclasses import dataclass
 
 from prontodb import paths
 from prontodb.address import DEFAULT_DELIM, Address, parse
-from prontodb.clock import Clock, system_clock
+from prontodb.clock import system_clock
 from prontodb.errors import ProntoError
 from prontodb.store import DEFAULT_MAX_VALUE_BYTES, PIPE_CACHE, Store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from prontodb.clock import Clock
 
 #: The attempted address is cut to this many characters in the cache key.
 MAX_ATTEMPTED = 64
