@@ -1,10 +1,15 @@
 """Start-up cost of one-shot CLI commands against ``python -c pass`` (docs/performance.md).
 
     python tools/startup.py [--runs 21] [--prontodb PATH] [--engines sqlite,lmdb,diskcache]
+                            [--instructions]
 
 Runs each command line ``--runs`` times, interleaved with ``python -c pass`` from the same
 environment (the interpreter next to the ``prontodb`` script), in a fresh HOME, bytecode
 writing allowed and warmed first. Prints medians and the ratio to ``python -c pass``.
+
+``--instructions`` also counts the instructions each command line executes (once, under
+valgrind's callgrind; slow, but the same on a busy machine as on a quiet one): a steady
+figure to compare changes by when wall times swing with the load of a shared machine.
 """
 
 from __future__ import annotations
@@ -41,11 +46,29 @@ def _wall(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, cpu
 
 
+def _instructions(argv: list[str], env: dict[str, str]) -> int | None:
+    """Instructions ``argv`` executes (callgrind's total Ir), or None without valgrind."""
+    if shutil.which("valgrind") is None:
+        return None
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in done.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.rsplit(":", 1)[1])
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--prontodb", default=shutil.which("prontodb") or "prontodb")
     parser.add_argument("--engines", default="sqlite,lmdb,diskcache")
+    parser.add_argument("--instructions", action="store_true", help="count instructions too")
     args = parser.parse_args()
     exe = os.path.realpath(args.prontodb)
     python = os.path.join(os.path.dirname(os.path.abspath(args.prontodb)), "python")
@@ -71,10 +94,16 @@ def main() -> None:
                 bc, oc = (statistics.median(c for _, c in runs) for runs in (base, ours))
                 ratio = o / b
                 verdict = "met" if ratio <= TARGETS.get(engine, 2.0) else "NOT met"
+                counted = ""
+                if args.instructions:
+                    base_ir = _instructions([python, "-c", "pass"], env)
+                    ours_ir = _instructions([exe, *db, *words], env)
+                    if base_ir and ours_ir:
+                        counted = f"  instructions {ours_ir / 1e6:.1f}M = {ours_ir / base_ir:4.2f}"
                 print(
                     f"{engine:9} {name:7} {o * 1000:7.1f} ms  python -c pass {b * 1000:6.1f} ms"
                     f"  ratio {ratio:4.2f} (target <= {TARGETS.get(engine, 2.0)}: {verdict})"
-                    f"  cpu {oc * 1000:.1f}/{bc * 1000:.1f} ms = {oc / bc:4.2f}"
+                    f"  cpu {oc * 1000:.1f}/{bc * 1000:.1f} ms = {oc / bc:4.2f}{counted}"
                 )
     finally:
         shutil.rmtree(home, ignore_errors=True)
