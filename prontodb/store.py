@@ -250,10 +250,11 @@ def _all_pairs(items: Sequence[object]) -> bool:
         return False
 
 
-#: One batch of :meth:`Store.write_batches`: project, namespace, ttl and its rows function.
-_BulkBatch = tuple[
-    str, str, "float | None", Callable[[bytes, bytes], Iterable[Iterable["KeyValue"]]]
-]
+if TYPE_CHECKING:
+    #: One batch of :meth:`Store.write_batches`: project, namespace, ttl and its rows function.
+    _BulkBatch = tuple[
+        str, str, float | None, Callable[[bytes, bytes], Iterable[Iterable[KeyValue]]]
+    ]
 
 
 class Store:

@@ -27,7 +27,6 @@ import struct
 import threading
 from collections.abc import Callable
 from operator import add, itemgetter
-from typing import NamedTuple
 
 P_BRANCH, P_LEAF, P_OVERFLOW, P_META = 0x01, 0x02, 0x04, 0x08
 #: Every page-kind bit (LEAF2 0x20 and SUBP 0x40 are dupsort pages, never written here).
@@ -56,18 +55,66 @@ class Damage(Exception):
     """A page is not what the tree says it is; the message names the page and the fault."""
 
 
-class Meta(NamedTuple):
-    """What one valid meta page says: the snapshot ``txnid`` and its two trees."""
+class Meta(tuple[int, int, int, int, int, int, int, int, int]):
+    """What one valid meta page says: the snapshot ``txnid`` and its two trees (a plain tuple
+    subclass, not a NamedTuple: ``typing`` costs a one-shot command its start-up)."""
 
-    txnid: int
-    number: int
-    psize: int
-    free_root: int
-    free_depth: int
-    main_root: int
-    main_depth: int
-    tree_pages: int  # branch + leaf + overflow pages of the main tree
-    last: int  # the last page number in use
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        txnid: int,
+        number: int,
+        psize: int,
+        free_root: int,
+        free_depth: int,
+        main_root: int,
+        main_depth: int,
+        tree_pages: int,
+        last: int,
+    ) -> Meta:
+        return tuple.__new__(
+            cls,
+            (txnid, number, psize, free_root, free_depth, main_root, main_depth, tree_pages, last),
+        )
+
+    @property
+    def txnid(self) -> int:
+        return self[0]
+
+    @property
+    def number(self) -> int:
+        return self[1]
+
+    @property
+    def psize(self) -> int:
+        return self[2]
+
+    @property
+    def free_root(self) -> int:
+        return self[3]
+
+    @property
+    def free_depth(self) -> int:
+        return self[4]
+
+    @property
+    def main_root(self) -> int:
+        return self[5]
+
+    @property
+    def main_depth(self) -> int:
+        return self[6]
+
+    @property
+    def tree_pages(self) -> int:
+        """Branch + leaf + overflow pages of the main tree."""
+        return self[7]
+
+    @property
+    def last(self) -> int:
+        """The last page number in use."""
+        return self[8]
 
 
 def read_metas(data: mmap.mmap | bytes, size: int) -> tuple[list[Meta], list[str]]:

@@ -57,7 +57,6 @@ import os
 import sqlite3
 import threading
 import time
-import urllib.parse
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -79,6 +78,7 @@ from prontodb.errors import (
     StoreBusyError,
     StoreNotFoundError,
 )
+from prontodb.files import uri_path
 
 BUSY_TIMEOUT_S = 60.0
 DBNAME = diskcache.core.DBNAME
@@ -367,7 +367,7 @@ class _Cache(diskcache.Cache):  # type: ignore[misc]
             # mode=rw: cache.db exists (the backend made it, or found it); one that vanished
             # since (a cursor migrate retired the store) is never created anew here.
             con = sqlite3.connect(
-                f"file:{urllib.parse.quote(os.fsencode(database))}?mode=rw",
+                f"file:{uri_path(os.fsencode(database))}?mode=rw",
                 timeout=self._timeout,
                 isolation_level=None,
                 check_same_thread=False,
