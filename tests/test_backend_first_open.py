@@ -45,3 +45,27 @@ def test_sixteen_processes_open_one_new_store(engine, tmp_path, request):
         with prontodb.open(path, create=False) as store:
             assert len(store.keys("app.first")) == 16
             assert backends.sniff(path) == engine
+
+
+def test_a_store_created_between_two_looks_is_recognized(tmp_path, monkeypatch):
+    """The opener's first look can catch a store another process is creating: the file is
+    empty, then its engine writes the magic. Seen that way (the first sniff finds nothing,
+    the file is non-empty afterwards) it is looked at again, not refused as foreign."""
+    path = str(tmp_path / "racing.lmdb")
+    with prontodb.open(path) as store:
+        store.set("app.first.w00", b"here")
+    real = backends.sniff
+    looks = []
+
+    def first_look_sees_an_empty_file(where: str) -> str | None:
+        looks.append(where)
+        return None if len(looks) == 1 else real(where)
+
+    monkeypatch.setattr(backends, "sniff", first_look_sees_an_empty_file)
+    assert backends.resolve_backend(path) == "lmdb"
+    assert len(looks) == 2
+    foreign = tmp_path / "foreign.lmdb"
+    foreign.write_bytes(b"not a store" * 100)
+    monkeypatch.setattr(backends, "_SETTLE_TRIES", 2)
+    with pytest.raises(prontodb.CorruptStoreError, match="unrecognized format"):
+        backends.resolve_backend(str(foreign))

@@ -643,11 +643,30 @@ def resolve_backend(path: str, requested: str | None = None) -> str:
         return requested
     if found is not None:
         return found
-    occupied = os.path.exists(path) and (
-        bool(os.listdir(path)) if os.path.isdir(path) else os.path.getsize(path) > 0
-    )
-    if occupied:
+    if _occupied(path):
+        # The first look may have caught a store another process is creating this instant:
+        # empty then, its engine's magic written since. Look again (briefly: this is the
+        # refusal path) before calling it foreign.
+        for _ in range(_SETTLE_TRIES):
+            import time
+
+            time.sleep(0.01)
+            found = sniff(path) if os.path.exists(path) else None
+            if found is not None:
+                return found
         from prontodb.errors import CorruptStoreError
 
         raise CorruptStoreError(f"{path} is not a ProntoDB store (unrecognized format)")
     return from_extension(path) or DEFAULT_ENGINE
+
+
+#: How many times (10 ms apart) an unrecognized, non-empty store path is looked at again.
+_SETTLE_TRIES = 50
+
+
+def _occupied(path: str) -> bool:
+    """Something is at ``path``: a non-empty file, or a directory with entries."""
+    try:
+        return bool(os.listdir(path)) if os.path.isdir(path) else os.path.getsize(path) > 0
+    except FileNotFoundError:
+        return False
