@@ -87,3 +87,11 @@ def test_write_after_the_store_was_deleted_is_refused_even_with_a_settled_direct
         os.unlink(path / "cache.db" if path.is_dir() else path)
         with pytest.raises(StoreNotFoundError):
             s.set("p.n.d", b"4")
+
+
+def test_a_store_name_too_long_for_the_file_system_is_a_clear_error(tmp_path):
+    """ENAMETOOLONG while the opener looks at the path is the store's error, never an
+    unexpected OSError (the fuzz suite met it)."""
+    too_long = str(tmp_path / ("x" * 300))
+    with pytest.raises(prontodb.ProntoError, match="File name too long"):
+        prontodb.open(too_long)

@@ -668,5 +668,5 @@ def _occupied(path: str) -> bool:
     """Something is at ``path``: a non-empty file, or a directory with entries."""
     try:
         return bool(os.listdir(path)) if os.path.isdir(path) else os.path.getsize(path) > 0
-    except FileNotFoundError:
+    except OSError:  # nothing there, or a path the system cannot even look up
         return False
