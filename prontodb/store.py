@@ -238,6 +238,27 @@ def _glob_matcher(pattern: str) -> Callable[[str], object]:
 _ttl_seconds = keyspace.ttl_def_seconds
 
 
+def _first_run_only(items: object, method: str) -> Callable[[], None]:
+    """The check a bulk write unit makes before it reads ``items``: entries from an iterator
+    cannot be read again, so a second run of the unit (an optimistic engine's retry) raises
+    ConflictError before anything is written; a list or other re-iterable passes every run."""
+    if iter(items) is not items:  # type: ignore[call-overload]
+        return lambda: None
+    runs = 0
+
+    def check() -> None:
+        nonlocal runs
+        runs += 1
+        if runs > 1:
+            raise ConflictError(
+                "the store changed while the entries were written, and they came from an "
+                "iterator that cannot be read again: nothing was written; pass a list to "
+                f"let {method} retry",
+            )
+
+    return check
+
+
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
@@ -858,18 +879,10 @@ class Store:
         backend = self.backend
         layer = self._layer
         entry_key = keyspace.entry_key
-        one_shot = iter(entries) is entries  # an iterator cannot be read again on a retry
-        runs = 0
+        first_run = _first_run_only(entries, "write_entries")
 
         def unit(w: _Write) -> int:
-            nonlocal runs
-            runs += 1
-            if one_shot and runs > 1:
-                raise ConflictError(
-                    "the store changed while the entries were written, and they came from an "
-                    "iterator that cannot be read again: nothing was written; pass a list to "
-                    "let write_entries retry",
-                )
+            first_run()
             now = w.now
             defaults: dict[tuple[str, str], int | None] = {}
             headers: dict[int | None, bytes] = {}
@@ -917,18 +930,10 @@ class Store:
         backend = self.backend
         layer = self._layer
         header = record.header
-        one_shot = iter(rows) is rows  # an iterator cannot be read again on a retry
-        runs = 0
+        first_run = _first_run_only(rows, "write_keyed")
 
         def unit(w: _Write) -> int:
-            nonlocal runs
-            runs += 1
-            if one_shot and runs > 1:
-                raise ConflictError(
-                    "the store changed while the entries were written, and they came from an "
-                    "iterator that cannot be read again: nothing was written; pass a list to "
-                    "let write_keyed retry",
-                )
+            first_run()
             headers: dict[int | None, bytes] = {}
 
             def pairs() -> Iterator[tuple[bytes, bytes]]:
