@@ -19,10 +19,14 @@ error is always reported by that path. A plan holds about one copy of the input.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import stat
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, NamedTuple, NoReturn
+from typing import Any, BinaryIO, Final, Literal, NamedTuple, NoReturn
 
 from prontodb import keyspace
 from prontodb.address import (
@@ -50,16 +54,20 @@ __all__ = [
     "Batch",
     "Plan",
     "StreamEncodingError",
+    "StreamInputChangedError",
     "StreamStateError",
     "TokenTooLongError",
     "apply",
     "load",
     "plan",
+    "plan_file",
     "plan_replayable",
 ]
 
 #: Blocks are cut at the first ``;`` after this many bytes (characters for ``str`` input).
 BLOCK_SIZE = 64 * 1024
+#: Files are read in blocks of this many bytes.
+READ_SIZE = 1 << 20
 #: How much longer than the largest value a token may be (key, prefix, quotes, whitespace).
 TOKEN_SLACK = 64 * 1024
 #: The directives ``meta:KEY=VALUE`` understands.
@@ -262,11 +270,119 @@ def plan_replayable(
     Raises as :func:`plan`."""
     options = (project, namespace, user, user_locked, delim, max_value_bytes)
     planner = _Planner(*options)
-    for _ in _planned(planner, reopen(), progress):
+    read = _Fingerprint()
+    for _ in _planned(planner, read.taking(reopen()), progress):
         pass
     result = planner.result
-    result.replay = lambda: _planned(_Planner(*options), reopen(), None)
+    result.replay = lambda: _planned(_Planner(*options), read.checking(reopen()), None)
     return result
+
+
+def plan_file(
+    path: str,
+    *,
+    project: str | None = None,
+    namespace: str | None = None,
+    user: str | None = None,
+    user_locked: bool = False,
+    delim: str = DEFAULT_DELIM,
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> Plan:
+    """:func:`plan` of the file at ``path`` in flat memory, whatever its size.
+
+    A regular file is read twice, block by block: once here to validate it, once more when
+    :func:`apply` writes the plan (as :func:`plan_replayable`). If the file no longer holds the
+    bytes that were validated when it is read again, the replay raises
+    :class:`StreamInputChangedError` before the transaction commits, so nothing is written.
+    Anything else (a pipe, ``/dev/stdin``, a process substitution) can be read only once: it
+    is first copied to an anonymous private temporary file (mode 0600, unlinked at once, so
+    nothing is left behind even if the process is killed) and planned from there.
+
+    An unreadable path raises OSError (the caller words it). Otherwise raises as :func:`plan`.
+    """
+    options: dict[str, Any] = dict(
+        project=project,
+        namespace=namespace,
+        user=user,
+        user_locked=user_locked,
+        delim=delim,
+        max_value_bytes=max_value_bytes,
+        progress=progress,
+    )
+    with open(path, "rb") as fh:
+        if stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return plan_replayable(lambda: _read_path(path), **options)
+        spool = _spool(fh)
+    return plan_replayable(lambda: _read_from_start(spool), **options)
+
+
+class StreamInputChangedError(StreamError):
+    """The input of a plan made by :func:`plan_replayable` or :func:`plan_file` did not hold
+    the same bytes when it was read again to be written: the transaction was abandoned and
+    nothing was written."""
+
+
+class _Fingerprint:
+    """The length and digest of what one pass over the input read (:meth:`taking`), and the
+    check that a later pass read the same bytes (:meth:`checking`)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.digest = b""
+
+    def taking(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        size, hasher = 0, hashlib.blake2b(digest_size=20)
+        for chunk in chunks:
+            size += len(chunk)
+            hasher.update(chunk)
+            yield chunk
+        self.size, self.digest = size, hasher.digest()
+
+    def checking(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        size, hasher = 0, hashlib.blake2b(digest_size=20)
+        try:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > self.size:
+                    break
+                hasher.update(chunk)
+                yield chunk
+        except OSError as exc:
+            raise StreamInputChangedError(
+                "the input could not be read again to be written"
+                f" ({exc.strerror or exc}): nothing was written"
+            ) from None
+        if size != self.size or hasher.digest() != self.digest:
+            raise StreamInputChangedError(
+                "the input changed while it was being imported (it no longer holds the bytes"
+                " that were validated): nothing was written"
+            )
+
+
+def _read_path(path: str) -> Iterator[bytes]:
+    """The bytes of the file at ``path``, from its start, in blocks of READ_SIZE."""
+    with open(path, "rb") as fh:
+        yield from iter(lambda: fh.read(READ_SIZE), b"")
+
+
+def _read_from_start(fh: BinaryIO) -> Iterator[bytes]:
+    """The bytes of the open file ``fh`` from its start, in blocks of READ_SIZE."""
+    fh.seek(0)
+    yield from iter(lambda: fh.read(READ_SIZE), b"")
+
+
+def _spool(source: BinaryIO) -> BinaryIO:
+    """A private anonymous temporary file holding everything ``source`` gives until its end."""
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - the plan's replay owns it
+    try:
+        for chunk in iter(lambda: source.read(READ_SIZE), b""):
+            spool.write(chunk)
+        spool.flush()
+    except BaseException:
+        spool.close()
+        raise
+    return spool
 
 
 def _planned(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -21,9 +20,6 @@ from prontodb.errors import UsageError
 
 if TYPE_CHECKING:
     from prontodb.stream import Plan
-
-#: FILE is read in blocks of this many bytes.
-READ_SIZE = 1 << 20
 
 
 class EmptyStreamError(NothingPiped):
@@ -42,7 +38,7 @@ def stream_cmd(ctx: click.Context, file: str | None, dry_run: bool) -> None:
     """
     s = session(ctx)
     if file is not None and file != "-":
-        run(s, _file_chunks(file), dry_run=dry_run)
+        run(s, None, dry_run=dry_run, path=file)
         return
     # On any exit other than success the runner rescues piped content (not on a dry run).
     piped = current()
@@ -51,7 +47,7 @@ def stream_cmd(ctx: click.Context, file: str | None, dry_run: bool) -> None:
         if isinstance(content, bytes):
             run(s, content, dry_run=dry_run)
         else:  # spooled to a file: planned from it, then planned again while written
-            run(s, None, dry_run=dry_run, reopen=lambda: _file_chunks(content))
+            run(s, None, dry_run=dry_run, path=content)
     except BaseException as exc:
         if dry_run or isinstance(exc, NothingPiped):
             piped.release()  # a dry run never rescues; neither does an empty stream
@@ -59,15 +55,10 @@ def stream_cmd(ctx: click.Context, file: str | None, dry_run: bool) -> None:
     piped.release()
 
 
-def run(
-    s: Session,
-    source: bytes | Iterator[bytes] | None,
-    *,
-    dry_run: bool,
-    reopen: Callable[[], Iterator[bytes]] | None = None,
-) -> None:
-    """Plan ``source`` (or, for input too large to hold, what ``reopen()`` reads, as often
-    as needed) against the session's defaults; print the plan, or write it."""
+def run(s: Session, source: bytes | None, *, dry_run: bool, path: str | None = None) -> None:
+    """Plan ``source``, or the file at ``path`` (read again, block by block, while it is
+    written: memory stays flat whatever its size), against the session's defaults; print the
+    plan, or write it."""
     from prontodb import stream
 
     target = s.target()
@@ -81,8 +72,11 @@ def run(
         max_value_bytes=s.max_value_bytes(),
         progress=progress.reading if progress else None,
     )
-    if reopen is not None:
-        planned = stream.plan_replayable(reopen, **options)
+    if path is not None:
+        try:
+            planned = stream.plan_file(path, **options)
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     else:
         assert source is not None
         planned = stream.plan(source, **options)
@@ -141,23 +135,6 @@ def _read_stdin(piped: Piped) -> bytes | str:
     if isinstance(content, bytes) and not content.strip():
         raise EmptyStreamError("stdin is empty or only whitespace: nothing to import")
     return content
-
-
-def _file_chunks(path: str) -> Iterator[bytes]:
-    """The bytes of ``path`` in blocks; an unreadable file is a usage error."""
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below, the generator owns it
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with fh:
-        while True:
-            try:
-                chunk = fh.read(READ_SIZE)
-            except OSError as exc:
-                raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-            if not chunk:
-                return
-            yield chunk
 
 
 def _stderr_is_terminal() -> bool:
