@@ -313,8 +313,17 @@ def plan_file(
     with open(path, "rb") as fh:
         if stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
             return plan_replayable(lambda: _read_path(path), **options)
-        spool = _spool(fh)
-    return plan_replayable(lambda: _read_from_start(spool), **options)
+        # Read once: validated as it is copied (so an endless input stops at the token bound),
+        # then every later read comes from the copy.
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 - the plan's replay owns it
+        reads = [_read_from_start(spool), _copying(fh, spool)]
+        try:
+            return plan_replayable(
+                lambda: reads.pop() if reads else _read_from_start(spool), **options
+            )
+        except BaseException:
+            spool.close()
+            raise
 
 
 class StreamInputChangedError(StreamError):
@@ -372,17 +381,13 @@ def _read_from_start(fh: BinaryIO) -> Iterator[bytes]:
     yield from iter(lambda: fh.read(READ_SIZE), b"")
 
 
-def _spool(source: BinaryIO) -> BinaryIO:
-    """A private anonymous temporary file holding everything ``source`` gives until its end."""
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 - the plan's replay owns it
-    try:
-        for chunk in iter(lambda: source.read(READ_SIZE), b""):
-            spool.write(chunk)
-        spool.flush()
-    except BaseException:
-        spool.close()
-        raise
-    return spool
+def _copying(source: BinaryIO, spool: BinaryIO) -> Iterator[bytes]:
+    """The bytes of ``source`` until its end, in blocks of READ_SIZE, each also appended to
+    ``spool`` (flushed at the end, so that it can be read back)."""
+    for chunk in iter(lambda: source.read(READ_SIZE), b""):
+        spool.write(chunk)
+        yield chunk
+    spool.flush()
 
 
 def _planned(
