@@ -1016,3 +1016,18 @@ def test_import_refuses_bad_write_times_and_versions(tmp_path, field, value):
     with pytest.raises(DataFormatError, match=field):
         portable.import_layer(store, io.BytesIO(data))
     store.close()
+
+
+@pytest.mark.parametrize("name", ["____0", "a____b", "x__y__z", "a___b", "k_", "_k__c"])
+def test_export_keeps_keys_that_hold_double_underscores_before_a_context(tmp_path, name):
+    """``p.n.____0`` is key ``__`` with context ``0`` (split at the last ``__``): a set accepts
+    it, so export must write it and import must read back the same entry (hypothesis found
+    export refusing it as a damaged key)."""
+    with prontodb.open(str(tmp_path / "a.sqlite")) as source:
+        source.set(f"p.n.{name}", b"v")
+        out = io.BytesIO()
+        portable.export_layer(source, out)
+        wanted = [(e.address, e.value) for e in source.entries()]
+    with prontodb.open(str(tmp_path / "b.sqlite")) as target:
+        portable.import_layer(target, io.BytesIO(out.getvalue()))
+        assert [(e.address, e.value) for e in target.entries()] == wanted

@@ -75,13 +75,19 @@ def _address_text(key: bytes, layer_len: int) -> str:
         segment(project)
         and segment(namespace)
         and segment(name)
-        and (not context or segment(context))
-        and "__" not in name
+        and (_context_reparses(context) if context else "__" not in name)
     ):
         raise keyspace.damaged_key(key, "characters an address never holds")
     if context:
         return f"{project}.{namespace}.{name}__{context}"
     return f"{project}.{namespace}.{name}"
+
+
+def _context_reparses(context: str) -> bool:
+    """Whether ``key__context`` splits back (at its last ``__``) into this context: a valid
+    segment that holds no ``__`` and does not start with ``_``. The key before it may hold
+    ``__`` (``p.n.____0`` is key ``__``, context ``0``)."""
+    return bool(_SEGMENT.fullmatch(context)) and "__" not in context and context[0] != "_"
 
 
 def _deadline_text(deadline_ms: int | None) -> str:
