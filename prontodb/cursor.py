@@ -112,7 +112,7 @@ def _choose_backend(path: str, requested: str | None, fallback: str | None) -> s
                 "or prontodb cursor migrate)",
             )
         return requested
-    return found or backends.from_extension(path) or fallback or "sqlite"
+    return found or backends.from_extension(path) or fallback or backends.DEFAULT_ENGINE
 
 
 def _local_or_url(location: str) -> str:
@@ -245,7 +245,7 @@ def _default_store(user: str, name: str, backend: str | None, env: Mapping[str, 
             template=f"several stores are named after cursor {literal(repr(name))} "
             f"({literal(', '.join(found))}); choose one with {{path}} or {{backend}}",
         )
-    return found[0] if found else default_path(user, name, "sqlite", env)
+    return found[0] if found else default_path(user, name, backends.DEFAULT_ENGINE, env)
 
 
 def _create_store(spec: CursorSpec) -> None:

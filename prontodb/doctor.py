@@ -7,10 +7,12 @@ of :class:`Finding` s, each with a severity:
   an envelope this ProntoDB cannot read, the format record is wrong, other accounts can write
   the files, or the store cannot be opened at all;
 * ``warning`` — it works but needs attention: files readable by other accounts, a large
-  backlog of expired entries (``gc`` is not running), an LMDB reader table nearly full, or
-  reader slots left by killed processes (they are cleared as a side effect: that is LMDB's
-  ``reader_check``, which every open also runs);
-* ``info`` — facts: entry counts, the expired backlog, readers in use.
+  backlog of expired entries (``gc`` is not running), and whatever the engine's own
+  ``Backend.info()`` lists under ``warnings`` (LMDB: a reader table nearly full, or reader
+  slots left by killed processes, cleared as a side effect; Redis: no persistence, an
+  evicting memory policy);
+* ``info`` — facts: entry counts, the expired backlog, the engine's ``notes`` (LMDB: reader
+  slots in use).
 
 A report is healthy when it holds no error: warnings are reported but do not make a store
 unhealthy (DESIGN §4: ``doctor`` exits 0 with warnings, 1 with an error). Nothing here writes
@@ -39,8 +41,6 @@ SEVERITIES = ("info", "warning", "error")
 BACKLOG_WARNING = 10_000
 #: Problems of one kind listed by name before the rest are only counted.
 SHOWN = 5
-#: An LMDB reader table this full is a warning.
-READERS_WARNING = 0.8
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,8 @@ def examine(
     only: Callable[[str, str | None], bool] | None = None,
 ) -> Report:
     """Check the store at ``path``: permissions, format, the engine's integrity check, the
-    envelope of every entry, the expired-entry backlog and (LMDB) the reader table.
+    envelope of every entry, the expired-entry backlog and the engine's own warnings and notes
+    (``Backend.info()``).
 
     ``only(user, meta)`` limits what the report tells about the data to the layers it accepts
     (a locked context): counts cover those layers only, and damage elsewhere is reported
@@ -117,8 +118,7 @@ def examine(
         report.add("error", "open", str(exc))
         return report
     try:
-        if report.backend == "lmdb":  # first: LMDB's integrity check clears stale readers
-            _check_readers(engine, report)
+        _engine_facts(engine, report, "engine")  # first: LMDB's check clears stale readers
         _check_format(engine, report)
         _check_integrity(engine, report)
         _check_entries(engine, report, (clock or system_clock)(), only)
@@ -147,15 +147,24 @@ def _examine_url(
         _check_format(engine, report)
         _check_integrity(engine, report)
         _check_entries(engine, report, (clock or system_clock)(), only)
-        try:
-            warnings = engine.info().get("warnings", [])
-            for warning in warnings if isinstance(warnings, list) else [warnings]:
-                report.add("warning", "server", str(warning))
-        except ProntoError as exc:
-            report.add("warning", "server", str(exc))
+        _engine_facts(engine, report, "server")
     finally:
         engine.close()
     return report
+
+
+def _engine_facts(engine: Any, report: Report, check: str) -> None:
+    """What the engine itself says (``Backend.info()``): each of its ``warnings`` is a
+    warning, each of its ``notes`` an info line, under ``check``."""
+    try:
+        facts = engine.info()
+    except ProntoError as exc:
+        report.add("warning", check, str(exc))
+        return
+    for severity, key in (("warning", "warnings"), ("info", "notes")):
+        lines = facts.get(key, [])
+        for line in lines if isinstance(lines, list) else [lines]:
+            report.add(severity, check, str(line))
 
 
 def _check_permissions(path: str, report: Report) -> None:
@@ -290,35 +299,3 @@ def _check_entries(
 
 def _show_key(key: bytes) -> str:
     return repr(key.replace(b"\x00", b"."))[2:-1][:80]
-
-
-def _check_readers(engine: Any, report: Report) -> None:
-    """The LMDB reader table: slots in use, and slots of processes that no longer exist."""
-    from prontodb.backends.lmdb import MAX_READERS
-
-    env = getattr(engine, "_env", None)
-    if env is None:
-        return
-    rows = [line.split() for line in env.readers().splitlines()[1:] if line.strip()]
-    stale = [int(row[0]) for row in rows if row and not _alive(int(row[0]))]
-    if stale:
-        cleared = env.reader_check()
-        report.add(
-            "warning",
-            "readers",
-            f"{len(stale)} reader slots held by processes that no longer run (pids "
-            f"{', '.join(map(str, sorted(set(stale))[:SHOWN]))}); cleared {cleared}",
-        )
-    used = len(rows) - len(stale)
-    severity = "warning" if used >= READERS_WARNING * MAX_READERS else "info"
-    report.add(severity, "readers", f"{used} of {MAX_READERS} LMDB reader slots in use")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -504,7 +504,7 @@ def test_doctor_reports_and_clears_stale_lmdb_readers(home, tmp_path):
         child.kill()
         child.wait()
         report = doctor.examine(path)
-        stale = [f for f in report.findings if f.check == "readers" and f.severity == "warning"]
+        stale = [f for f in report.findings if f.check == "engine" and f.severity == "warning"]
         assert stale and str(child.pid) in stale[0].message
         assert doctor.examine(path).healthy  # cleared by the first look
     finally:

@@ -243,8 +243,10 @@ class Backend(abc.ABC):
         """Facts about the engine behind this store for ``prontodb info`` and ``doctor``, as a
         flat mapping of plain values (str, int, bool, None, lists of str). The key
         ``warnings``, when present, lists conditions that put the store's data at risk
-        (``doctor`` reports each one). A local file engine has nothing to add beyond what the
-        Store reports (its files and sizes): the mapping is empty."""
+        (``doctor`` reports each one as a warning); ``notes``, when present, lists facts
+        ``doctor`` shows as info lines. An engine may do its routine upkeep here and report it
+        (LMDB clears reader slots of dead processes). A local file engine with nothing to add
+        beyond what the Store reports (its files and sizes) returns an empty mapping."""
         self._require_open()
         return {}
 

@@ -58,6 +58,8 @@ if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
 
 INITIAL_MAP_SIZE = 64 * 1024 * 1024
 MAX_READERS = 1024
+#: A reader table this full is a warning (``info()``, shown by ``doctor``).
+READERS_WARNING = 0.8
 BUSY_TIMEOUT_S = 60.0
 #: Items read per short read transaction by a scan outside snapshot()/transaction().
 SCAN_PAGE = 1000
@@ -1072,6 +1074,38 @@ class LmdbBackend(Backend):
 
     # -- maintenance -----------------------------------------------------------------------
 
+    def info(self) -> dict[str, object]:
+        """The reader table: slots in use of :data:`MAX_READERS`, and slots held by processes
+        that no longer run, which are cleared here (liblmdb's ``reader_check``, which every
+        open also runs) and reported under ``warnings``, with a table at least
+        :data:`READERS_WARNING` full. ``notes`` holds the slot count as one line."""
+        self._require_open()
+        try:
+            table = self._env.readers()
+        except lmdb.Error as exc:
+            raise translate(exc, self.path) from exc
+        pids = [int(row.split()[0]) for row in table.splitlines()[1:] if row.strip()]
+        stale = sorted({pid for pid in pids if not _alive(pid)})
+        warnings: list[str] = []
+        if stale:
+            cleared = self._env.reader_check()
+            shown = ", ".join(map(str, stale[:5])) + (", ..." if len(stale) > 5 else "")
+            warnings.append(
+                f"{len(stale)} reader slots held by processes that no longer run (pids "
+                f"{shown}); cleared {cleared}"
+            )
+        used = sum(1 for pid in pids if pid not in stale)
+        if used >= READERS_WARNING * MAX_READERS:
+            warnings.append(f"the reader table is nearly full: {used} of {MAX_READERS} slots")
+        facts: dict[str, object] = {
+            "reader_slots_used": used,
+            "reader_slots": MAX_READERS,
+            "notes": [f"{used} of {MAX_READERS} LMDB reader slots in use"],
+        }
+        if warnings:
+            facts["warnings"] = warnings
+        return facts
+
     def files(self) -> list[str]:
         return [p for p in (self.path, self.path + "-lock") if os.path.exists(p)]
 
@@ -1270,3 +1304,14 @@ def verify_pages(path: str, *, deep: bool = True) -> list[str]:
         return problems
     finally:
         data.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs (possibly under another account)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -91,6 +91,7 @@ def info_cmd(ctx: click.Context) -> None:
         click.echo(f"{key}: {'-' if value is None else value}")
     # The engine's own facts, named after it (redis.server_version: 7.0.15), warnings last.
     warnings = engine.pop("warnings", [])
+    engine.pop("notes", None)  # doctor's wording of the facts printed here
     for name, fact in engine.items():
         click.echo(f"{backend.name}.{name}: {'-' if fact is None else fact}")
     for warning in warnings if isinstance(warnings, list) else [warnings]:

@@ -396,6 +396,28 @@ class BackendContract:
         b.put(b"k", b"v")
         assert b.check() == []
 
+    def test_info_is_plain_facts_with_warnings_and_notes_as_lines(
+        self, open_backend: Opener
+    ) -> None:
+        """``info()`` (``prontodb info``, ``doctor``) is a flat mapping of plain values whose
+        ``warnings`` and ``notes``, when present, are lists of one-line strings; it reads
+        nothing of the data, so it works on an empty store and after writes."""
+        b = open_backend()
+        for _ in range(2):
+            facts = b.info()
+            assert isinstance(facts, dict)
+            for name, value in facts.items():
+                assert isinstance(name, str)
+                if name in ("warnings", "notes"):
+                    assert isinstance(value, list)
+                    assert all(isinstance(line, str) and "\n" not in line for line in value)
+                else:
+                    assert value is None or isinstance(value, str | int | float | bool | list)
+            b.put(b"k", b"v")
+        b.close()
+        with pytest.raises(BackendError):
+            b.info()
+
     def test_full_durability_round_trip(self, open_backend: Opener) -> None:
         b = open_backend(durability="full")
         b.put(b"k", b"v")
