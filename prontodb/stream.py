@@ -19,10 +19,8 @@ error is always reported by that path. A plan holds about one copy of the input.
 
 from __future__ import annotations
 
-import hashlib
-import os
+import marshal
 import re
-import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -54,7 +52,6 @@ __all__ = [
     "Batch",
     "Plan",
     "StreamEncodingError",
-    "StreamInputChangedError",
     "StreamStateError",
     "TokenTooLongError",
     "apply",
@@ -190,8 +187,8 @@ class Plan:
     tokens: int = 0
     user: str | None = None
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
-    #: For a plan made by :func:`plan_replayable`: the batches, planned again from the input
-    #: each time they are wanted (``batches`` is empty then: nothing of the input is held).
+    #: For a plan made by :func:`plan_replayable` or :func:`plan_file`: the batches, read back
+    #: from their temporary file each time they are wanted (``batches`` is empty then).
     replay: Callable[[], Iterator[Batch]] | None = None
 
     @property
@@ -262,19 +259,27 @@ def plan_replayable(
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     progress: Callable[[int], None] | None = None,
 ) -> Plan:
-    """:func:`plan` for input too large to hold: ``reopen()`` returns the input from its start
-    as chunks of bytes, the same bytes every time (a file of one's own, such as spooled
-    stdin). The input is validated block by block, keeping only the counts, so memory stays
-    flat whatever its size; the plan's :attr:`Plan.replay` plans it again, block by block,
-    when :func:`apply` writes it (inside its one transaction: still all entries or none).
-    Raises as :func:`plan`."""
-    options = (project, namespace, user, user_locked, delim, max_value_bytes)
-    planner = _Planner(*options)
-    read = _Fingerprint()
-    for _ in _planned(planner, read.taking(reopen()), progress):
-        pass
+    """:func:`plan` for input too large to hold: ``reopen()`` (called once) returns the input
+    as chunks of bytes. It is validated block by block and each validated batch goes to an
+    anonymous private temporary file (mode 0600, unlinked at creation, so nothing is left
+    behind even if the process is killed), so memory stays flat whatever the input's size;
+    the plan's :attr:`Plan.replay` reads the batches back, block by block, when :func:`apply`
+    writes them (inside its one transaction: still all entries or none, and exactly what was
+    validated, whatever happens to the input afterwards). The file is in the system's
+    temporary directory (``TMPDIR``) and holds about one copy of the input.
+    Raises as :func:`plan`; OSError when the temporary file cannot be written."""
+    planner = _Planner(project, namespace, user, user_locked, delim, max_value_bytes)
+    spool = tempfile.TemporaryFile(prefix=".prontodb-stream-")  # noqa: SIM115 - the plan owns it
+    try:
+        dump = marshal.dump
+        for batch in _planned(planner, reopen(), progress):
+            dump(tuple(batch), spool)
+        spool.flush()
+    except BaseException:
+        spool.close()
+        raise
     result = planner.result
-    result.replay = lambda: _planned(_Planner(*options), read.checking(reopen()), None)
+    result.replay = lambda: _unspooled(spool)
     return result
 
 
@@ -289,105 +294,35 @@ def plan_file(
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     progress: Callable[[int], None] | None = None,
 ) -> Plan:
-    """:func:`plan` of the file at ``path`` in flat memory, whatever its size.
-
-    A regular file is read twice, block by block: once here to validate it, once more when
-    :func:`apply` writes the plan (as :func:`plan_replayable`). If the file no longer holds the
-    bytes that were validated when it is read again, the replay raises
-    :class:`StreamInputChangedError` before the transaction commits, so nothing is written.
-    Anything else (a pipe, ``/dev/stdin``, a process substitution) can be read only once: it
-    is first copied to an anonymous private temporary file (mode 0600, unlinked at once, so
-    nothing is left behind even if the process is killed) and planned from there.
+    """:func:`plan_replayable` of the file (or pipe, FIFO, ``/dev/stdin``) at ``path``, read
+    once in blocks of :data:`READ_SIZE`: memory stays flat whatever its size, and a change
+    to the file after it was read does not change what :func:`apply` writes.
 
     An unreadable path raises OSError (the caller words it). Otherwise raises as :func:`plan`.
     """
-    options: dict[str, Any] = dict(
-        project=project,
-        namespace=namespace,
-        user=user,
-        user_locked=user_locked,
-        delim=delim,
-        max_value_bytes=max_value_bytes,
-        progress=progress,
-    )
     with open(path, "rb") as fh:
-        if stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            return plan_replayable(lambda: _read_path(path), **options)
-        # Read once: validated as it is copied (so an endless input stops at the token bound),
-        # then every later read comes from the copy.
-        spool = tempfile.TemporaryFile()  # noqa: SIM115 - the plan's replay owns it
-        reads = [_read_from_start(spool), _copying(fh, spool)]
+        return plan_replayable(
+            lambda: iter(lambda: fh.read(READ_SIZE), b""),
+            project=project,
+            namespace=namespace,
+            user=user,
+            user_locked=user_locked,
+            delim=delim,
+            max_value_bytes=max_value_bytes,
+            progress=progress,
+        )
+
+
+def _unspooled(spool: BinaryIO) -> Iterator[Batch]:
+    """The batches :func:`plan_replayable` wrote to ``spool``, in order, from its start."""
+    spool.seek(0)
+    load = marshal.load
+    while True:
         try:
-            return plan_replayable(
-                lambda: reads.pop() if reads else _read_from_start(spool), **options
-            )
-        except BaseException:
-            spool.close()
-            raise
-
-
-class StreamInputChangedError(StreamError):
-    """The input of a plan made by :func:`plan_replayable` or :func:`plan_file` did not hold
-    the same bytes when it was read again to be written: the transaction was abandoned and
-    nothing was written."""
-
-
-class _Fingerprint:
-    """The length and digest of what one pass over the input read (:meth:`taking`), and the
-    check that a later pass read the same bytes (:meth:`checking`)."""
-
-    def __init__(self) -> None:
-        self.size = 0
-        self.digest = b""
-
-    def taking(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        size, hasher = 0, hashlib.blake2b(digest_size=20)
-        for chunk in chunks:
-            size += len(chunk)
-            hasher.update(chunk)
-            yield chunk
-        self.size, self.digest = size, hasher.digest()
-
-    def checking(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        size, hasher = 0, hashlib.blake2b(digest_size=20)
-        try:
-            for chunk in chunks:
-                size += len(chunk)
-                if size > self.size:
-                    break
-                hasher.update(chunk)
-                yield chunk
-        except OSError as exc:
-            raise StreamInputChangedError(
-                "the input could not be read again to be written"
-                f" ({exc.strerror or exc}): nothing was written"
-            ) from None
-        if size != self.size or hasher.digest() != self.digest:
-            raise StreamInputChangedError(
-                "the input changed while it was being imported (it no longer holds the bytes"
-                " that were validated): nothing was written"
-            )
-
-
-def _read_path(path: str) -> Iterator[bytes]:
-    """The bytes of the file at ``path``, from its start, in blocks of READ_SIZE."""
-    with open(path, "rb") as fh:
-        yield from iter(lambda: fh.read(READ_SIZE), b"")
-
-
-def _read_from_start(fh: BinaryIO) -> Iterator[bytes]:
-    """The bytes of the open file ``fh`` from its start, in blocks of READ_SIZE."""
-    fh.seek(0)
-    yield from iter(lambda: fh.read(READ_SIZE), b"")
-
-
-def _copying(source: BinaryIO, spool: BinaryIO) -> Iterator[bytes]:
-    """The bytes of ``source`` until its end, in blocks of READ_SIZE, each also appended to
-    ``spool`` (flushed at the end, so that it can be read back)."""
-    for chunk in iter(lambda: source.read(READ_SIZE), b""):
-        spool.write(chunk)
-        yield chunk
-    spool.flush()
+            project, namespace, ttl, parts = load(spool)
+        except EOFError:
+            return
+        yield Batch(project, namespace, ttl, parts)
 
 
 def _planned(

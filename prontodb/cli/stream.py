@@ -56,9 +56,9 @@ def stream_cmd(ctx: click.Context, file: str | None, dry_run: bool) -> None:
 
 
 def run(s: Session, source: bytes | None, *, dry_run: bool, path: str | None = None) -> None:
-    """Plan ``source``, or the file at ``path`` (read again, block by block, while it is
-    written: memory stays flat whatever its size), against the session's defaults; print the
-    plan, or write it."""
+    """Plan ``source``, or the file at ``path`` (read once, its validated batches kept in a
+    temporary file until they are written: memory stays flat whatever its size), against the
+    session's defaults; print the plan, or write it."""
     from prontodb import stream
 
     target = s.target()
