@@ -716,10 +716,8 @@ def child_import(kind: str, backend: str, path: str, source: str, n: int) -> dic
 
         store = open_pronto(path)
         start = now()
-        with open(source, "rb") as fh:
-            planned = stream.plan(
-                iter(lambda: fh.read(1 << 20), b""), user=store.user, delim=store.delim
-            )
+        # the CLI's path: read once, validated batches spooled to a temp file (flat memory)
+        planned = stream.plan_file(source, user=store.user, delim=store.delim)
         stream.apply(store, planned)
         took = now() - start
         count = store.count(f"bench.{IMPORT_NS}")
