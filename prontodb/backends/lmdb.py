@@ -41,7 +41,7 @@ import lmdb
 from prontodb._lazy import contextmanager
 from prontodb.backends import _lmdb_pages as pages
 from prontodb.backends import check_unmoved, refuse_special
-from prontodb.backends.base import Backend, prefix_successor
+from prontodb.backends.base import Backend, parse_counter, prefix_successor
 from prontodb.errors import (
     BackendError,
     CorruptStoreError,
@@ -53,7 +53,7 @@ from prontodb.errors import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from typing import IO, Any
 
 INITIAL_MAP_SIZE = 64 * 1024 * 1024
@@ -715,6 +715,31 @@ class LmdbBackend(Backend):
         key, value = _as_bytes(key), _as_bytes(value)
         with self.transaction():
             self._apply(("put", key, value))
+
+    def _put_counted(
+        self,
+        counter_key: bytes,
+        key: bytes,
+        build: Callable[[int, bytes | None], bytes],
+        also: bytes | None,
+    ) -> int:
+        """One committed set (the store revision's hot path): the same transaction as the
+        base class's unit of work, without its layers. LMDB's writer holds the write lock, so
+        the unit never conflicts and needs no retry loop (``run_transaction``); the two reads
+        and two writes run straight on the open transaction, logged for a map-growth replay
+        as ``_txn_get``/``_put`` log them. Inside an open transaction: the generic form."""
+        if self._base_txn_depth:
+            return super()._put_counted(counter_key, key, build, also)
+        with self._transaction():  # what Backend.transaction does for the outermost level
+            self._base_txn_depth = 1
+            try:
+                n = parse_counter(self._txn_get(counter_key), counter_key) + 1
+                value = build(n, None if also is None else self._txn_get(also))
+                self._apply(("put", _as_bytes(counter_key), str(n).encode()))
+                self._apply(("put", _as_bytes(key), _as_bytes(value)))
+            finally:
+                self._base_txn_depth = 0
+        return n
 
     def _put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         # Written in chunks as they come, so memory stays flat whatever the number of pairs:
