@@ -571,14 +571,43 @@ class LmdbBackend(Backend):
         plain read transaction and cut; while this backend object's values are large, through
         one that hands out buffers into the map, so each part is copied once. (A buffer
         transaction costs about 0.8 µs more to begin, too much for a 100-byte get; which one
-        to use is learnt from the previous value's size, so a switch costs one extra copy.)"""
+        to use is learnt from the previous value's size, so a switch costs one extra copy.)
+
+        This is a committed get's hot path: when every page of the current snapshot is known
+        to be sound and no resize or fork is in the way, the read transaction is begun here
+        (the steps of ``_begin_short``, in its order: ``_reading`` is raised before
+        ``resizing`` is looked at); anything else goes through ``_begin_checked``."""
         if self._base_txn_depth or self._snap is not None:
             return super()._get_split(key, head)
         large = self._large_values
+        shared = self._shared
         try:
-            txn, meta = self._begin_checked(buffers=large)
+            self._reading = True
+            txn = None
+            if not (self._closed or shared.resizing or shared.generation != _generation):
+                try:
+                    txn = self._env.begin(buffers=large)
+                except lmdb.MapResizedError:
+                    pass  # the slow path adopts the new size
+                except BaseException:
+                    self._reading = False
+                    raise
+                else:
+                    whole = shared.guard.whole_from
+                    if whole is None or txn.id() < whole:
+                        txn.abort()  # its pages need a check: begin again on the slow path
+                        txn = None
+            if txn is None:
+                self._reading = False
+                txn, meta = self._begin_checked(buffers=large)
+                if meta is not None:
+                    try:
+                        self._check_get(meta, key)
+                    except BaseException:
+                        txn.abort()
+                        self._reading = False
+                        raise
             try:
-                self._check_get(meta, key)
                 found = txn.get(key)
                 if found is None:
                     return None
