@@ -25,6 +25,7 @@ import mmap
 import os
 import struct
 import threading
+from bisect import bisect_right
 from collections.abc import Callable
 from operator import add, itemgetter
 
@@ -186,7 +187,10 @@ class PageGuard:
         self.whole_from: int | None = None
         self._checked_txn = -1
         self._checked: set[int] = set()
+        # Checked branch pages of that snapshot as read once: (keys, children, ordered).
+        self._branches: dict[int, tuple[list[bytes], list[int], bool] | None] = {}
         self._visits = 0
+        self._meta: Meta | None = None
 
     def close(self) -> None:
         """Release the file (the map goes when no walk uses it)."""
@@ -221,7 +225,14 @@ class PageGuard:
 
     def meta(self, txnid: int) -> Meta | None:
         """The meta page of snapshot ``txnid``, or None when it has been overwritten (two
-        commits since): the caller begins its read again."""
+        commits since): the caller begins its read again.
+
+        The meta of the newest snapshot asked for is remembered: what LMDB commits as
+        snapshot ``txnid`` never changes (a later commit writes a meta of a higher ``txnid``),
+        so a repeated read of the same snapshot takes it from there."""
+        known = self._meta
+        if known is not None and known[0] == txnid:
+            return known
         data = self._map(0)
         metas, _ = read_metas(data, self._size)
         for meta in metas:
@@ -229,7 +240,11 @@ class PageGuard:
                 # A commit may be rewriting this meta page right now (the second after ours):
                 # believe it only when a second read agrees.
                 again, _ = read_metas(data, self._size)
-                return meta if meta in again else None
+                if meta not in again:
+                    return None
+                if known is None or txnid > known[0]:
+                    self._meta = meta
+                return meta
         return None
 
     # -- what a read touches ---------------------------------------------------------------
@@ -241,6 +256,7 @@ class PageGuard:
     def _checked_for(self, txnid: int) -> set[int]:
         if self._checked_txn != txnid:
             self._checked = set()
+            self._branches = {}
             self._checked_txn = txnid
         return self._checked
 
@@ -316,23 +332,59 @@ class PageGuard:
         if not 1 <= meta.main_depth <= MAX_DEPTH:
             raise Damage(f"main tree: impossible depth {meta.main_depth}")
         pgno = meta.main_root
-        for level in range(meta.main_depth):
-            data, base = self._page(meta, pgno, level, checked)
-            n = self._nkeys(data, base)
-            if level == meta.main_depth - 1:
-                count = 0
-                if leaf_from is not None:
-                    index, found = self._search(data, base, n, leaf_from, 0)
-                    count = n - index
-                return data, base, count, meta.main_depth
-            index, found = self._search(data, base, n, key, 1)
-            if index >= n:
-                index = n - 1
-            elif not found:
-                index -= 1
+        leaf_level = meta.main_depth - 1
+        branches: dict[int, tuple[list[bytes], list[int], bool] | None]
+        branches = self._branches if checked is self._checked else {}
+        for level in range(leaf_level):
+            branch = branches.get(pgno)
+            if branch is None:
+                # The first visit bisects the page in place (a one-shot read stops there);
+                # a second one reads it into lists that later visits bisect in C.
+                if pgno not in branches:
+                    branches[pgno] = None
+                    data, base = self._page(meta, pgno, level, checked)
+                    n = self._nkeys(data, base)
+                    index, found = self._search(data, base, n, key, 1)
+                    if index >= n:
+                        index = n - 1
+                    elif not found:
+                        index -= 1
+                    stack.append((pgno, index, n))
+                    pgno = self._child(data, base, index)
+                    continue
+                branch = branches[pgno] = self._branch(meta, pgno, level, checked)
+            keys, children, ordered = branch
+            n = len(keys)
+            if ordered:  # liblmdb's bisection gives the same index as bisect on sorted keys
+                index = bisect_right(keys, key, 1) - 1
+            else:
+                index, found = _search_list(keys, key, 1)
+                if index >= n:
+                    index = n - 1
+                elif not found:
+                    index -= 1
             stack.append((pgno, index, n))
-            pgno = self._child(data, base, index)
-        raise AssertionError("unreachable")
+            pgno = children[index]
+        data, base = self._page(meta, pgno, leaf_level, checked)
+        count = 0
+        if leaf_from is not None:
+            n = self._nkeys(data, base)
+            index, _found = self._search(data, base, n, leaf_from, 0)
+            count = n - index
+        return data, base, count, meta.main_depth
+
+    def _branch(
+        self, meta: Meta, pgno: int, level: int, checked: set[int]
+    ) -> tuple[list[bytes], list[int], bool]:
+        """Branch page ``pgno`` at ``level``, checked, read into its keys and children (key
+        0 is never compared), and whether keys 1.. ascend strictly (a sound page's do)."""
+        data, base = self._page(meta, pgno, level, checked)
+        n = self._nkeys(data, base)
+        keys = [self._node_key(data, base, i) for i in range(n)]
+        children = [self._child(data, base, i) for i in range(n)]
+        rest = keys[1:]
+        ordered = all(map(bytes.__lt__, rest, rest[1:]))
+        return keys, children, ordered
 
     def _search(self, data: mmap.mmap, base: int, n: int, key: bytes, low: int) -> tuple[int, bool]:
         """mdb_node_search: the index of the first node whose key is ``>= key`` (``n`` when
@@ -401,6 +453,27 @@ class PageGuard:
         with self._lock:
             if self.whole_from is None or meta.txnid > self.whole_from:
                 self.whole_from = meta.txnid
+
+
+def _search_list(keys: list[bytes], key: bytes, low: int) -> tuple[int, bool]:
+    """:meth:`PageGuard._search` over a branch page's keys read into a list (a page whose
+    keys are out of order: liblmdb's bisection step for step)."""
+    high = len(keys) - 1
+    i = low
+    cmp = 0
+    while low <= high:
+        i = (low + high) >> 1
+        node_key = keys[i]
+        cmp = (key > node_key) - (key < node_key)
+        if cmp == 0:
+            return i, True
+        if cmp > 0:
+            low = i + 1
+        else:
+            high = i - 1
+    if cmp > 0:
+        i += 1
+    return i, False
 
 
 _NAMES = {P_BRANCH: "branch", P_LEAF: "leaf"}
