@@ -223,25 +223,33 @@ return rev
 # when both still hold and no writer holds the store's lock, else it returns what it found so
 # the client can rebuild at once. Expectation modes: 'x' unknown (only read), 'n' absent,
 # 'v' equal to the value given.
-# KEYS: rev, idx, counter value key, value key, also value key, lock, retired
-# ARGV: counter key, key, counter mode, counter value, also mode ('' = no also), also value,
-#       new counter, new value
+# KEYS: rev, idx, lock, retired, counter value key (these five are fixed per store and
+#       counter, so the client sends them pre-packed), value key, also value key
+# ARGV: key, counter mode, counter value, also mode ('' = no also), also value, new counter,
+#       new value, counter key
 # -> 1 written | {0, counter, also, held} not written | {-2} missing | {-3} retired
-# (one MGET for every read, no Lua function: each redis.call and closure costs the server)
+# Three redis.call, each costing the server more than the command it runs: one MGET for every
+# read; one MSET for the counter, the value and the engine's commit counter (raised from the
+# value MGET read: no INCR call); one ZADD for the key — the counter's index member only when
+# the counter is new (an existing value key is in the index already). No Lua function or
+# table building.
 _COUNTED = """
-local now = redis.call('MGET', KEYS[1], KEYS[7], KEYS[6], KEYS[3], KEYS[5])
+local now = redis.call('MGET', KEYS[1], KEYS[4], KEYS[3], KEYS[5], KEYS[7])
 if not now[1] then return {-2} end
 if now[2] then return {-3} end
 local c = now[4]
-local ok = not now[3] and ((ARGV[3] == 'n' and not c) or (ARGV[3] == 'v' and c == ARGV[4]))
-if ok and ARGV[5] ~= '' then
+local ok = not now[3] and ((ARGV[2] == 'n' and not c) or (ARGV[2] == 'v' and c == ARGV[3]))
+if ok and ARGV[4] ~= '' then
   local a = now[5]
-  ok = (ARGV[5] == 'n' and not a) or (ARGV[5] == 'v' and a == ARGV[6])
+  ok = (ARGV[4] == 'n' and not a) or (ARGV[4] == 'v' and a == ARGV[5])
 end
-if not ok then return {0, c, ARGV[5] ~= '' and now[5], now[3] and 1 or 0} end
-redis.call('MSET', KEYS[3], ARGV[7], KEYS[4], ARGV[8])
-redis.call('ZADD', KEYS[2], 0, ARGV[1], 0, ARGV[2])
-redis.call('INCR', KEYS[1])
+if not ok then return {0, c, ARGV[4] ~= '' and now[5], now[3] and 1 or 0} end
+redis.call('MSET', KEYS[5], ARGV[6], KEYS[6], ARGV[7], KEYS[1], tonumber(now[1]) + 1)
+if c then
+  redis.call('ZADD', KEYS[2], 0, ARGV[1])
+else
+  redis.call('ZADD', KEYS[2], 0, ARGV[8], 0, ARGV[1])
+end
 return 1
 """
 
@@ -350,6 +358,33 @@ _SNAPSHOT_GET = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return {0} end
 return {1, redis.call('HGET', KEYS[1], ARGV[1])}
 """
+
+
+#: A put_counted value up to this size is copied into its pre-packed command; a larger one is
+#: sent as its own buffer (redis-py's own cut-off for the same choice is 6,000 bytes).
+_INLINE_VALUE = 6000
+
+
+def _bulk(item: bytes) -> bytes:
+    """One RESP bulk string."""
+    return b"$%d\r\n%b\r\n" % (len(item), item)
+
+
+def _packed_head(sha: str, numkeys: int, nargs: int, fixed: list[bytes]) -> bytes:
+    """The start of a RESP ``EVALSHA`` command with ``numkeys`` keys and ``nargs`` other
+    arguments, up to and including its ``fixed`` leading keys."""
+    parts = [
+        b"*%d\r\n" % (3 + numkeys + nargs),
+        _bulk(b"EVALSHA"),
+        _bulk(sha.encode()),
+        _bulk(b"%d" % numkeys),
+    ]
+    return b"".join(parts + [_bulk(k) for k in fixed])
+
+
+def _pack_tail(items: list[bytes]) -> bytes:
+    """``items`` as consecutive RESP bulk strings."""
+    return b"".join([b"$%d\r\n%b\r\n" % (len(x), x) for x in items])
 
 
 class Location:
@@ -531,6 +566,10 @@ class RedisBackend(Backend):
         self._replicas: dict[object, int] = {}
         # put_counted's expectation per (counter key, also key): the values it last saw
         self._counted_seen: dict[tuple[bytes, bytes | None], tuple[Any, Any]] = {}
+        # put_counted's pre-packed command head per counter key, and the connection pool it
+        # is sent through (None on a cluster: redis-py routes the script there)
+        self._counted_head: dict[bytes, bytes] = {}
+        self._direct: Any = None
         self._client: Any = None
         with self._errors():
             self._client = self._connect(location)
@@ -550,6 +589,11 @@ class RedisBackend(Backend):
                     ("staged_range", _STAGED_RANGE),
                 )
             }
+            if not location.cluster:
+                import redis.exceptions as rx
+
+                self._direct = self._client.connection_pool
+                self._no_script = rx.NoScriptError
 
     @classmethod
     def destroy(cls, path: str) -> int:
@@ -955,50 +999,113 @@ class RedisBackend(Backend):
         ``full`` and calls inside a transaction take the general path too."""
         if self._depth or self.durability == "full":
             return super()._put_counted(counter_key, key, build, also)
-        seen = self._counted_seen.get((counter_key, also))
+        slot = (counter_key, also)
+        seen = self._counted_seen.get(slot)
         for _ in range(3):
             if seen is None:
-                counter_mode, counter_raw, also_mode, also_raw = "x", b"", "x", b""
+                counter_mode, counter_raw, also_mode, also_raw = b"x", b"", b"x", None
                 n, value = 0, b""
             else:
                 counter_raw, also_raw = seen
                 n = parse_counter(counter_raw, counter_key) + 1
                 value = build(n, also_raw)
-                counter_mode = "n" if counter_raw is None else "v"
-                also_mode = "n" if also_raw is None else "v"
+                counter_mode = b"n" if counter_raw is None else b"v"
+                also_mode = b"n" if also_raw is None else b"v"
+            new_counter = b"%d" % n
             with self._errors():
-                reply = self._scripts["counted"](
-                    keys=[
-                        self._rev_key,
-                        self._idx_key,
-                        self._value_prefix + counter_key,
-                        self._value_prefix + key,
-                        self._value_prefix + (also if also is not None else counter_key),
-                        self._lock_key,
-                        self._retired_key,
-                    ],
-                    args=[
-                        counter_key,
+                reply = self._counted(
+                    counter_key,
+                    key,
+                    also,
+                    [
                         key,
                         counter_mode,
                         counter_raw or b"",
-                        "" if also is None else also_mode,
+                        b"" if also is None else also_mode,
                         also_raw or b"",
-                        str(n).encode(),
+                        new_counter,
                         value,
+                        counter_key,
                     ],
                 )
-            code = 1 if reply == 1 else int(reply[0])
-            if code == 1:
-                self._counted_seen[(counter_key, also)] = (str(n).encode(), also_raw)
+            if reply == 1:
+                self._counted_seen[slot] = (new_counter, also_raw)
                 return n
+            code = int(reply[0])
             if code < 0:
                 self._fail(code)
             seen = (reply[1], reply[2] if also is not None else None)
-            self._counted_seen[(counter_key, also)] = seen
+            self._counted_seen[slot] = seen
             if int(reply[3]):
                 break  # a transaction holds the lock: wait for it on the general path
         return super()._put_counted(counter_key, key, build, also)
+
+    def _counted(
+        self, counter_key: bytes, key: bytes, also: bytes | None, args: list[bytes]
+    ) -> Any:
+        """Run ``_COUNTED`` for ``key``. On a standalone server the command goes out
+        pre-packed on a pooled connection: its first eight arguments (the script's hash and
+        the five fixed keys) are packed once per counter, the rest by one format operation —
+        redis-py's general argument packing cost more than the rest of ``Store.set`` here.
+        Reconnect-and-resend is redis-py's (the connection's retry policy), as for any
+        command; a server that lost the script (a restart, ``SCRIPT FLUSH``) gets it loaded
+        again through redis-py's script object. On a cluster the script object is called
+        (redis-py routes it to the slot's primary and follows MOVED/ASK)."""
+        prefix = self._value_prefix
+        value_key = prefix + key
+        also_key = prefix + (also if also is not None else counter_key)
+        if self._direct is None:
+            script = self._scripts["counted"]
+            return script(keys=[*self._counted_keys(counter_key), value_key, also_key], args=args)
+        head = self._counted_head.get(counter_key)
+        if head is None:
+            head = _packed_head(self._scripts["counted"].sha, 7, 8, self._counted_keys(counter_key))
+            self._counted_head[counter_key] = head
+        value = args[6]
+        if len(value) <= _INLINE_VALUE:
+            packed = [head + _pack_tail([value_key, also_key, *args])]
+        else:  # a large value is sent as it is, not copied into the command
+            before = _pack_tail([value_key, also_key, *args[:6]])
+            packed = [
+                head + before + b"$%d\r\n" % len(value),
+                value,
+                b"\r\n" + _pack_tail(args[7:]),
+            ]
+        try:
+            return self._send_packed(packed)
+        except self._no_script:
+            script = self._scripts["counted"]
+            return script(keys=[*self._counted_keys(counter_key), value_key, also_key], args=args)
+
+    def _counted_keys(self, counter_key: bytes) -> list[bytes]:
+        """The fixed KEYS of ``_COUNTED`` for ``counter_key``: rev, idx, lock, retired and the
+        counter's value key."""
+        return [
+            self._rev_key,
+            self._idx_key,
+            self._lock_key,
+            self._retired_key,
+            self._value_prefix + counter_key,
+        ]
+
+    def _send_packed(self, packed: list[bytes]) -> Any:
+        """Send one pre-packed command (its parts, in order) on a pooled connection and return its parsed reply; a
+        dropped connection is reconnected and the command re-sent under the connection's
+        retry policy (what redis-py's ``execute_command`` does)."""
+        pool = self._direct
+        try:
+            conn = pool.get_connection()
+        except TypeError:  # redis-py before 5.3 wants a command name
+            conn = pool.get_connection("EVALSHA")
+
+        def send() -> Any:
+            conn.send_packed_command(packed)
+            return conn.read_response()
+
+        try:
+            return conn.retry.call_with_retry(send, lambda _error: conn.disconnect())
+        finally:
+            pool.release(conn)
 
     def _delete(self, key: bytes) -> bool:
         if self._depth:
