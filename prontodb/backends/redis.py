@@ -55,6 +55,7 @@ from __future__ import annotations
 import os
 import random
 import secrets
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
@@ -570,6 +571,9 @@ class RedisBackend(Backend):
         # is sent through (None on a cluster: redis-py routes the script there)
         self._counted_head: dict[bytes, bytes] = {}
         self._direct: Any = None
+        # the connection _send_packed keeps, and the (process, thread) that took it
+        self._pinned: Any = None
+        self._pinned_by: tuple[int, int] | None = None
         self._client: Any = None
         with self._errors():
             self._client = self._connect(location)
@@ -1089,14 +1093,29 @@ class RedisBackend(Backend):
         ]
 
     def _send_packed(self, packed: list[bytes]) -> Any:
-        """Send one pre-packed command (its parts, in order) on a pooled connection and return its parsed reply; a
+        """Send one pre-packed command (its parts, in order) and return its parsed reply; a
         dropped connection is reconnected and the command re-sent under the connection's
-        retry policy (what redis-py's ``execute_command`` does)."""
-        pool = self._direct
-        try:
-            conn = pool.get_connection()
-        except TypeError:  # redis-py before 5.3 wants a command name
-            conn = pool.get_connection("EVALSHA")
+        retry policy (what redis-py's ``execute_command`` does). The connection is one this
+        object keeps out of the pool for its lifetime (taking one from the pool and giving it
+        back cost redis-py more than packing the command), used only by the process and
+        thread that took it; any other caller borrows one from the pool as usual."""
+        conn = self._pinned
+        if conn is None or self._pinned_by != (os.getpid(), threading.get_ident()):
+            if conn is None and self._pinned_by is None:
+                conn = self._pinned = self._pool_connection()
+                self._pinned_by = (os.getpid(), threading.get_ident())
+            else:
+                return self._send_pooled(packed)
+
+        def send() -> Any:
+            conn.send_packed_command(packed)
+            return conn.read_response()
+
+        return conn.retry.call_with_retry(send, lambda _error: conn.disconnect())
+
+    def _send_pooled(self, packed: list[bytes]) -> Any:
+        """:meth:`_send_packed` on a connection borrowed from the pool for this one command."""
+        conn = self._pool_connection()
 
         def send() -> Any:
             conn.send_packed_command(packed)
@@ -1105,7 +1124,13 @@ class RedisBackend(Backend):
         try:
             return conn.retry.call_with_retry(send, lambda _error: conn.disconnect())
         finally:
-            pool.release(conn)
+            self._direct.release(conn)
+
+    def _pool_connection(self) -> Any:
+        try:
+            return self._direct.get_connection()
+        except TypeError:  # redis-py before 5.3 wants a command name
+            return self._direct.get_connection("EVALSHA")
 
     def _delete(self, key: bytes) -> bool:
         if self._depth:
@@ -1498,6 +1523,13 @@ class RedisBackend(Backend):
         return removed
 
     def _close(self) -> None:
+        pinned, self._pinned = self._pinned, None
+        # (a forked child leaves the parent's connection alone)
+        if pinned is not None and self._pinned_by and self._pinned_by[0] == os.getpid():
+            try:
+                self._direct.release(pinned)
+            except Exception:
+                pass
         client, self._client = self._client, None
         if client is not None:
             try:
