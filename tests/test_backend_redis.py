@@ -645,6 +645,97 @@ def test_put_counted_rebuilds_when_another_writer_moved_on(redis_server):
         assert a.backend.check() == []
 
 
+def test_a_one_trip_set_raises_the_commit_counter_and_indexes_both_keys(redis_server):
+    name = fresh_store()
+    raw = redis_server.client()
+    with prontodb.open(f"redis://{redis_server.address}/0?store={name}") as store:
+        store.set("p.n.first", b"v")
+        rev = int(raw.get(f"{{pdb:{name}}}:rev"))
+        for i in range(5):
+            store.set(f"p.n.k{i}", b"v")
+            assert int(raw.get(f"{{pdb:{name}}}:rev")) == rev + i + 1  # every commit raises it
+        assert store.revision() == 6 and store.backend.check() == []
+
+
+def test_a_one_trip_set_survives_a_flushed_script_cache(redis_server):
+    raw = redis_server.client()
+    with prontodb.open(f"redis://{redis_server.address}/0?store={fresh_store()}") as store:
+        store.set("p.n.a", b"1")
+        store.set("p.n.b", b"2")  # the pre-packed one-trip path
+        raw.script_flush()  # as after a server restart or a failover: NOSCRIPT
+        store.set("p.n.c", b"3")
+        store.set("p.n.d", b"4")
+        assert [store.get(f"p.n.{k}") for k in "abcd"] == [b"1", b"2", b"3", b"4"]
+        assert store.entry("p.n.d").version == 4 and store.backend.check() == []
+
+
+@pytest.mark.parametrize("size", [0, 5999, 6000, 6001, 300_000])
+def test_a_one_trip_set_stores_values_of_every_size_intact(redis_server, size):
+    value = os.urandom(size)
+    with prontodb.open(f"redis://{redis_server.address}/0?store={fresh_store()}") as store:
+        store.set("p.n.warm", b"v")
+        store.set("p.n.k", value)
+        store.set("p.n.after", b"x")  # the connection is still in step
+        assert store.get("p.n.k") == value and store.get("p.n.after") == b"x"
+
+
+def test_a_one_trip_set_reconnects_after_a_cut_and_a_lost_reply(redis_server):
+    """The kept connection is cut between two sets: the next set reconnects. A reply lost
+    after the script ran: redis-py sends it again, the script finds the counter moved and the
+    value is rebuilt and stored at the next revision (as if set twice), nothing else."""
+    proxy = CuttingProxy(redis_server.port)
+    name = fresh_store()
+    try:
+        with prontodb.open(f"redis://{proxy.address}/0?store={name}") as store:
+            store.set("p.n.a", b"1")
+            store.set("p.n.b", b"2")
+            proxy.cut()
+            store.set("p.n.c", b"3")
+            proxy.drop_next_reply = True
+            store.set("p.n.d", b"4")
+            assert proxy.dropped == 1
+            store.set("p.n.e", b"5")
+            assert [store.get(f"p.n.{k}") for k in "abcde"] == [b"1", b"2", b"3", b"4", b"5"]
+            assert store.entry("p.n.d").version in (4, 5) and store.entry("p.n.e").version == 6
+            assert store.revision() == 6 and store.backend.check() == []
+    finally:
+        proxy.close()
+
+
+def test_one_trip_sets_from_another_thread_and_a_forked_process(redis_server):
+    """The connection put_counted keeps belongs to the thread and process that took it:
+    another thread and a forked child borrow pooled connections and stay in step."""
+    url = f"redis://{redis_server.address}/0?store={fresh_store()}"
+    with prontodb.open(url) as store:
+        store.set("p.n.a", b"1")
+        store.set("p.n.b", b"2")  # the connection is kept now
+        errors: list[BaseException] = []
+
+        def other() -> None:
+            try:
+                for i in range(20):
+                    store.set(f"p.n.t{i}", b"t")
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+        assert errors == []
+        child = multiprocessing.get_context("fork").Process(target=_forked_set, args=(store,))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        store.set("p.n.c", b"3")
+        assert store.get("p.n.c") == b"3" and store.get("p.n.forked") == b"f"
+        assert [store.get(f"p.n.t{i}") for i in range(20)] == [b"t"] * 20
+        assert store.revision() == 24 and store.backend.check() == []
+
+
+def _forked_set(store) -> None:  # noqa: ANN001
+    store.set("p.n.forked", b"f")  # the parent's Store object, in a forked child
+
+
 # --- large transactions are staged on the server -------------------------------------------
 
 
