@@ -15,6 +15,9 @@ ProntoDB runs so both see the same machine load (median of the repeats):
   keys per command in one pipeline;
 * stream / JSONL import: ``stream.load`` and ``portable.import_layer`` of N entries against the
   same raw MSET (target: at least 70 % of raw MSET throughput);
+* under each bulk row, an info row against the indexed floor: raw ``MSET`` + ``ZADD`` of the
+  same entries in one ``MULTI`` — what any store with an ordered index on Redis writes at
+  least (its ratio shows how far ProntoDB is from that floor, not from the target);
 * prefix scan: ``Store.scan`` of a namespace against raw ``ZRANGEBYLEX`` + ``MGET`` pages of
   1,000 (target: at most 2x);
 * read-modify-write: the engine's optimistic transaction (Lua commit) against redis-py's
@@ -77,11 +80,22 @@ def timed(fn: Callable[[], object], count: int) -> float:
     return (time.perf_counter() - start) / count * 1e6
 
 
-def alternate(raw: Callable[[], float], ours: Callable[[], float], repeats: int) -> tuple:
-    raws, mine = [], []
+def alternate(
+    raw: Callable[[], float],
+    ours: Callable[[], float],
+    repeats: int,
+    also: Callable[[], float] | None = None,
+) -> tuple:
+    """Medians of ``raw`` and ``ours`` (and of ``also``, a second raw baseline, when given:
+    then the result is raw, also, ours), run in turn ``repeats`` times."""
+    raws, extra, mine = [], [], []
     for _ in range(repeats):
         raws.append(raw())
+        if also is not None:
+            extra.append(also())
         mine.append(ours())
+    if also is not None:
+        return statistics.median(raws), statistics.median(extra), statistics.median(mine)
     return statistics.median(raws), statistics.median(mine)
 
 
@@ -172,7 +186,10 @@ def main() -> None:
         raw, ours = alternate(raw_get, our_get, repeats)
         row("single get (us/op)", raw, ours, "us", "<= 1.5x", ours / raw <= 1.5)
 
-        # batched set and imports against pipelined MSET
+        # batched set and imports against pipelined MSET (the issue's target) and against the
+        # indexed floor: MSET + ZADD in one MULTI, what any ordered store on Redis must write
+        # at least (a clearly labelled info row; the target row is unchanged). All three are
+        # run alternately, so both ratios come from the same run.
         def raw_mset() -> float:
             def run() -> None:
                 pipe = r.pipeline(transaction=False)
@@ -182,16 +199,7 @@ def main() -> None:
 
             return timed(run, n_bulk)
 
-        def our_batch() -> float:
-            pairs = [(f"b.n.k{i}", VALUE) for i in range(n_bulk)]
-            return timed(lambda: store.set_many(pairs), n_bulk)
-
-        raw, ours = alternate(raw_mset, our_batch, repeats)
-        row("batched set (us/entry)", raw, ours, "us", ">= 70% of MSET", raw / ours >= 0.7)
-
         def raw_indexed() -> float:
-            # The fair floor: the values plus an ordered index, atomically (what any ordered
-            # store on Redis must write).
             def run() -> None:
                 pipe = r.pipeline(transaction=True)
                 for first in range(0, n_bulk, 1000):
@@ -201,16 +209,23 @@ def main() -> None:
 
             return timed(run, n_bulk)
 
-        raw, ours = alternate(raw_indexed, our_batch, repeats)
-        row("batched vs MSET+ZADD (us/entry)", raw, ours, "us", "info: indexed floor", None)
+        def bulk_rows(name: str, ours: Callable[[], float]) -> None:
+            mset, floor, mine = alternate(raw_mset, ours, repeats, also=raw_indexed)
+            row(f"{name} (us/entry)", mset, mine, "us", ">= 70% of MSET", mset / mine >= 0.7)
+            row(f"  {name} vs MSET+ZADD", floor, mine, "us", "info: indexed floor", None)
+
+        def our_batch() -> float:
+            pairs = [(f"b.n.k{i}", VALUE) for i in range(n_bulk)]
+            return timed(lambda: store.set_many(pairs), n_bulk)
+
+        bulk_rows("batched set", our_batch)
 
         text = "meta:path=i.s;" + "".join(f"k{i}=v{'v' * 98};" for i in range(n_bulk))
 
         def our_stream() -> float:
             return timed(lambda: stream.load(store, text), n_bulk)
 
-        raw, ours = alternate(raw_mset, our_stream, repeats)
-        row("stream import (us/entry)", raw, ours, "us", ">= 70% of MSET", raw / ours >= 0.7)
+        bulk_rows("stream import", our_stream)
 
         dump = os.path.join(folder, "dump.jsonl")
         with open(dump, "wb") as fh:
@@ -220,8 +235,7 @@ def main() -> None:
             with open(dump, "rb") as fh:
                 return timed(lambda: portable.import_layer(store, fh), n_bulk)
 
-        raw, ours = alternate(raw_mset, our_import, repeats)
-        row("JSONL import (us/entry)", raw, ours, "us", ">= 70% of MSET", raw / ours >= 0.7)
+        bulk_rows("JSONL import", our_import)
 
         # prefix scan
         store.set_many((f"sc.n.k{i:06d}", VALUE) for i in range(n_scan))
@@ -305,12 +319,15 @@ def main() -> None:
     version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
     print(f"redis-server: {version.stdout.split()[2]}  redis-py: {redis.__version__}  "
           f"python: {sys.version.split()[0]}  cores: {os.cpu_count()}")  # fmt: skip
+    # ratio: ProntoDB's time over raw's; a bulk row also prints the throughput share (1/ratio)
     print(f"{'case':30} {'raw':>10} {'prontodb':>10} {'ratio':>7}  target")
     for item in rows:
         met = "" if item["met"] is None else ("met" if item["met"] else "NOT MET")
+        bulk = "%" in item["target"] or "floor" in item["target"]
+        share = f" ({100 / item['ratio']:.0f}% of raw throughput)" if bulk else ""
         print(
             f"{item['case']:30} {item['raw']:10.2f} {item['prontodb']:10.2f} "
-            f"{item['ratio']:6.2f}x  {item['target']} {met}"
+            f"{item['ratio']:6.2f}x  {item['target']} {met}{share}"
         )
     if opts.json_out:
         with open(opts.json_out, "w") as fh:
