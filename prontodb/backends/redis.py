@@ -181,12 +181,15 @@ return 0
 
 # The common case on its own: one blind put. KEYS: rev, idx, value key, retired; ARGV: key,
 # value -> new rev | -2 store missing | -3 store retired
+# (three redis.call: the commit counter is raised inside the MSET, as in _COUNTED)
 _PUT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
-if redis.call('EXISTS', KEYS[4]) == 1 then return -3 end
-redis.call('SET', KEYS[3], ARGV[2])
+local now = redis.call('MGET', KEYS[1], KEYS[4])
+if not now[1] then return -2 end
+if now[2] then return -3 end
+local rev = tonumber(now[1]) + 1
+redis.call('MSET', KEYS[3], ARGV[2], KEYS[1], rev)
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
-return redis.call('INCR', KEYS[1])
+return rev
 """
 
 # KEYS: rev, idx, snapshot index, snapshot values, snapshot marker; ARGV: value-key prefix,
