@@ -22,7 +22,10 @@ ProntoDB runs so both see the same machine load (median of the repeats):
   1,000 (target: at most 2x);
 * read-modify-write: the engine's optimistic transaction (Lua commit) against redis-py's
   ``WATCH``/``GET``/``MULTI``/``SET``/``EXEC`` — why the engine commits by script;
-* 8 processes, mixed load (set, get, scan of 20): operations per second, raw against ProntoDB.
+* 8 processes, mixed load (set, get, scan of 20): operations per second, raw against ProntoDB;
+* the server's time per operation or entry by command (``INFO commandstats``) for single set
+  and the bulk cases: where each side's time goes on the server (the rest is the client and
+  the round trips).
 """
 
 from __future__ import annotations
@@ -99,6 +102,20 @@ def alternate(
     return statistics.median(raws), statistics.median(mine)
 
 
+def server_time(client, fn: Callable[[], object], count: int) -> dict[str, float]:  # noqa: ANN001
+    """Server microseconds per operation of ``fn`` (``count`` operations), by command, from
+    ``INFO commandstats`` (a script's line includes the commands it calls, which are also
+    listed on their own)."""
+    client.config_resetstat()
+    fn()
+    stats = client.info("commandstats")
+    return {
+        name[len("cmdstat_") :]: data["usec"] / count
+        for name, data in stats.items()
+        if not name.startswith("cmdstat_config") and data["usec"] / count >= 0.005
+    }
+
+
 def _mixed(kind: str, port: int, worker: int, ops: int, out) -> None:  # noqa: ANN001
     import redis
 
@@ -156,6 +173,7 @@ def main() -> None:
 
     proc, port, folder = start_server()
     rows: list[dict] = []
+    servers: dict[str, dict[str, float]] = {}  # server time per op/entry, by command
 
     def row(name: str, raw: float, ours: float, unit: str, target: str, ok: bool | None) -> None:
         rows.append(
@@ -176,6 +194,8 @@ def main() -> None:
 
         raw, ours = alternate(raw_set, our_set, repeats)
         row("single set (us/op)", raw, ours, "us", "<= 1.5x", ours / raw <= 1.5)
+        servers["single set: raw SET"] = server_time(r, raw_set, n_single)
+        servers["single set: Store.set"] = server_time(r, our_set, n_single)
 
         def raw_get() -> float:
             return timed(lambda: [r.get(b"s%d" % i) for i in range(n_single)], n_single)
@@ -213,11 +233,14 @@ def main() -> None:
             mset, floor, mine = alternate(raw_mset, ours, repeats, also=raw_indexed)
             row(f"{name} (us/entry)", mset, mine, "us", ">= 70% of MSET", mset / mine >= 0.7)
             row(f"  {name} vs MSET+ZADD", floor, mine, "us", "info: indexed floor", None)
+            servers[f"{name}: ProntoDB"] = server_time(r, ours, n_bulk)
 
         def our_batch() -> float:
             pairs = [(f"b.n.k{i}", VALUE) for i in range(n_bulk)]
             return timed(lambda: store.set_many(pairs), n_bulk)
 
+        servers["bulk: raw MSET"] = server_time(r, raw_mset, n_bulk)
+        servers["bulk: raw MSET+ZADD"] = server_time(r, raw_indexed, n_bulk)
         bulk_rows("batched set", our_batch)
 
         text = "meta:path=i.s;" + "".join(f"k{i}=v{'v' * 98};" for i in range(n_bulk))
@@ -329,9 +352,13 @@ def main() -> None:
             f"{item['case']:30} {item['raw']:10.2f} {item['prontodb']:10.2f} "
             f"{item['ratio']:6.2f}x  {item['target']} {met}{share}"
         )
+    print("server time (INFO commandstats, us per op or entry; one extra pass of each side):")
+    for name, by_command in servers.items():
+        parts = "  ".join(f"{cmd} {usec:.2f}" for cmd, usec in sorted(by_command.items()))
+        print(f"  {name:30} {parts}")
     if opts.json_out:
         with open(opts.json_out, "w") as fh:
-            json.dump(rows, fh, indent=2)
+            json.dump(rows + [{"case": "server time", "by": servers}], fh, indent=2)
 
 
 if __name__ == "__main__":
