@@ -1051,9 +1051,10 @@ class RedisBackend(Backend):
         self, counter_key: bytes, key: bytes, also: bytes | None, args: list[bytes]
     ) -> Any:
         """Run ``_COUNTED`` for ``key``. On a standalone server the command goes out
-        pre-packed on a pooled connection: its first eight arguments (the script's hash and
-        the five fixed keys) are packed once per counter, the rest by one format operation —
-        redis-py's general argument packing cost more than the rest of ``Store.set`` here.
+        pre-packed (:meth:`_send_packed`): its first eight items (``EVALSHA``, the script's
+        hash, the key count and the five fixed keys) are packed once per counter, the rest
+        with one format operation each — redis-py's general argument packing cost more than
+        the rest of ``Store.set`` here.
         Reconnect-and-resend is redis-py's (the connection's retry policy), as for any
         command; a server that lost the script (a restart, ``SCRIPT FLUSH``) gets it loaded
         again through redis-py's script object. On a cluster the script object is called
