@@ -131,7 +131,7 @@ def start_server(*extra: str, cluster: bool = False) -> Server:
                     "--cluster-config-file",
                     "nodes.conf",
                     "--cluster-node-timeout",
-                    "1500",
+                    "3000",
                 ]
                 if cluster
                 else []
