@@ -24,10 +24,9 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-import threading
+from _operator import add, itemgetter
+from _thread import allocate_lock
 from bisect import bisect_right
-from collections.abc import Callable
-from operator import add, itemgetter
 
 P_BRANCH, P_LEAF, P_OVERFLOW, P_META = 0x01, 0x02, 0x04, 0x08
 #: Every page-kind bit (LEAF2 0x20 and SUBP 0x40 are dupsort pages, never written here).
@@ -48,8 +47,13 @@ _U32 = struct.Struct("=I")
 _META = struct.Struct("=IIQQ" + "IHHQQQQQ" * 2 + "QQ")
 
 
-#: Returns a map of the file covering at least the given number of bytes (Damage if shorter).
-Remap = Callable[[int], mmap.mmap]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not imported at run time: collections.abc imports collections
+    from collections.abc import Callable
+
+    #: Returns a map of the file covering at least the given number of bytes (Damage if
+    #: shorter).
+    Remap = Callable[[int], mmap.mmap]
 
 
 class Damage(Exception):
@@ -181,7 +185,7 @@ class PageGuard:
     def __init__(self, path: str, fd: int) -> None:
         self.path = path
         self._fd = fd
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         self._data: mmap.mmap | None = None
         self._size = 0
         self.whole_from: int | None = None

@@ -30,15 +30,15 @@ from __future__ import annotations
 import errno
 import marshal
 import os
-import threading
 import time
+from _operator import itemgetter
 from bisect import bisect_left
 from itertools import chain, islice
-from operator import itemgetter
 
 import lmdb
 
 from prontodb._lazy import contextmanager
+from prontodb._threadsync import Condition, Lock, get_ident
 from prontodb.backends import _lmdb_pages as pages
 from prontodb.backends import check_unmoved, refuse_special
 from prontodb.backends.base import Backend, parse_counter, prefix_successor
@@ -168,7 +168,7 @@ class _SharedEnv:
         self.readonly = readonly
         self.refs = 0
         self.members: set[LmdbBackend] = set()
-        self.cond = threading.Condition(threading.Lock())
+        self.cond = Condition()
         self.resizing = False
         self.holders: dict[int, int] = {}
         self.long_count = 0
@@ -176,13 +176,13 @@ class _SharedEnv:
 
     def holds(self) -> bool:
         """True when the calling thread has a transaction or snapshot open on this file."""
-        return bool(self.holders.get(threading.get_ident()))
+        return bool(self.holders.get(get_ident()))
 
     def take_baton(self, path: str) -> None:
         """Become this process's one writer on the file until ``give_baton``. A transaction
         keeps it while it aborts, grows the map and replays, so that no other thread of this
         process can commit in between (LMDB's own write lock is released meanwhile)."""
-        me = threading.get_ident()
+        me = get_ident()
         with self.cond:
             while self.writer is not None:
                 if self.writer == me:
@@ -204,7 +204,7 @@ class _SharedEnv:
             self.cond.notify_all()
 
     def enter_long(self) -> None:
-        me = threading.get_ident()
+        me = get_ident()
         with self.cond:
             while self.resizing and not self.holders.get(me):
                 self.cond.wait()
@@ -212,7 +212,7 @@ class _SharedEnv:
             self.long_count += 1
 
     def leave_long(self) -> None:
-        me = threading.get_ident()
+        me = get_ident()
         with self.cond:
             left = self.holders.get(me, 0) - 1
             if left > 0:
@@ -230,7 +230,7 @@ class _SharedEnv:
     def resize(self, path: str, grow_from: int | None, *, wait: bool = True) -> bool:
         """Double the map (when it is still ``grow_from`` bytes), or adopt the size recorded in
         the file (``grow_from=None``). Returns False when ``wait`` is off and it would wait."""
-        me = threading.get_ident()
+        me = get_ident()
         deadline = time.monotonic() + BUSY_TIMEOUT_S
         with self.cond:
             while self.resizing:
@@ -281,7 +281,7 @@ class _SharedEnv:
             raise StorageFullError(f"{path}: the LMDB map is full and cannot grow ({exc})") from exc
 
 
-_registry_lock = threading.Lock()
+_registry_lock = Lock()
 _open_envs: dict[tuple[int, int], _SharedEnv] = {}
 _inherited: list[_SharedEnv] = []
 _generation = 0
@@ -291,7 +291,7 @@ def _after_fork_in_child() -> None:
     """A forked child must not use (or close) its parent's environments: forget them here."""
     global _registry_lock, _generation
     _generation += 1
-    _registry_lock = threading.Lock()
+    _registry_lock = Lock()
     _inherited.extend(_open_envs.values())  # kept alive so nothing closes them in the child
     _open_envs.clear()
 
