@@ -10,7 +10,7 @@ equality and hash over the fields (only between instances of the same class), a 
 
 from __future__ import annotations
 
-from operator import attrgetter
+from _operator import attrgetter
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing

@@ -6,7 +6,7 @@ validates every segment and names the offending part in :class:`InvalidAddressEr
 
 from __future__ import annotations
 
-import operator
+from _operator import contains
 from itertools import repeat
 
 from prontodb._frozen import Frozen, slot_setters
@@ -97,7 +97,7 @@ def all_plain(texts: Sequence[object], delim: str = DEFAULT_DELIM) -> bool:
         return False
     strings: Sequence[str] = texts  # type: ignore[assignment]  # all str, checked above
     return all(map(pattern.fullmatch, strings)) and not any(
-        map(operator.contains, strings, repeat(CONTEXT_SEP))
+        map(contains, strings, repeat(CONTEXT_SEP))
     )
 
 

@@ -13,7 +13,7 @@ context sorts before its contexts. Three families share one keyspace:
 
 from __future__ import annotations
 
-from operator import itemgetter
+from _operator import itemgetter
 
 from prontodb.address import Address
 from prontodb.backends.base import parse_counter

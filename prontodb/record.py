@@ -18,7 +18,7 @@ read as version 0 with no write time, and is replaced by format 2 on the entry's
 
 from __future__ import annotations
 
-import struct
+from _struct import Struct
 
 from prontodb.errors import CorruptStoreError
 
@@ -32,9 +32,9 @@ FORMAT_V1 = 1
 #: The one range every duration and deadline shares (docs/security.md): a deadline must fall
 #: before 10000-01-01T00:00:00Z. Writers refuse anything at or past it; readers accept all below.
 DEADLINE_LIMIT_MS = 253_402_300_800_000
-_HEADER = struct.Struct(">BqQq")
-_V1_HEADER = struct.Struct(">Bq")
-_DEADLINE = struct.Struct(">Bq")  # the first two fields, shared by both formats
+_HEADER = Struct(">BqQq")
+_V1_HEADER = Struct(">Bq")
+_DEADLINE = Struct(">Bq")  # the first two fields, shared by both formats
 HEADER_SIZE = _HEADER.size
 V1_HEADER_SIZE = _V1_HEADER.size
 #: Every format-2 envelope without a deadline starts with these bytes (and its value is at

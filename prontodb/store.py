@@ -14,8 +14,8 @@ version) and the write time. So versions only grow and a watcher can poll one co
 from __future__ import annotations
 
 import time
+from _operator import itemgetter
 from itertools import chain, compress, islice, repeat
-from operator import itemgetter
 
 from prontodb import keyspace, record
 from prontodb._frozen import Frozen, slot_setters

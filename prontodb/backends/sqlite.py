@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from operator import itemgetter
+from _operator import itemgetter
 
 from prontodb import backends
 from prontodb._lazy import contextmanager
