@@ -12,6 +12,37 @@ if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing o
     import re
     from collections.abc import Callable
 
+    from prontodb._rare_errors import (
+        CounterOverflowError as CounterOverflowError,
+    )
+    from prontodb._rare_errors import (
+        DataFormatError as DataFormatError,
+    )
+    from prontodb._rare_errors import (
+        DestinationExistsError as DestinationExistsError,
+    )
+    from prontodb._rare_errors import (
+        InvalidDurationError as InvalidDurationError,
+    )
+    from prontodb._rare_errors import (
+        NotACounterError as NotACounterError,
+    )
+    from prontodb._rare_errors import (
+        NotFoundError as NotFoundError,
+    )
+    from prontodb._rare_errors import (
+        ProntoWarning as ProntoWarning,
+    )
+    from prontodb._rare_errors import (
+        StoreRetiredError as StoreRetiredError,
+    )
+    from prontodb._rare_errors import (
+        StreamError as StreamError,
+    )
+    from prontodb._rare_errors import (
+        ValueTooLargeError as ValueTooLargeError,
+    )
+
     #: How an argument (and optionally a value for it) is written in a message.
     Spelling = Callable[[str, str | None], str]
 
@@ -24,10 +55,6 @@ def python_spelling(argument: str, value: str | None) -> str:
     """How a library message names an argument: as the Python parameter, with its value when
     the template gives one (``keep_ttl``, ``replace=True``, ``on_conflict='fail'``)."""
     return argument if value is None else f"{argument}={value}"
-
-
-class ProntoWarning(UserWarning):
-    """A warning issued by ProntoDB itself (tests turn these into errors)."""
 
 
 class ProntoError(Exception):
@@ -107,17 +134,6 @@ def literal(text: object) -> str:
     return str(text).replace("{", "{{").replace("}", "}}")
 
 
-class NotFoundError(ProntoError, KeyError):
-    """The named entry does not exist or has expired."""
-
-    def __init__(self, address: str) -> None:
-        super().__init__(address)
-        self.address = address
-
-    def __str__(self) -> str:
-        return f"not found: {self.address}"
-
-
 class InvalidAddressError(ProntoError, ValueError):
     """An address (or scope) cannot be parsed; the message names the offending part."""
 
@@ -126,29 +142,8 @@ class InvalidNameError(ProntoError, ValueError):
     """A user, meta or cursor name breaks the naming rule."""
 
 
-class InvalidDurationError(ProntoError, ValueError):
-    """A duration (a TTL) is malformed, not positive, or too large: ``rule`` is one of
-    ``"malformed"``, ``"not positive"``, ``"too large"`` (its deadline would fall in or after
-    the year 10000) or ``"whole seconds"`` (where only whole seconds are kept); ``argument``
-    names the parameter and ``value`` holds what was given."""
-
-
 class UsageError(ProntoError, ValueError):
     """A request that is malformed as a whole (conflicting options, empty input, ...)."""
-
-
-class ValueTooLargeError(ProntoError, ValueError):
-    """A value is over the configured maximum size."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(
-            f"value is {size} bytes, over the limit of {limit} bytes",
-            argument="value",
-            value=size,
-            rule="too large",
-        )
-        self.size = size
-        self.limit = limit
 
 
 class ContextLockedError(ProntoError):
@@ -159,66 +154,16 @@ class ConfigError(ProntoError):
     """A cursor or configuration problem: unknown cursor, unreadable config, bad setting."""
 
 
-class StreamError(ProntoError, ValueError):
-    """A token stream breaks the grammar or the state rules; nothing was written."""
-
-
 class ConflictError(ProntoError):
     """Existing data stood in the way and nothing was changed: an import or restore met data
     it was told not to overwrite, a copy/move met a live destination, or an optimistic
     engine's commit found that data the transaction read had changed meanwhile."""
 
 
-class DestinationExistsError(ConflictError):
-    """A copy or move found a live entry at its destination and was not told to replace it;
-    nothing changed. ``address`` is the destination as written."""
-
-    def __init__(self, address: str) -> None:
-        super().__init__(
-            None,
-            argument="replace",
-            value=address,
-            rule="destination exists",
-            template=f"{literal(repr(address))} exists; pass {{replace=True}} to overwrite it",
-        )
-        self.address = address
-
-
 class WriteConflictError(ConflictError):
     """An optimistic engine could not commit a write transaction because data it read was
     changed by another writer; nothing of the transaction was written. ``run_transaction``
     re-runs the unit of work on this error before giving up."""
-
-
-class NotACounterError(ProntoError, ValueError):
-    """``incr``/``decr`` found a value that is not an integer counter (ASCII decimal, optionally
-    signed, surrounding ASCII whitespace allowed); nothing changed. ``address`` is the entry as
-    written, ``value`` its stored bytes (the first 64)."""
-
-    def __init__(self, address: str, value: bytes) -> None:
-        super().__init__(f"{address!r} does not hold an integer: {value[:64]!r}")
-        self.address = address
-        self.value = value[:64]
-
-
-class CounterOverflowError(ProntoError, ValueError):
-    """``incr``/``decr`` would take a counter outside the 64-bit signed range (or was given a
-    step outside it); nothing changed. ``address``, ``value`` (the current count) and ``by``
-    (the requested change) say which."""
-
-    def __init__(self, address: str, value: int, by: int) -> None:
-        super().__init__(
-            f"{address!r}: {value} {'+' if by >= 0 else '-'} {abs(by)} is outside the 64-bit "
-            "signed range"
-        )
-        self.address = address
-        self.value = value
-        self.by = by
-
-
-class DataFormatError(ProntoError, ValueError):
-    """An export file or backup archive is malformed, damaged or unsafe (or data cannot be
-    written in the requested format); nothing was written."""
 
 
 class BackendError(ProntoError):
@@ -237,16 +182,6 @@ class StoreNotFoundError(BackendError):
     """There is no store at the given path (reading commands never create one)."""
 
 
-class StoreRetiredError(StoreNotFoundError):
-    """The store was taken out of use by ``cursor migrate`` (its data now lives at
-    ``successor``); nothing was read or written. Raised by engines whose stores outlive a
-    migrate (a store on a server), where a file store would be gone from its path instead."""
-
-    def __init__(self, message: str, *, successor: str | None = None) -> None:
-        super().__init__(message)
-        self.successor = successor
-
-
 class CorruptStoreError(BackendError):
     """The store file is damaged or is not a ProntoDB store of the expected kind."""
 
@@ -257,3 +192,38 @@ class InsecureStoreError(BackendError):
 
 class ReadOnlyStoreError(BackendError):
     """The store cannot be written (read-only file or file system)."""
+
+
+#: Classes created on first use (:mod:`prontodb._rare_errors`): a command that succeeds needs
+#: none of them, and each costs about 0.13M instructions to create. They are this module's
+#: classes all the same: ``prontodb.errors.NotFoundError``, ``from prontodb.errors import
+#: NotFoundError``, ``except``, ``isinstance`` and pickling see one class object, whose
+#: ``__module__`` is ``prontodb.errors``.
+_RARE = frozenset(
+    {
+        "ProntoWarning",
+        "NotFoundError",
+        "InvalidDurationError",
+        "ValueTooLargeError",
+        "StreamError",
+        "DestinationExistsError",
+        "NotACounterError",
+        "CounterOverflowError",
+        "DataFormatError",
+        "StoreRetiredError",
+    }
+)
+
+
+def __getattr__(name: str) -> type:
+    """Create the rarely needed classes on first use and keep them as module attributes."""
+    if name in _RARE:
+        from prontodb._rare_errors import CLASSES
+
+        globals().update(CLASSES)
+        return CLASSES[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_RARE})

@@ -17,7 +17,7 @@ import time
 from _operator import itemgetter
 from itertools import chain, compress, islice, repeat
 
-from prontodb import keyspace, record
+from prontodb import errors, keyspace, record
 from prontodb._frozen import Frozen, slot_setters
 from prontodb.address import (
     DEFAULT_DELIM,
@@ -33,13 +33,8 @@ from prontodb.clock import system_clock
 from prontodb.errors import (
     ConflictError,
     CorruptStoreError,
-    CounterOverflowError,
-    DestinationExistsError,
     InvalidAddressError,
-    NotACounterError,
-    NotFoundError,
     UsageError,
-    ValueTooLargeError,
 )
 from prontodb.names import DEFAULT_USER, check_name
 from prontodb.record import HEADER_SIZE, NO_DEADLINE
@@ -346,7 +341,7 @@ class Store:
 
     def _check_size(self, value: bytes) -> None:
         if len(value) > self.max_value_bytes:
-            raise ValueTooLargeError(len(value), self.max_value_bytes)
+            raise errors.ValueTooLargeError(len(value), self.max_value_bytes)
 
     def _write(self, unit: Callable[[_Write], _T]) -> _T:
         """Run the write unit ``unit`` (every write of the Store goes through here) in one
@@ -471,7 +466,7 @@ class Store:
             project, namespace = addr.project, addr.namespace
         data = value if type(value) is bytes else to_bytes(value)
         if len(data) > self.max_value_bytes:
-            raise ValueTooLargeError(len(data), self.max_value_bytes)
+            raise errors.ValueTooLargeError(len(data), self.max_value_bytes)
         if ttl is not None and keep_ttl:
             raise UsageError(
                 None,
@@ -567,7 +562,7 @@ class Store:
         addr = self.address(address)
         rec = record.live(self.backend.get(self._key(addr)), self.clock())
         if rec is None:
-            raise NotFoundError(self.format(addr))
+            raise errors.NotFoundError(self.format(addr))
         return Entry.of(addr, rec)
 
     def get_entry(self, address: str | Address) -> Entry:
@@ -632,7 +627,7 @@ class Store:
         def unit(w: _Write) -> None:
             rec = record.live(backend.get(key), w.now)
             if rec is None:
-                raise NotFoundError(self.format(addr))
+                raise errors.NotFoundError(self.format(addr))
             backend.put(key, w.header(deadline(w.now)) + rec.value)
 
         self._write(unit)
@@ -666,7 +661,7 @@ class Store:
                 template="{by} must be an int",
             )
         if not COUNTER_MIN <= by <= COUNTER_MAX:
-            raise CounterOverflowError(self.format(addr), 0, sign * by)
+            raise errors.CounterOverflowError(self.format(addr), 0, sign * by)
         delta = sign * by
         key = self._key(addr)
         default = self._namespace_ttl(addr.project, addr.namespace)
@@ -680,14 +675,14 @@ class Store:
             else:
                 found = _counter(old.value)
                 if found is None:
-                    raise NotACounterError(self.format(addr), old.value)
+                    raise errors.NotACounterError(self.format(addr), old.value)
                 current = found
                 if not COUNTER_MIN <= current <= COUNTER_MAX:
-                    raise NotACounterError(self.format(addr), old.value)
+                    raise errors.NotACounterError(self.format(addr), old.value)
                 deadline = old.deadline_ms
             new = current + delta
             if not COUNTER_MIN <= new <= COUNTER_MAX:
-                raise CounterOverflowError(self.format(addr), current, delta)
+                raise errors.CounterOverflowError(self.format(addr), current, delta)
             backend.put(key, w.header(deadline) + str(new).encode())
             if default is not None:
                 self._sweep(addr.project, addr.namespace, key, w.now)
@@ -1194,7 +1189,7 @@ class Store:
     ) -> None:
         """Write ``entry``'s value at ``dst`` in this store, inside the write unit ``w``."""
         if not replace and self.exists(dst):
-            raise DestinationExistsError(self.format(dst))
+            raise errors.DestinationExistsError(self.format(dst))
         self._check_size(entry.value)
         default = None
         if keep_ttl:
@@ -1300,7 +1295,7 @@ class Store:
                 return rec.value
         if default is not _MISSING:
             return default
-        raise NotFoundError(self.format(self.address(address)))
+        raise errors.NotFoundError(self.format(self.address(address)))
 
     def __getitem__(self, address: str | Address) -> bytes:
         """``store[address]``: :meth:`get` without a default (NotFoundError is a KeyError)."""
@@ -1313,7 +1308,7 @@ class Store:
     def __delitem__(self, address: str | Address) -> None:
         """``del store[address]``: :meth:`delete`; NotFoundError when no live entry was there."""
         if not self.delete(address):
-            raise NotFoundError(self.format(self.address(address)))
+            raise errors.NotFoundError(self.format(self.address(address)))
 
     def __contains__(self, address: object) -> bool:
         """``address in store``: a live entry is there. Something that is not an address

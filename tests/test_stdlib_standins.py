@@ -221,3 +221,75 @@ def test_condition_notify_all_wakes_every_waiter() -> None:
 
 def test_lock_is_the_threading_lock_type() -> None:
     assert type(Lock()) is type(threading.Lock())
+
+
+#: The classes prontodb.errors creates on first use (prontodb._rare_errors).
+_RARE_ERRORS = (
+    "ProntoWarning",
+    "NotFoundError",
+    "InvalidDurationError",
+    "ValueTooLargeError",
+    "StreamError",
+    "DestinationExistsError",
+    "NotACounterError",
+    "CounterOverflowError",
+    "DataFormatError",
+    "StoreRetiredError",
+)
+
+
+def test_rare_errors_are_created_on_first_use_only() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "import prontodb.errors as e\n"
+        "before = '_rare_errors' in str(sorted(sys.modules))\n"
+        "cls = e.NotFoundError\n"
+        "print(before, cls.__module__, cls.__qualname__, 'prontodb._rare_errors' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(__import__("pathlib").Path(__file__).parent.parent)},
+    )
+    assert done.stdout.split() == ["False", "prontodb.errors", "NotFoundError", "True"]
+
+
+@pytest.mark.parametrize("name", _RARE_ERRORS)
+def test_a_rare_error_is_one_class_under_every_name_and_pickles(name: str) -> None:
+    import pickle
+
+    import prontodb
+    import prontodb.errors as errors
+    from prontodb import _rare_errors
+
+    cls = getattr(errors, name)
+    assert cls is _rare_errors.CLASSES[name] is getattr(prontodb, name)
+    globals_: dict[str, object] = {}
+    exec(f"from prontodb.errors import {name} as imported", globals_)
+    assert globals_["imported"] is cls
+    assert cls.__module__ == "prontodb.errors"
+    assert name in dir(errors)
+    assert pickle.loads(pickle.dumps(cls)) is cls
+    # Instances: those whose __init__ takes the message only (the others do not pickle on
+    # main either: their __init__ takes other arguments than BaseException.args holds).
+    if name in ("NotFoundError", "InvalidDurationError", "StreamError", "DataFormatError"):
+        exc = cls("a.b.c")
+        again = pickle.loads(pickle.dumps(exc))
+        assert type(again) is cls and str(again) == str(exc)
+        with pytest.raises(errors.ProntoError):
+            raise exc
+
+
+def test_an_unknown_errors_attribute_is_still_an_attribute_error() -> None:
+    import prontodb.errors as errors
+
+    with pytest.raises(AttributeError, match="NoSuchError"):
+        errors.NoSuchError  # noqa: B018
+    assert issubclass(errors.StoreRetiredError, errors.StoreNotFoundError)
+    assert issubclass(errors.NotFoundError, KeyError)
+    assert issubclass(errors.DestinationExistsError, errors.ConflictError)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import sys
 
+from prontodb import errors
 from prontodb._lazy import NullContext
 from prontodb.cli._echo import echo
-from prontodb.errors import NotFoundError, ProntoError
+from prontodb.errors import ProntoError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
@@ -235,7 +236,7 @@ def _report(exc: BaseException, as_json: bool) -> int:
         return fail(one_line(exc.format_message()) + hint, EXIT_ERROR, as_json)
     if click is not None and isinstance(exc, click.Abort):
         return fail("aborted", EXIT_ERROR, as_json)
-    if isinstance(exc, NotFoundError):
+    if isinstance(exc, errors.NotFoundError):
         return fail(str(exc), EXIT_MISS, as_json, getattr(exc, "address", None))
     if isinstance(exc, ProntoError):
         return fail(one_line(_with_store(exc)), EXIT_ERROR, as_json)

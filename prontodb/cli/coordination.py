@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
+from prontodb import errors
 from prontodb.cli._app import EXIT_ERROR, EXIT_MISS, Exit
 from prontodb.cli._commands import declared
 from prontodb.cli._echo import echo
 from prontodb.cli._session import session
-from prontodb.errors import CounterOverflowError, NotACounterError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
@@ -31,14 +31,14 @@ def _count(ctx: click.Context, address: str, by: int, sign: int) -> None:
     name = store.format(store.address(address))
     try:
         value = store.incr(address, by) if sign > 0 else store.decr(address, by)
-    except NotACounterError as exc:
+    except errors.NotACounterError as exc:
         echo(
             f"error: {name} holds {exc.value!r}, not an integer "
             "(a counter is ASCII decimal, e.g. 42 or -7)",
             err=True,
         )
         raise Exit(EXIT_ERROR) from None
-    except CounterOverflowError as exc:
+    except errors.CounterOverflowError as exc:
         echo(
             f"error: {name}: {exc.value} {'+' if exc.by >= 0 else '-'} {abs(exc.by)} "
             "is outside the 64-bit signed range",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
+from prontodb import errors
 from prontodb.cli._app import EXIT_MISS, EXIT_NOT_APPLIED, Exit
 from prontodb.cli._commands import declared
 from prontodb.cli._echo import echo
 from prontodb.cli._session import Session, session
-from prontodb.errors import ConflictError, NotFoundError, UsageError
+from prontodb.errors import ConflictError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: a one-shot command never imports typing
@@ -127,7 +128,7 @@ def get_cmd(ctx: click.Context, addresses: tuple[str, ...], default: str | None,
         entry: Entry | None
         try:
             entry = store.entry(address)
-        except NotFoundError:
+        except errors.NotFoundError:
             if fallback is None:
                 missing.append(store.format(address))
                 if not s.json:
@@ -290,7 +291,7 @@ def _copy(
         result = source.copy(
             src, dst, keep_ttl=keep_ttl, keep=keep, target=target, move=move, replace=replace
         )
-    except NotFoundError:
+    except errors.NotFoundError:
         if not s.json:
             s.status(f"❌ Source key '{src}' not found")
         raise Exit(EXIT_MISS, f"source key '{src}' not found", src) from None
