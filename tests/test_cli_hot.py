@@ -206,15 +206,22 @@ def test_calls_the_hot_path_does_not_serve_are_left_to_click():
 #: What a hot command must not import (docs/performance.md, start-up), by engine: click,
 #: the modules session 3 took off the start-up path (typing, re and enum, dataclasses and
 #: inspect, contextlib, urllib, entry-point metadata, the sqlite3 package's datetime), and
-#: every other engine. A diskcache store imports the diskcache package, which imports much of
-#: this itself; only what ProntoDB controls is checked there.
+#: every other engine; session 4 added threading, functools/collections on lmdb (through
+#: contextlib or threading), the operator/struct wrappers and the rarely needed error classes
+#: (a get that misses raises NotFoundError, one of those). A diskcache store imports the
+#: diskcache package, which imports much of this itself; only what ProntoDB controls is
+#: checked there.
 _NEVER = ("click", "dataclasses", "inspect", "importlib.metadata", "urllib.parse", "redis")
 _HOT_FORBIDDEN = {
     "sqlite": _NEVER
-    + ("typing", "re", "enum", "datetime", "tempfile", "fnmatch", "json")
+    + ("typing", "re", "enum", "datetime", "tempfile", "fnmatch", "json", "threading")
+    + ("struct", "prontodb._rare_errors")
     + ("lmdb", "diskcache", "prontodb.backends.lmdb", "prontodb.backends.diskcache"),
+    # an lmdb command imports neither threading (prontodb._threadsync) nor contextlib
+    # (prontodb._lazy), so not functools and collections either
     "lmdb": _NEVER
-    + ("typing", "re", "enum", "datetime", "tempfile", "fnmatch", "json")
+    + ("typing", "re", "enum", "datetime", "tempfile", "fnmatch", "json", "threading")
+    + ("contextlib", "functools", "collections", "operator", "prontodb._rare_errors")
     + ("diskcache", "_sqlite3", "prontodb.backends.sqlite", "prontodb.backends.diskcache"),
     "diskcache": _NEVER + ("lmdb", "prontodb.backends.lmdb"),
 }
@@ -268,4 +275,108 @@ def test_a_hot_command_imports_no_click_no_typing_and_no_other_engine(home, tmp_
     forbidden = set(_HOT_FORBIDDEN[engine])
     if argv[0] in ("get", "exists") and engine != "diskcache":
         forbidden.add("contextlib")  # a read enters no transaction (prontodb._lazy)
+    if "p.n.missing" in argv:
+        forbidden.discard("prontodb._rare_errors")  # NotFoundError
     assert sorted(imported & forbidden) == [], done.stderr
+
+
+# -- the process's end after a hot command (prontodb.cli._end_now) -----------------------------
+
+
+def _cli_process(
+    env: dict[str, str], argv: list[str], *, fast: bool, stdin: bytes = b"", **kw: object
+) -> subprocess.CompletedProcess[bytes]:
+    env = dict(env)
+    if not fast:
+        env[_hot.NO_FAST_ENV] = "1"
+    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "prontodb", *argv], env=env, input=stdin, capture_output=True, **kw
+    )
+
+
+def test_a_hot_process_ends_as_the_click_process_does(home, tmp_path):
+    """The console entry (``main``) ends a hot command with ``os._exit``: same exit code,
+    stdout and stderr as the click path (which exits as usual), for every failure shape, and
+    the same store afterwards."""
+    stores = {}
+    for fast in (True, False):
+        db = str(tmp_path / f"store-{fast}.sqlite")
+        stores[fast] = db
+        for argv in SHAPES:
+            _cli_process(home, ["--database", db, *argv], fast=fast, stdin=_stdin_for(argv))
+    for argv in SHAPES:
+        hot, slow = (
+            _cli_process(home, ["--database", stores[f], *argv], fast=f, stdin=_stdin_for(argv))
+            for f in (True, False)
+        )
+        outcome = [
+            (done.returncode, _normal(done.stdout.decode(), str(tmp_path))) for done in (hot, slow)
+        ]
+        errs = [
+            _normal(done.stderr.decode().replace(stores[f], "{db}"), str(tmp_path))
+            for done, f in ((hot, True), (slow, False))
+        ]
+        assert outcome[0] == outcome[1], argv
+        assert errs[0] == errs[1], argv
+    contents = []
+    for f in (True, False):
+        with prontodb.open(stores[f]) as store:
+            contents.append(
+                sorted({(_normal(str(e.address), ""), e.value) for e in store.entries()})
+            )
+    assert contents[0] == contents[1]
+
+
+def test_a_hot_process_still_runs_atexit_callbacks(home, tmp_path):
+    db = str(tmp_path / "s.sqlite")
+    _cli_process(home, ["--database", db, "set", "p.n.k", "v"], fast=True, check=True)
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('atexit ran', file=sys.stderr))\n"
+        f"sys.argv = ['prontodb', '--database', {db!r}, 'get', 'p.n.k']\n"
+        "from prontodb.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=home, capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "v", "atexit ran\n")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_hot_process_whose_output_cannot_be_written_exits_as_before(home, tmp_path):
+    db = str(tmp_path / "s.sqlite")
+    _cli_process(home, ["--database", db, "set", "p.n.k", "v"], fast=True, check=True)
+    results = []
+    for fast in (True, False):
+        with open("/dev/full", "wb") as full:
+            env = dict(home, **({} if fast else {_hot.NO_FAST_ENV: "1"}))
+            done = subprocess.run(
+                [sys.executable, "-m", "prontodb", "--database", db, "get", "p.n.k"],
+                env=env,
+                stdout=full,
+                stderr=subprocess.PIPE,
+                check=False,
+            )
+        results.append((done.returncode, done.stderr.count(b"No space left on device") > 0))
+    assert results[0] == results[1]
+    assert results[0][0] != 0
+
+
+def test_a_hot_process_writing_to_a_closed_pipe_exits_as_before(home, tmp_path):
+    db = str(tmp_path / "s.sqlite")
+    _cli_process(home, ["--database", db, "set", "p.n.k", "v" * 100_000], fast=True, check=True)
+    codes = []
+    for fast in (True, False):
+        env = dict(home, **({} if fast else {_hot.NO_FAST_ENV: "1"}))
+        reader_gone = subprocess.Popen(
+            [sys.executable, "-m", "prontodb", "--database", db, "get", "p.n.k"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert reader_gone.stdout is not None and reader_gone.stderr is not None
+        reader_gone.stdout.close()  # nobody reads: the write meets a closed pipe
+        err = reader_gone.stderr.read()
+        codes.append((reader_gone.wait(), err))
+    assert codes[0] == codes[1]
