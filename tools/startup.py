@@ -63,6 +63,19 @@ def _instructions(argv: list[str], env: dict[str, str]) -> int | None:
     return None
 
 
+def _script_kind(exe: str) -> str:
+    """Whether the console script imports ``re`` before ProntoDB starts (pip < 25 writes one
+    that does: about 0.4x of ``python -c pass`` that no package can avoid)."""
+    try:
+        with open(exe, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if "\nimport re\n" in head:
+        return "imports re before ProntoDB (written by pip < 25: ~+0.4x on every ratio)"
+    return "does not import re (pip >= 25, uv)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21)
@@ -78,6 +91,7 @@ def main() -> None:
     env.update(HOME=home, XDG_DATA_HOME=f"{home}/data", XDG_CONFIG_HOME=f"{home}/config")
     env["XDG_CACHE_HOME"] = f"{home}/cache"
     print(f"prontodb: {exe}\npython:   {python}\nruns:     {args.runs} (medians)")
+    print(f"script:   {_script_kind(exe)}")
     try:
         for engine in args.engines.split(","):
             db = ["--database", f"{home}/store{EXTENSIONS[engine]}"]
