@@ -83,7 +83,7 @@ def test_wheel_has_no_top_level_backends_or_tests(wheel_names):
     tops = {n.split("/", 1)[0] for n in wheel_names}
     assert "backends" not in tops
     assert "tests" not in tops
-    assert {t for t in tops if not t.endswith(".dist-info")} == {"prontodb"}
+    assert {t for t in tops if not t.endswith((".dist-info", ".data"))} == {"prontodb"}
 
 
 def test_one_version_in_the_wheel_the_package_and_the_cli(wheel):
@@ -105,3 +105,15 @@ def test_one_version_in_the_wheel_the_package_and_the_cli(wheel):
         pyproject = tomllib.load(fh)
     assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
     assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "prontodb.__version__"}
+
+
+def test_the_command_is_a_plain_script_that_imports_nothing_before_prontodb(wheel):
+    """``prontodb`` ships as a script (pip rewrites its ``#!python``), not as an entry point
+    whose pip<25 wrapper imports ``re`` first (docs/performance.md, one-shot start-up)."""
+    with zipfile.ZipFile(wheel) as archive:
+        (script,) = (n for n in archive.namelist() if n.endswith(".data/scripts/prontodb"))
+        text = archive.read(script).decode()
+        assert not any(n.endswith("entry_points.txt") for n in archive.namelist())
+    lines = [ln for ln in text.splitlines() if ln.startswith(("import ", "from "))]
+    assert text.startswith("#!python")
+    assert lines == ["import sys", "from prontodb.cli import main"]
