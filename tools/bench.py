@@ -1136,7 +1136,10 @@ def bench_cli(b: Bench, backends: Sequence[str]) -> None:
 
 
 _LOADED = """
-import json, runpy, sys
+import atexit, json, runpy, sys
+# A registered exit callback keeps a hot command from ending the process with os._exit
+# (prontodb.cli._end_now), so that this script gets to look at sys.modules afterwards.
+atexit.register(lambda: None)
 script = sys.argv[1]
 sys.argv = [script, *json.loads(sys.argv[2])]
 try:
