@@ -186,9 +186,12 @@ class Piped:
         held = 0
         sink = None
         reader = getattr(stream, "read1", stream.read)
+        waiter = _Waiter.of(stream)
         try:
-            with stop_on_signals():
+            with waiter if waiter is not None else stop_on_signals():
                 while True:
+                    if waiter is not None and not waiter.ready():
+                        raise Interrupted(waiter.signum or signal.SIGTERM)
                     try:
                         chunk = reader(CHUNK)
                     except OSError:
@@ -295,6 +298,82 @@ def stop_on_signals(handler: Callable[[int, object], None] = _raise) -> Iterator
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+class _Waiter:
+    """Waits until stdin can be read without blocking, or until SIGINT, SIGTERM or SIGHUP
+    arrives, with a handler that only notes the signal (and wakes the wait through
+    ``signal.set_wakeup_fd``) instead of raising. A handler that raises can run between a
+    read's return and the next statement, dropping the bytes that read took from the pipe;
+    with this one the reader stops only between reads, after every chunk was kept. Main
+    thread only, and only for a stream with a file descriptor (:meth:`of` says None else)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.signum: int | None = None
+        self._wake: tuple[int, int] = (-1, -1)
+        self._previous: dict[int, Any] = {}
+        self._old_wakeup = -1
+
+    @classmethod
+    def of(cls, stream: Any) -> _Waiter | None:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        try:
+            return cls(stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            return None
+
+    def _note(self, signum: int, frame: object) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+    def __enter__(self) -> _Waiter:
+        import os
+
+        self._wake = os.pipe()
+        for fd in self._wake:
+            os.set_blocking(fd, False)
+        self._old_wakeup = signal.set_wakeup_fd(self._wake[1], warn_on_full_buffer=False)
+        for sig in SIGNALS:
+            try:
+                self._previous[sig] = signal.signal(sig, self._note)
+            except (OSError, ValueError):
+                continue
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import os
+
+        for sig, old in self._previous.items():
+            signal.signal(sig, old)
+        signal.set_wakeup_fd(self._old_wakeup)
+        for fd in self._wake:
+            os.close(fd)
+        # A signal noted after the last wait (while the last chunk was read) still stops
+        # the command, as the raising handler would have, once every byte read is kept.
+        if self.signum is not None and exc[0] is None:
+            raise Interrupted(self.signum)
+
+    def ready(self) -> bool:
+        """Block until stdin has bytes (or its end, or an error) to read without blocking:
+        True; or until a signal arrived: False."""
+        import os
+        import select
+
+        while self.signum is None:
+            try:
+                readable, _, _ = select.select([self.fd, self._wake[0]], [], [])
+            except (OSError, ValueError):
+                return True  # the read reports it (a broken stdin ends the content)
+            if self._wake[0] in readable:
+                try:
+                    os.read(self._wake[0], 512)
+                except OSError:
+                    pass
+            if self.fd in readable:
+                return self.signum is None
+        return False
 
 
 @contextmanager
